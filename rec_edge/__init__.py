@@ -1,0 +1,81 @@
+"""rec-edge: instruction-tuned small transformers, exported to ONNX, served torch-free.
+
+Importing this package never imports torch: the build-side functions (``train``, ``export``)
+load their dependencies when called.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rec_edge._version import __version__
+from rec_edge.errors import (
+    AccuracyGateError,
+    BundleError,
+    ConfigError,
+    DataError,
+    ExportError,
+    MissingDependencyError,
+    ModelNotFoundError,
+    OutputExistsError,
+    ProviderError,
+    RecEdgeError,
+    RunError,
+)
+
+if TYPE_CHECKING:
+    from rec_edge.config import ExportConfig, TrainConfig
+    from rec_edge.export import ExportResult
+    from rec_edge.train import TrainResult
+
+__all__ = [
+    "AccuracyGateError",
+    "BundleError",
+    "ConfigError",
+    "DataError",
+    "ExportConfig",
+    "ExportError",
+    "MissingDependencyError",
+    "ModelNotFoundError",
+    "OutputExistsError",
+    "Predictor",
+    "ProviderError",
+    "RecEdgeError",
+    "RunError",
+    "TrainConfig",
+    "__version__",
+    "export",
+    "load_bundle",
+    "train",
+]
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Fine-tune a model with LoRA through instruction templates (needs the [train] extra)."""
+    from rec_edge.train import train as _train
+
+    return _train(config)
+
+
+def export(config: ExportConfig) -> ExportResult:
+    """Merge, export to ONNX, optimize, quantize and write a bundle (needs the [train] extra)."""
+    from rec_edge.export import export as _export
+
+    return _export(config)
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy so that `import rec_edge` stays cheap; none of these import torch.
+    if name == "Predictor":
+        from rec_edge.runtime import Predictor
+
+        return Predictor
+    if name == "load_bundle":
+        from rec_edge.bundle import load_bundle
+
+        return load_bundle
+    if name in ("TrainConfig", "ExportConfig"):
+        from rec_edge import config
+
+        return getattr(config, name)
+    raise AttributeError(f"module 'rec_edge' has no attribute {name!r}")

@@ -1,0 +1,133 @@
+"""The bundle manifest (rec_edge.json): the ONE contract between the build side and the runtime.
+
+A bundle folder holds model.onnx, tokenizer.json and rec_edge.json. The manifest says what
+produced the bundle, from what, with what recipe and what it scored, and carries the sha256 of
+every file, so that the runtime can refuse a bundle that is incomplete or was altered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from rec_edge.errors import BundleError
+
+SCHEMA_VERSION = "1.0"
+MANIFEST_FILE = "rec_edge.json"
+TASKS = ("classify", "rank")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class Manifest:
+    task: str  # classify | rank
+    labels: list[str]
+    templates: dict[str, Any]  # TemplateSet.to_dict(): templates, instruction, label_names
+    max_length: int
+    inputs: list[str]  # the graph's input names, in order
+    outputs: list[str]
+    model_file: str = "model.onnx"
+    tokenizer_file: str = "tokenizer.json"
+    recipe: dict[str, Any] = field(default_factory=dict)  # the quantization recipe that was kept
+    source: dict[str, Any] = field(default_factory=dict)  # model, run folder, run name
+    metrics: dict[str, Any] = field(default_factory=dict)  # fp32, quantized, the gate's table
+    parity: dict[str, Any] = field(default_factory=dict)  # torch vs fp32 ONNX
+    files: dict[str, str] = field(default_factory=dict)  # file name -> sha256
+    versions: dict[str, str] = field(default_factory=dict)
+    created: str = ""
+    schema_version: str = SCHEMA_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = MANIFEST_FILE) -> Manifest:
+        problems = []
+        version = str(data.get("schema_version", ""))
+        major = version.split(".")[0]
+        if major != SCHEMA_VERSION.split(".")[0]:
+            problems.append(
+                f"schema_version {version or 'missing'} is not supported (this rec-edge reads {SCHEMA_VERSION.split('.')[0]}.x); "
+                "re-export the bundle with this version, or upgrade rec-edge"
+            )
+        known = {f.name for f in fields(cls)}
+        required = {
+            f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
+        }
+        for name in sorted(required - set(data)):
+            problems.append(f"field '{name}' is missing")
+        if data.get("task") not in (*TASKS, None):
+            problems.append(f"field 'task' is {data.get('task')!r} (allowed: {', '.join(TASKS)})")
+        if problems:
+            raise BundleError(f"{source}: " + "; ".join(problems))
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class Bundle:
+    path: Path
+    manifest: Manifest
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / self.manifest.model_file
+
+    @property
+    def tokenizer_path(self) -> Path:
+        return self.path / self.manifest.tokenizer_file
+
+
+def write_manifest(folder: Path, manifest: Manifest) -> None:
+    """Checksum every file in ``folder`` (but the manifest) into the manifest and write it."""
+    manifest.files = {
+        p.relative_to(folder).as_posix(): sha256_file(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != MANIFEST_FILE
+    }
+    (folder / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
+
+
+def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
+    """Read a bundle's manifest and check that every file is present and (``verify``) unaltered."""
+    folder = Path(path)
+    manifest_path = folder / MANIFEST_FILE
+    if not folder.is_dir():
+        raise BundleError(
+            f"Bundle folder {folder} does not exist. Create one with `rec-edge export`."
+        )
+    if not manifest_path.is_file():
+        raise BundleError(f"{manifest_path} is missing: {folder} is not a rec-edge bundle.")
+    try:
+        data = json.loads(manifest_path.read_text("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise BundleError(
+            f"{manifest_path} is not valid JSON ({error}). Re-export the bundle."
+        ) from None
+    if not isinstance(data, dict):
+        raise BundleError(f"{manifest_path}: a JSON object is expected.")
+    manifest = Manifest.from_dict(data, str(manifest_path))
+    problems = []
+    for name in (manifest.model_file, manifest.tokenizer_file):
+        if name not in manifest.files:
+            problems.append(f"{name} is not listed in the manifest's files")
+    for name, digest in manifest.files.items():
+        file = folder / name
+        if not file.is_file():
+            problems.append(f"{file} is missing")
+        elif verify and sha256_file(file) != digest:
+            problems.append(
+                f"{file} does not match its sha256 in the manifest (altered or truncated)"
+            )
+    if problems:
+        raise BundleError(f"Bundle {folder} is broken: " + "; ".join(problems) + ". Re-export it.")
+    return Bundle(folder, manifest)

@@ -1,0 +1,3 @@
+from rec_edge.cli import main
+
+main()

@@ -1,0 +1,16 @@
+"""Small helpers shared by the CLI commands (torch-free)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def not_implemented(command: str, issue: str) -> None:
+    raise click.ClickException(f"`rec-edge {command}` is not implemented yet ({issue}).")

@@ -1,0 +1,132 @@
+"""`rec-edge predict`: texts or a file in, JSONL out, with the torch-free Predictor."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+import click
+
+from rec_edge.errors import DataError
+
+
+def read_inputs(path: Path, text_field: str) -> list[str]:
+    """JSONL (objects with text_field, or strings), CSV/TSV with a text_field column, or plain lines."""
+    from rec_edge.data.readers import FORMATS, read_examples
+
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:  # plain text: one input per line
+        try:
+            lines = path.read_text("utf-8").splitlines()
+        except FileNotFoundError:
+            raise DataError(f"{path}: file not found") from None
+        except UnicodeDecodeError as error:
+            line = path.read_bytes()[: error.start].count(b"\n") + 1
+            raise DataError(
+                f"{path}:{line}: not valid UTF-8; re-encode the file as UTF-8."
+            ) from None
+        return [line for line in lines if line.strip()]
+    return [e.text for e in read_examples(path, text_field, None, None, fmt).examples]
+
+
+def _write(out: TextIO, texts: list[str], predictions: list, as_json: bool) -> None:
+    for text, p in zip(texts, predictions, strict=True):
+        if as_json or out is not sys.stdout:
+            out.write(
+                json.dumps(
+                    {
+                        "text": text,
+                        "label": p.label,
+                        "score": round(p.score, 6),
+                        "scores": {k: round(v, 6) for k, v in p.scores.items()},
+                    }
+                )
+                + "\n"
+            )
+        else:
+            out.write(f"{p.label}\t{p.score:.3f}\t{text}\n")
+
+
+@click.command("predict")
+@click.argument("bundle", type=click.Path(file_okay=False))
+@click.argument("texts", nargs=-1)
+@click.option(
+    "--input",
+    "input_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="JSONL, CSV, TSV, or plain lines (one text per line).",
+)
+@click.option(
+    "--text-field",
+    default="text",
+    show_default=True,
+    help="Field of the text in JSONL/CSV/TSV input.",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write JSONL here instead of stdout.",
+)
+@click.option(
+    "--provider",
+    default="cpu",
+    show_default=True,
+    help="cpu, cuda, tensorrt, coreml, openvino, directml, ... or an onnxruntime name.",
+)
+@click.option(
+    "--fallback",
+    is_flag=True,
+    help="Fall back to the CPU when the provider is unavailable (logged).",
+)
+@click.option("--threads", type=int, help="intra-op threads. [default: onnxruntime's choice]")
+@click.option("--batch-size", default=32, show_default=True, help="Texts per session run.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="JSONL on stdout (label, score, every label's score)."
+)
+def command(
+    bundle: str,
+    texts: tuple[str, ...],
+    input_file: Path | None,
+    text_field: str,
+    output: Path | None,
+    provider: str,
+    fallback: bool,
+    threads: int | None,
+    batch_size: int,
+    as_json: bool,
+) -> None:
+    """Classify TEXTS (or the texts of --input) with the bundle BUNDLE, torch-free.
+
+    Prints `label<TAB>score<TAB>text` per text, or JSONL with --json / --output.
+    A summary line goes to stderr.
+    """
+    from rec_edge.runtime import Predictor
+
+    if not texts and input_file is None:
+        raise click.UsageError("Give TEXTS or --input FILE.")
+    started = time.perf_counter()
+    predictor = Predictor.load(bundle, provider=provider, threads=threads, fallback=fallback)
+    items = list(texts) + (read_inputs(input_file, text_field) if input_file else [])
+    out: TextIO = output.open("w", encoding="utf-8") if output else sys.stdout
+    try:
+        chunk = batch_size * 8
+        with click.progressbar(
+            length=len(items), label="predicting", file=sys.stderr, hidden=input_file is None
+        ) as bar:
+            for start in range(0, len(items), chunk):
+                part = items[start : start + chunk]
+                _write(out, part, predictor.predict(part, batch_size=batch_size), as_json)
+                bar.update(len(part))
+    finally:
+        if output:
+            out.close()
+    seconds = time.perf_counter() - started
+    click.echo(
+        f"{len(items)} texts in {seconds:.2f} s on {predictor.provider}"
+        f"{f', {predictor.truncated} truncated to {predictor.manifest.max_length} tokens' if predictor.truncated else ''}"
+        f"{f' -> {output}' if output else ''}",
+        err=True,
+    )

@@ -1,0 +1,178 @@
+"""`rec-edge train`: a thin mapping of options onto TrainConfig and rec_edge.train."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from rec_edge.cli._common import echo_json
+
+
+def _split_csv(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def _label_names(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    names = {}
+    for value in values:
+        label, sep, words = value.partition("=")
+        if not sep or not label or not words:
+            raise click.BadParameter(
+                f"{value!r}: expected LABEL=WORDS, e.g. card_arrival='card not arrived'"
+            )
+        names[label] = words
+    return names
+
+
+@click.command("train")
+@click.argument("train_file", type=click.Path(dir_okay=False))
+@click.option(
+    "--name", help="Run name: the run is written to RUNS_DIR/NAME. [default: the file's stem]"
+)
+@click.option("--runs-dir", default="runs", show_default=True, help="Folder that holds runs.")
+@click.option(
+    "--model", help="'minilm' (embedded default), a local Hugging Face folder, or a hub id."
+)
+@click.option(
+    "--text-field", default="text", show_default=True, help="Column/key of the input text."
+)
+@click.option("--label-field", default="label", show_default=True, help="Column/key of the label.")
+@click.option("--instruction-field", help="Column/key of a per-example instruction (optional).")
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["jsonl", "csv", "tsv"]),
+    help="Input format. [default: from the suffix]",
+)
+@click.option(
+    "--validation-file",
+    type=click.Path(dir_okay=False),
+    help="Validation data; default: a stratified hold-out.",
+)
+@click.option(
+    "--validation-fraction",
+    default=0.1,
+    show_default=True,
+    help="Hold-out fraction when no --validation-file.",
+)
+@click.option(
+    "--test-file", type=click.Path(dir_okay=False), help="Labelled test data, evaluated at the end."
+)
+@click.option(
+    "--shots", type=int, help="Few-shot: K training examples per class (stratified, seeded)."
+)
+@click.option(
+    "--instruction",
+    help="The task instruction, e.g. 'Decide which banking intent this message expresses.'",
+)
+@click.option(
+    "--template",
+    "templates",
+    multiple=True,
+    help="An instruction template with {text}, {instruction}, {labels}; repeat to mix several. The first is used at inference.",
+)
+@click.option(
+    "--template-file",
+    type=click.Path(dir_okay=False),
+    help="TOML/JSON with templates, instruction, label_names.",
+)
+@click.option("--no-template", is_flag=True, help="Train on the raw text alone (no instruction).")
+@click.option(
+    "--label-name",
+    "label_names",
+    multiple=True,
+    callback=_label_names,
+    help="Verbalizer: LABEL=WORDS, repeatable.",
+)
+@click.option(
+    "--max-length", default=128, show_default=True, help="Truncate inputs to this many tokens."
+)
+@click.option(
+    "--method",
+    type=click.Choice(["lora", "full"]),
+    default="lora",
+    show_default=True,
+    help="LoRA adapters or full fine-tuning.",
+)
+@click.option("--lora-r", default=16, show_default=True, help="LoRA rank.")
+@click.option("--lora-alpha", default=32, show_default=True, help="LoRA alpha.")
+@click.option("--lora-dropout", default=0.1, show_default=True, help="LoRA dropout.")
+@click.option(
+    "--target-modules",
+    callback=_split_csv,
+    help="Comma-separated module names for LoRA. [default: per architecture]",
+)
+@click.option("--epochs", default=5.0, show_default=True, help="Training epochs.")
+@click.option("--batch-size", default=32, show_default=True, help="Per-device batch size.")
+@click.option(
+    "--gradient-accumulation-steps",
+    default=1,
+    show_default=True,
+    help="Batches per optimizer step.",
+)
+@click.option(
+    "--learning-rate", type=float, help="Peak learning rate. [default: 1e-3 lora, 5e-5 full]"
+)
+@click.option(
+    "--early-stopping-patience",
+    default=2,
+    show_default=True,
+    help="Epochs without improvement before stopping (0: off).",
+)
+@click.option(
+    "--seed", default=42, show_default=True, help="Seed for sampling, templates, and training."
+)
+@click.option(
+    "--skip-invalid",
+    is_flag=True,
+    help="Skip invalid rows (counted and reported) instead of failing.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing run folder.")
+@click.option(
+    "--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint."
+)
+@click.option(
+    "--keep-checkpoints", is_flag=True, help="Keep the Trainer checkpoints in the run folder."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def command(no_template: bool, as_json: bool, early_stopping_patience: int, **options: Any) -> None:
+    """Tune a model on TRAIN_FILE (JSONL, CSV or TSV) through instruction templates.
+
+    Writes runs/NAME/: the LoRA adapter, the merged model, the tokenizer, run.json (config,
+    labels, templates, metrics, versions) and log.jsonl (losses and metrics per step).
+    """
+    from rec_edge.config import TrainConfig
+    from rec_edge.train import train
+
+    options["templates"] = list(options["templates"])
+    config = TrainConfig(
+        use_templates=not no_template,
+        early_stopping_patience=early_stopping_patience or None,
+        **options,
+    )
+    result = train(config)
+    summary: dict[str, Any] = {
+        "run_dir": str(result.run_dir),
+        "train_seconds": round(result.train_seconds, 1),
+        "skipped_rows": result.skipped,
+        "truncated_train_examples": result.truncated,
+        "validation": {k: result.metrics["validation"][k] for k in ("accuracy", "macro_f1", "n")},
+        "test": {k: result.metrics["test"][k] for k in ("accuracy", "macro_f1", "n")}
+        if result.metrics["test"]
+        else None,
+    }
+    if as_json:
+        echo_json(summary)
+        return
+    click.echo(f"run written to {summary['run_dir']} in {summary['train_seconds']} s")
+    if result.skipped:
+        click.echo(f"skipped {result.skipped} invalid rows (listed in run.json)")
+    for split in ("validation", "test"):
+        m = summary[split]
+        if m:
+            click.echo(
+                f"{split}: accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  (n={m['n']})"
+            )

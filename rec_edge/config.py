@@ -1,0 +1,132 @@
+"""The *Config dataclasses: stdlib only, validated in __post_init__, saved beside every artifact."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from rec_edge.errors import ConfigError
+
+__all__ = ["ExportConfig", "TrainConfig", "config_to_dict"]
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def _check(problems: list[str], cls: str) -> None:
+    if problems:
+        raise ConfigError(f"Invalid {cls}: " + "; ".join(problems))
+
+
+@dataclass
+class TrainConfig:
+    """Everything `rec-edge train` needs. One name end to end: --lora-r -> lora_r -> run.json."""
+
+    train_file: str
+    name: str | None = None  # run folder name under runs_dir; default: the train file's stem
+    runs_dir: str = "runs"
+    model: str | None = None  # None: the embedded default (all-MiniLM-L6-v2)
+    task: str = "classify"
+    text_field: str = "text"
+    label_field: str = "label"
+    instruction_field: str | None = None  # per-example instruction column, overrides `instruction`
+    file_format: str | None = None  # jsonl | csv | tsv; None: from the file suffix
+    validation_file: str | None = None
+    validation_fraction: float = 0.1  # seeded stratified hold-out when no validation_file
+    test_file: str | None = None
+    shots: int | None = None  # K examples per class, stratified and seeded; None: all
+    instruction: str | None = None  # the task instruction rendered into {instruction}
+    templates: list[str] = field(default_factory=list)  # empty: built-in templates of the task
+    template_file: str | None = None  # TOML/JSON with templates, instruction, label_names
+    use_templates: bool = True  # False: the raw text alone (for comparisons)
+    label_names: dict[str, str] = field(default_factory=dict)  # verbalizer: label -> words
+    max_length: int = 128
+    method: str = "lora"  # lora | full
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.1
+    target_modules: list[str] | None = None  # None: chosen per architecture
+    epochs: float = 5.0
+    batch_size: int = 32
+    gradient_accumulation_steps: int = 1
+    learning_rate: float | None = None  # None: 1e-3 for lora, 5e-5 for full
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    early_stopping_patience: int | None = 2
+    seed: int = 42
+    skip_invalid: bool = False  # skip (and count) invalid rows instead of failing
+    force: bool = False
+    resume: bool = False
+    keep_checkpoints: bool = False
+
+    def __post_init__(self) -> None:
+        p: list[str] = []
+        if self.task not in ("classify",):
+            p.append(f"task={self.task!r} (allowed: classify)")
+        if self.method not in ("lora", "full"):
+            p.append(f"method={self.method!r} (allowed: lora, full)")
+        if self.file_format not in (None, "jsonl", "csv", "tsv"):
+            p.append(f"file_format={self.file_format!r} (allowed: jsonl, csv, tsv)")
+        if not 0.0 < self.validation_fraction < 1.0:
+            p.append(f"validation_fraction={self.validation_fraction} (must be in (0, 1))")
+        if self.shots is not None and self.shots < 1:
+            p.append(f"shots={self.shots} (must be >= 1)")
+        for name in (
+            "max_length",
+            "lora_r",
+            "lora_alpha",
+            "batch_size",
+            "gradient_accumulation_steps",
+        ):
+            if getattr(self, name) < 1:
+                p.append(f"{name}={getattr(self, name)} (must be >= 1)")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            p.append(f"lora_dropout={self.lora_dropout} (must be in [0, 1))")
+        if self.epochs <= 0:
+            p.append(f"epochs={self.epochs} (must be > 0)")
+        if self.learning_rate is not None and self.learning_rate <= 0:
+            p.append(f"learning_rate={self.learning_rate} (must be > 0)")
+        if self.force and self.resume:
+            p.append("force and resume together (choose one: --force replaces, --resume continues)")
+        _check(p, "TrainConfig")
+
+    @property
+    def resolved_learning_rate(self) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return 1e-3 if self.method == "lora" else 5e-5
+
+
+@dataclass
+class ExportConfig:
+    """Everything `rec-edge export` needs."""
+
+    run_dir: str
+    out: str | None = None  # default: exports/<run name>
+    quantize: str = "auto"  # auto | fp32 | dynamic | dynamic-per-channel | static | fp16 | a preset
+    optimize: str = "portable"  # none | portable (fusions only; never hardware-specific)
+    max_accuracy_drop: float = 1.0  # accuracy points
+    fallback: str = "fail"  # fail | fp32
+    eval_file: str | None = None
+    eval_limit: int | None = 2000  # at most this many evaluation examples for the gate
+    calibration_size: int = 256
+    parity_atol: float = 1e-4
+    keep_fp32: bool = False
+    force: bool = False
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        p: list[str] = []
+        if self.optimize not in ("none", "portable"):
+            p.append(f"optimize={self.optimize!r} (allowed: none, portable)")
+        if self.fallback not in ("fail", "fp32"):
+            p.append(f"fallback={self.fallback!r} (allowed: fail, fp32)")
+        if self.max_accuracy_drop < 0:
+            p.append(f"max_accuracy_drop={self.max_accuracy_drop} (must be >= 0)")
+        if self.calibration_size < 1:
+            p.append(f"calibration_size={self.calibration_size} (must be >= 1)")
+        if self.eval_limit is not None and self.eval_limit < 1:
+            p.append(f"eval_limit={self.eval_limit} (must be >= 1)")
+        _check(p, "ExportConfig")

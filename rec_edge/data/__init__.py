@@ -1,0 +1,1 @@
+"""Data: dataset readers, instruction templates, sampling (torch-free)."""

@@ -1,0 +1,134 @@
+"""Task builders: from files and a TrainConfig to rendered, label-checked splits (torch-free)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rec_edge.config import TrainConfig
+from rec_edge.data.readers import Example, read_examples
+from rec_edge.data.sampling import few_shot, stratified_split
+from rec_edge.data.templates import (
+    BUILTIN_TEMPLATES,
+    DEFAULT_INSTRUCTION,
+    RAW_TEMPLATE,
+    TemplateSet,
+    load_template_file,
+)
+from rec_edge.errors import DataError
+
+
+@dataclass
+class Split:
+    texts: list[str]  # rendered through the templates
+    label_ids: list[int]
+    source: str
+
+
+@dataclass
+class ClassificationData:
+    labels: list[str]
+    templates: TemplateSet
+    train: Split
+    validation: Split
+    test: Split | None
+    skipped: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def resolve_templates(config: TrainConfig) -> TemplateSet:
+    from_file = load_template_file(config.template_file) if config.template_file else {}
+    if not config.use_templates:
+        templates = [RAW_TEMPLATE]
+    else:
+        templates = config.templates or from_file.get("templates") or BUILTIN_TEMPLATES[config.task]
+    instruction = config.instruction or from_file.get("instruction") or DEFAULT_INSTRUCTION
+    label_names = {**from_file.get("label_names", {}), **config.label_names}
+    return TemplateSet(list(templates), instruction, label_names)
+
+
+def _read(path: str, config: TrainConfig, skipped: list[str]) -> list[Example]:
+    result = read_examples(
+        path,
+        config.text_field,
+        config.label_field,
+        config.instruction_field,
+        config.file_format,
+        config.skip_invalid,
+    )
+    skipped.extend(result.skipped)
+    return result.examples
+
+
+def _check_labels(train: list[Example], others: dict[str, list[Example]], source: str) -> list[str]:
+    counts = Counter(str(e.label) for e in train)
+    if len(counts) < 2:
+        only = next(iter(counts), "none")
+        raise DataError(
+            f"{source}: field labels form a single class ({only!r}); classification needs at least two."
+        )
+    problems = []
+    for where, examples in others.items():
+        unseen = Counter(str(e.label) for e in examples if e.label not in counts)
+        for label, n in sorted(unseen.items()):
+            problems.append(
+                f"{where}: class {label!r} ({n} examples) has no example in the training split {source}"
+            )
+    if problems:
+        raise DataError(problems)
+    return sorted(counts)
+
+
+def read_splits(
+    config: TrainConfig,
+) -> tuple[list[Example], list[Example], list[Example] | None, list[str]]:
+    """(train, validation, test or None, skipped rows) exactly as training sees them."""
+    skipped: list[str] = []
+    train = _read(config.train_file, config, skipped)
+    if config.validation_file:
+        validation = _read(config.validation_file, config, skipped)
+    else:
+        train, validation = stratified_split(train, config.validation_fraction, config.seed)
+    test = _read(config.test_file, config, skipped) if config.test_file else None
+    if config.shots:
+        train = few_shot(train, config.shots, config.seed)
+    return train, validation, test, skipped
+
+
+def build_classification(config: TrainConfig) -> ClassificationData:
+    templates = resolve_templates(config)
+    train, validation, test, skipped = read_splits(config)
+    others = {config.validation_file or f"{config.train_file} (hold-out)": validation}
+    if test is not None and config.test_file:
+        others[config.test_file] = test
+    labels = _check_labels(train, others, config.train_file)
+    index = {label: i for i, label in enumerate(labels)}
+
+    def split(examples: list[Example], source: str, mixed: bool) -> Split:
+        texts = [e.text for e in examples]
+        instructions = [e.instruction for e in examples]
+        if mixed:  # training mixes the templates; evaluation uses the inference template
+            rendered = templates.render_mixed(texts, instructions, config.seed, labels)
+        else:
+            rendered = [
+                templates.render(t, None, i, labels)
+                for t, i in zip(texts, instructions, strict=True)
+            ]
+        return Split(rendered, [index[str(e.label)] for e in examples], source)
+
+    return ClassificationData(
+        labels=labels,
+        templates=templates,
+        train=split(train, config.train_file, mixed=True),
+        validation=split(validation, next(iter(others)), mixed=False),
+        test=split(test, config.test_file, mixed=False)
+        if test is not None and config.test_file
+        else None,
+        skipped=skipped,
+        counts={"train": len(train), "validation": len(validation), "test": len(test or [])},
+    )
+
+
+def run_name(config: TrainConfig) -> str:
+    return config.name or Path(config.train_file).stem

@@ -1,0 +1,142 @@
+"""Natural-language instruction templates (torch-free: the runtime renders them too).
+
+A template is a string with named placeholders: ``{instruction}``, ``{text}``, ``{labels}`` (the
+verbalized label names) and any task field. A task carries several templates: training mixes them
+(InstructRec wrote 39 and mixed them), inference always uses the first.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import string
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rec_edge.errors import ConfigError
+
+DEFAULT_INSTRUCTION = "Decide which category this text belongs to."
+
+BUILTIN_TEMPLATES: dict[str, list[str]] = {
+    "classify": [
+        "{instruction}\nText: {text}",
+        "Instruction: {instruction}\nInput: {text}",
+        "{text}\n\n{instruction}",
+        "Read the following and answer. {instruction}\n{text}",
+    ],
+}
+RAW_TEMPLATE = "{text}"
+
+
+def template_fields(template: str) -> list[str]:
+    try:
+        return [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as error:
+        raise ConfigError(
+            f"Template {template!r} is malformed ({error}); escape braces as {{{{ }}}}."
+        ) from None
+
+
+@dataclass
+class TemplateSet:
+    """The templates of one task, with the instruction and verbalizer they are rendered with."""
+
+    templates: list[str]
+    instruction: str = DEFAULT_INSTRUCTION
+    label_names: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.templates:
+            raise ConfigError("A TemplateSet needs at least one template.")
+        problems = []
+        for template in self.templates:
+            names = template_fields(template)
+            if "text" not in names:
+                problems.append(f"template {template!r} has no {{text}} placeholder")
+            unknown = set(names) - {"text", "instruction", "labels"}
+            if unknown:
+                problems.append(
+                    f"template {template!r} uses unknown fields {sorted(unknown)} (known: text, instruction, labels)"
+                )
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+    @property
+    def inference_template(self) -> str:
+        return self.templates[0]
+
+    def verbalize(self, label: str) -> str:
+        return self.label_names.get(label, label.replace("_", " "))
+
+    def render(
+        self,
+        text: str,
+        template: str | None = None,
+        instruction: str | None = None,
+        labels: Sequence[str] = (),
+    ) -> str:
+        return (template or self.inference_template).format(
+            text=text,
+            instruction=instruction or self.instruction,
+            labels=", ".join(self.verbalize(label) for label in labels),
+        )
+
+    def render_mixed(
+        self,
+        texts: Sequence[str],
+        instructions: Sequence[str | None],
+        seed: int,
+        labels: Sequence[str] = (),
+    ) -> list[str]:
+        """Training: each example through a template drawn with a seeded generator."""
+        rng = random.Random(seed)
+        return [
+            self.render(text, rng.choice(self.templates), instruction, labels)
+            for text, instruction in zip(texts, instructions, strict=True)
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "templates": self.templates,
+            "instruction": self.instruction,
+            "label_names": self.label_names,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TemplateSet:
+        return cls(
+            list(data["templates"]),
+            data.get("instruction") or DEFAULT_INSTRUCTION,
+            dict(data.get("label_names") or {}),
+        )
+
+
+def load_template_file(path: str | Path) -> dict[str, Any]:
+    """Read ``templates``, ``instruction`` and ``label_names`` from a TOML or JSON file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"Template file {path} not found.")
+    try:
+        data = (
+            tomllib.loads(path.read_text("utf-8"))
+            if path.suffix == ".toml"
+            else json.loads(path.read_text("utf-8"))
+        )
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(
+            f"Template file {path} is not valid {path.suffix.lstrip('.').upper()}: {error}"
+        ) from None
+    unknown = set(data) - {"templates", "instruction", "label_names"}
+    if unknown:
+        raise ConfigError(
+            f"Template file {path}: unknown keys {sorted(unknown)} (known: templates, instruction, label_names)."
+        )
+    if "templates" in data and (
+        not isinstance(data["templates"], list)
+        or not all(isinstance(t, str) for t in data["templates"])
+    ):
+        raise ConfigError(f"Template file {path}: 'templates' must be a list of strings.")
+    return dict(data)

@@ -1,0 +1,166 @@
+"""The accuracy gate: evaluate candidate graphs with the real runtime, keep the fastest that passes."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rec_edge.bundle import Bundle, Manifest
+from rec_edge.export.quantize import GATE_CANDIDATES, RECIPES, Recipe, quantizable_nodes, quantize
+from rec_edge.metrics import classification_report
+from rec_edge.runtime import Predictor, SessionConfig
+
+SENSITIVITY_STEPS = (2, 4, 8, 16)
+
+
+@dataclass
+class Candidate:
+    recipe: Recipe
+    path: Path
+    accuracy: float
+    macro_f1: float
+    seconds_per_item: float
+    size_bytes: int
+    drop_points: float = 0.0
+    passed: bool = True
+    note: str = ""
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "recipe": self.recipe.name,
+            "accuracy": round(self.accuracy, 4),
+            "macro_f1": round(self.macro_f1, 4),
+            "drop_points": round(self.drop_points, 2),
+            "ms_per_item": round(self.seconds_per_item * 1e3, 3),
+            "size_mb": round(self.size_bytes / 1e6, 2),
+            "passed": self.passed,
+            "note": self.note,
+            "options": self.recipe.to_dict(),
+        }
+
+
+@dataclass
+class Evaluator:
+    """Evaluates a graph through the real Predictor on the gate's labelled texts."""
+
+    work: Path
+    manifest: Manifest
+    tokenizer: Path
+    texts: Sequence[str]
+    label_ids: Sequence[int]
+    timing_texts: int = 128
+    cache: dict[str, Candidate] = field(default_factory=dict)
+
+    def predictor(self, model: Path) -> Predictor:
+        folder = model.parent
+        if not (folder / self.manifest.tokenizer_file).exists():
+            shutil.copy(self.tokenizer, folder / self.manifest.tokenizer_file)
+        manifest = Manifest(**{**self.manifest.__dict__, "model_file": model.name})
+        return Predictor(Bundle(folder, manifest), SessionConfig(graph_optimization_level="all"))
+
+    def evaluate(self, recipe: Recipe, model: Path, note: str = "") -> Candidate:
+        predictor = self.predictor(model)
+        logits = predictor.logits(self.texts, batch_size=32)
+        report = classification_report(self.label_ids, logits.argmax(-1), self.manifest.labels)
+        sample = list(self.texts[: self.timing_texts])
+        timings = []
+        for _ in range(3):  # min of 3: the least disturbed pass on a shared machine
+            start = time.perf_counter()
+            predictor.logits(sample, batch_size=32)
+            timings.append((time.perf_counter() - start) / len(sample))
+        return Candidate(
+            recipe,
+            model,
+            report["accuracy"],
+            report["macro_f1"],
+            min(timings),
+            model.stat().st_size,
+            note=note,
+        )
+
+
+def sensitivity(
+    fp32_logits: np.ndarray,
+    evaluate_logits: Callable[[list[str]], np.ndarray],
+    nodes: Sequence[str],
+) -> list[tuple[str, float]]:
+    """Per node: the logits' mean squared error when only that node is quantized, worst first."""
+    scores = []
+    for node in nodes:
+        error = float(np.mean((evaluate_logits([node]) - fp32_logits) ** 2))
+        scores.append((node, error))
+    return sorted(scores, key=lambda item: -item[1])
+
+
+def run_gate(
+    evaluator: Evaluator,
+    fused: Path,
+    unfused: Path,
+    fp32: Candidate,
+    max_drop: float,
+    calibration: list[dict[str, np.ndarray]],
+    names: Sequence[str] = GATE_CANDIDATES,
+    sensitivity_texts: int = 64,
+    log: Callable[[str], None] = print,
+) -> tuple[list[Candidate], list[tuple[str, float]]]:
+    """Every candidate evaluated (fp32 first), and the sensitivity ranking if it was needed."""
+    tried = [fp32]
+
+    def attempt(recipe: Recipe, note: str = "") -> Candidate:
+        path = evaluator.work / recipe.name / "model.onnx"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        quantize(fused, path, recipe, calibration, unfused_src=unfused)
+        candidate = evaluator.evaluate(recipe, path, note)
+        candidate.drop_points = (fp32.accuracy - candidate.accuracy) * 100
+        candidate.passed = candidate.drop_points <= max_drop
+        log(
+            f"  {recipe.name:<28} accuracy {candidate.accuracy:.4f} (drop {candidate.drop_points:+.2f} pts) "
+            f"{candidate.seconds_per_item * 1e3:.2f} ms/item {candidate.size_bytes / 1e6:.1f} MB "
+            f"{'pass' if candidate.passed else 'FAIL'}"
+        )
+        tried.append(candidate)
+        return candidate
+
+    for name in names:
+        attempt(RECIPES[name])
+    ranking: list[tuple[str, float]] = []
+    if not any(c.passed for c in tried[1:]):
+        base = RECIPES["dynamic-per-channel"]
+        nodes = quantizable_nodes(fused)
+        log(f"  no recipe passed: sensitivity pass over {len(nodes)} nodes")
+        sample = list(evaluator.texts[:sensitivity_texts])
+        reference = evaluator.predictor(fp32.path).logits(sample)
+        probe = evaluator.work / "probe" / "model.onnx"
+        probe.parent.mkdir(parents=True, exist_ok=True)
+
+        def only(nodes_in_int8: list[str]) -> np.ndarray:
+            keep = tuple(n for n in nodes if n not in nodes_in_int8)
+            quantize(fused, probe, Recipe("probe", "dynamic", per_channel=True, exclude=keep))
+            return evaluator.predictor(probe).logits(sample)
+
+        ranking = sensitivity(reference, only, nodes)
+        for k in SENSITIVITY_STEPS:
+            if k >= len(nodes):
+                break
+            worst = [node for node, _ in ranking[:k]]
+            if attempt(
+                base.with_exclusions(worst), note=f"most sensitive {k} nodes in fp32"
+            ).passed:
+                break
+    return tried, ranking
+
+
+def choose(tried: list[Candidate]) -> Candidate | None:
+    """The fastest passing quantized candidate (ties: the smaller accuracy drop)."""
+    passing = [c for c in tried if c.passed and c.recipe.kind != "fp32"]
+    return (
+        min(passing, key=lambda c: (round(c.seconds_per_item, 5), c.drop_points))
+        if passing
+        else None
+    )

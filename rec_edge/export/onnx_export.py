@@ -1,0 +1,66 @@
+"""Export a merged model to ONNX with optimum, then check it against PyTorch."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rec_edge.errors import ExportError
+
+log = logging.getLogger("rec_edge")
+
+
+def export_onnx(model_dir: Path, out_dir: Path, opset: int | None = None) -> Path:
+    """optimum's exporter, task text-classification; its own output validation runs too."""
+    from optimum.exporters.onnx import main_export
+
+    try:
+        main_export(
+            str(model_dir),
+            out_dir,
+            task="text-classification",
+            opset=opset,
+            local_files_only=True,
+            do_validation=True,
+            library_name="transformers",
+        )
+    except Exception as error:  # optimum raises many types; the message is what helps
+        raise ExportError(f"ONNX export of {model_dir} failed: {error}") from error
+    path = out_dir / "model.onnx"
+    if not path.is_file():
+        raise ExportError(f"optimum wrote no model.onnx into {out_dir}.")
+    return path
+
+
+def torch_logits(model_dir: Path, texts: Sequence[str], max_length: int) -> np.ndarray:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(texts), 32):
+            batch = tokenizer(
+                list(texts[start : start + 32]),
+                truncation=True,
+                max_length=max_length,
+                padding=True,
+                return_tensors="pt",
+            )
+            out.append(model(**batch).logits.float().numpy())
+    return np.concatenate(out)
+
+
+def parity(reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:
+    diff = np.abs(reference - candidate)
+    return {
+        "max_abs_diff": float(diff.max()),
+        "mean_abs_diff": float(diff.mean()),
+        "label_agreement": float((reference.argmax(-1) == candidate.argmax(-1)).mean()),
+        "n": int(len(reference)),
+    }

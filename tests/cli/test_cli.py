@@ -1,0 +1,50 @@
+"""CLI: --help of every command, --version, and errors as one line without a traceback."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from rec_edge import __version__
+from rec_edge.cli import COMMANDS, main
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_help_of_every_command(command: str) -> None:
+    result = CliRunner().invoke(main, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert f"Usage: main {command}" in result.output or f"{command} [OPTIONS]" in result.output
+
+
+def test_root_help_lists_commands() -> None:
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for command in COMMANDS:
+        assert command in result.output
+
+
+def test_version() -> None:
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0
+    assert __version__ in result.output
+
+
+def test_rec_edge_error_is_one_line(tmp_path) -> None:
+    missing = tmp_path / "missing.jsonl"
+    result = CliRunner().invoke(main, ["train", str(missing), "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"error: {missing}: file not found"
+    assert "Traceback" not in result.output
+
+
+def test_debug_shows_the_exception(tmp_path) -> None:
+    from rec_edge.errors import DataError
+
+    result = CliRunner().invoke(main, ["--debug", "train", str(tmp_path / "x.jsonl")])
+    assert isinstance(result.exception, DataError)
+
+
+def test_bad_label_name_option(tmp_path) -> None:
+    result = CliRunner().invoke(main, ["train", "x.jsonl", "--label-name", "nolabel"])
+    assert result.exit_code == 2
+    assert "expected LABEL=WORDS" in result.output

@@ -1,0 +1,165 @@
+"""Export with the real optimum exporter, onnxruntime fusions and quantizers, and the real runtime."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rec_edge.bundle import load_bundle
+from rec_edge.config import ExportConfig
+from rec_edge.errors import AccuracyGateError, OutputExistsError, RunError
+from rec_edge.export import export
+from rec_edge.export.quantize import RECIPES
+from rec_edge.runtime import Predictor
+from tests.conftest import make_examples
+
+pytestmark = pytest.mark.slow
+QUIET = {"log": lambda _: None}
+
+
+def _texts() -> list[str]:
+    return [r["text"] for r in make_examples(10, seed=5)]
+
+
+def test_default_bundle(tiny_bundle: Path, tiny_run) -> None:
+    bundle = load_bundle(tiny_bundle)
+    m = bundle.manifest
+    assert sorted(p.name for p in tiny_bundle.iterdir()) == [
+        "README.md",
+        "model.onnx",
+        "model_fp32.onnx",
+        "rec_edge.json",
+        "tokenizer.json",
+    ]
+    assert m.labels == ["finance", "sports", "weather"] and m.task == "classify"
+    assert m.inputs == ["input_ids", "attention_mask", "token_type_ids"]
+    assert set(m.files) == {"README.md", "model.onnx", "model_fp32.onnx", "tokenizer.json"}
+    assert m.parity["max_abs_diff"] <= m.parity["atol"] == 1e-4
+    assert m.metrics["gate"][0]["recipe"] == "fp32" and len(m.metrics["gate"]) >= 5
+    assert m.recipe["fusions"]["Attention"] == 2
+    assert m.metrics["chosen"]["drop_points"] <= 1.0
+    assert m.source["run_name"] == "tiny" and m.versions["onnxruntime"]
+    assert "Recipes tried" in (tiny_bundle / "README.md").read_text()
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
+def test_every_recipe(recipe: str, tiny_run, tiny_bundle: Path, tmp_path: Path) -> None:
+    out = tmp_path / recipe
+    result = export(
+        ExportConfig(
+            run_dir=str(tiny_run.run_dir), out=str(out), quantize=recipe, max_accuracy_drop=100.0
+        ),
+        **QUIET,
+    )
+    assert result.recipe["name"] == recipe
+    candidate = Predictor.load(out)
+    texts = _texts()
+    labels = [p.label for p in candidate.predict(texts)]
+    fp32_bundle = _fp32_predictor(tiny_bundle)
+    agreement = np.mean(
+        [a == b.label for a, b in zip(labels, fp32_bundle.predict(texts), strict=True)]
+    )
+    assert agreement >= 0.9, (recipe, agreement)
+    size = (out / "model.onnx").stat().st_size
+    fp32_size = (tiny_bundle / "model_fp32.onnx").stat().st_size
+    if RECIPES[recipe].kind == "dynamic":
+        assert size < fp32_size / 2.5  # int8 weights (the embedding table included)
+
+
+def _fp32_predictor(bundle: Path) -> Predictor:
+    loaded = load_bundle(bundle)
+    loaded.manifest.model_file = "model_fp32.onnx"
+    from rec_edge.runtime import SessionConfig
+
+    return Predictor(loaded, SessionConfig())
+
+
+def test_existing_bundle_needs_force(tiny_run, tiny_bundle: Path) -> None:
+    with pytest.raises(OutputExistsError, match="Pass --force"):
+        export(ExportConfig(run_dir=str(tiny_run.run_dir), out=str(tiny_bundle)), **QUIET)
+
+
+def test_corrupt_run_folder(tmp_path: Path, tiny_run) -> None:
+    broken = tmp_path / "run"
+    shutil.copytree(tiny_run.run_dir, broken)
+    (broken / "run.json").write_text("{not json")
+    with pytest.raises(RunError, match=r"run\.json is corrupt"):
+        export(ExportConfig(run_dir=str(broken)), **QUIET)
+    (broken / "run.json").unlink()
+    with pytest.raises(RunError, match=r"run\.json is missing"):
+        export(ExportConfig(run_dir=str(broken)), **QUIET)
+    with pytest.raises(RunError, match="does not exist"):
+        export(ExportConfig(run_dir=str(tmp_path / "nope")), **QUIET)
+
+
+def test_corrupt_tokenizer(tmp_path: Path, tiny_run) -> None:
+    from rec_edge.errors import BundleError
+
+    broken = tmp_path / "run"
+    shutil.copytree(tiny_run.run_dir, broken)
+    (broken / "model" / "tokenizer.json").write_text('{"truncated": ')
+    with pytest.raises(BundleError, match=r"tokenizer\.json is not a valid tokenizer\.json"):
+        export(ExportConfig(run_dir=str(broken), out=str(tmp_path / "b")), **QUIET)
+    (broken / "model" / "tokenizer.json").unlink()
+    with pytest.raises(RunError, match="needs a fast tokenizer"):
+        export(ExportConfig(run_dir=str(broken), out=str(tmp_path / "b")), **QUIET)
+
+
+@pytest.fixture
+def failing_gate(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Make every int8 candidate look 50 points worse: the gate's failure path, real graphs otherwise."""
+    from rec_edge.export import gate
+
+    real = gate.Evaluator.evaluate
+
+    def worse(self, recipe, model, note=""):  # type: ignore[no-untyped-def]
+        candidate = real(self, recipe, model, note)
+        if recipe.kind != "fp32":
+            candidate.accuracy -= 0.5
+        return candidate
+
+    monkeypatch.setattr(gate.Evaluator, "evaluate", worse)
+    monkeypatch.setattr(gate, "SENSITIVITY_STEPS", (2,))
+
+
+def test_gate_failure_then_fallback(failing_gate, tiny_run, tmp_path: Path) -> None:
+    out = tmp_path / "gated"
+    with pytest.raises(AccuracyGateError, match="No quantization recipe stayed within 1.0") as info:
+        export(ExportConfig(run_dir=str(tiny_run.run_dir), out=str(out)), **QUIET)
+    assert "dynamic-per-channel+fp32x2" in str(info.value)  # the sensitivity pass ran
+    assert not out.exists()
+    result = export(
+        ExportConfig(run_dir=str(tiny_run.run_dir), out=str(out), fallback="fp32"), **QUIET
+    )
+    manifest = json.loads((out / "rec_edge.json").read_text())
+    assert result.recipe["name"] == manifest["recipe"]["name"] == "fp32"
+    assert [row["passed"] for row in manifest["metrics"]["gate"][1:]] == [False] * 5
+    assert manifest["metrics"]["sensitivity"]  # per-node ranking saved in the bundle
+
+
+def test_interrupted_export_leaves_nothing(
+    monkeypatch: pytest.MonkeyPatch, tiny_run, tmp_path: Path
+) -> None:
+    from rec_edge.export import pipeline
+
+    def interrupt(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    before = set(Path(tempfile.gettempdir()).glob("rec-edge-export-*"))
+    monkeypatch.setattr(pipeline, "write_manifest", interrupt)
+    out = tmp_path / "exports" / "x"
+    with pytest.raises(KeyboardInterrupt):
+        export(
+            ExportConfig(run_dir=str(tiny_run.run_dir), out=str(out), quantize="static"), **QUIET
+        )
+    assert list((tmp_path / "exports").iterdir()) == []
+    assert list(workdir.iterdir()) == []
+    assert set(Path(tempfile.gettempdir()).glob("rec-edge-export-*")) == before

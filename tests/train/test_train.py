@@ -1,0 +1,114 @@
+"""Training with the real Trainer and peft on a tiny model (plumbing) and MiniLM (quality)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from rec_edge.errors import OutputExistsError, RunError
+from rec_edge.train import train
+from tests.conftest import tiny_train_config
+
+pytestmark = pytest.mark.slow
+
+
+def test_run_folder_contents(tiny_run) -> None:
+    run_dir = tiny_run.run_dir
+    assert sorted(p.name for p in run_dir.iterdir()) == ["log.jsonl", "model", "run.json"]
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["labels"] == ["finance", "sports", "weather"]
+    assert run["templates"]["instruction"] == "Which topic is this?"
+    assert run["config"]["seed"] == 42 and run["versions"]["torch"]
+    assert run["metrics"]["test"]["n"] == 30
+    assert (run_dir / "model" / "tokenizer.json").is_file()
+    assert tiny_run.metrics["test"]["accuracy"] >= 0.6  # 3 keyword topics; chance is 0.33
+    losses = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    assert any("loss" in row for row in losses) and any("eval_accuracy" in row for row in losses)
+
+
+def test_lora_is_deterministic(tmp_path, tiny_model, topic_files) -> None:
+    results = []
+    for name in ("a", "b"):
+        config = tiny_train_config(
+            tiny_model, topic_files, tmp_path, name=name, method="lora", epochs=1
+        )
+        results.append(train(config))
+    a, b = results
+    assert a.metrics == b.metrics
+    assert (a.run_dir / "adapter" / "adapter_config.json").is_file()
+    loss = [
+        [json.loads(r).get("loss") for r in (x.run_dir / "log.jsonl").read_text().splitlines()]
+        for x in results
+    ]
+    assert loss[0] == loss[1]
+
+
+def test_existing_run_needs_force(tmp_path, tiny_model, topic_files) -> None:
+    config = tiny_train_config(tiny_model, topic_files, tmp_path, epochs=1)
+    train(config)
+    with pytest.raises(OutputExistsError, match="Pass --force to replace it"):
+        train(config)
+    with pytest.raises(RunError, match="Nothing to resume"):
+        train(tiny_train_config(tiny_model, topic_files, tmp_path, epochs=1, resume=True))
+    config.force = True
+    assert train(config).run_dir == tmp_path / "tiny"
+
+
+def test_kill_mid_run_then_resume(tmp_path, tiny_model, topic_files) -> None:
+    args = [
+        sys.executable,
+        "-m",
+        "rec_edge.cli",
+        "train",
+        str(topic_files["train"]),
+        "--model",
+        tiny_model,
+        "--runs-dir",
+        str(tmp_path),
+        "--name",
+        "killed",
+        "--epochs",
+        "12",
+        "--batch-size",
+        "4",
+        "--early-stopping-patience",
+        "0",
+        "--max-length",
+        "32",
+        "--keep-checkpoints",
+    ]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoints = tmp_path / "killed.partial" / "checkpoints"
+    deadline = time.monotonic() + 240
+    while not list(checkpoints.glob("checkpoint-*")) and time.monotonic() < deadline:
+        assert process.poll() is None, "training ended before it could be killed"
+        time.sleep(0.2)
+    time.sleep(1.0)  # now mid-epoch, past the first checkpoint
+    process.kill()
+    process.wait()
+    assert not (tmp_path / "killed").exists()
+    first = sorted(checkpoints.glob("checkpoint-*"))[0].name
+    done = subprocess.run([*args, "--resume"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    run = json.loads((tmp_path / "killed" / "run.json").read_text())
+    assert "checkpoint-" in run["resumed_from"] and first.startswith("checkpoint-")
+    assert run["metrics"]["validation"]["n"] > 0
+
+
+def test_minilm_learns_topics_few_shot(tmp_path, topic_files) -> None:
+    config = tiny_train_config(
+        None,
+        topic_files,
+        tmp_path,
+        name="minilm",
+        method="lora",
+        shots=8,
+        epochs=3,
+        learning_rate=1e-3,
+    )
+    result = train(config)
+    assert result.metrics["test"]["accuracy"] >= 0.9
