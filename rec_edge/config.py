@@ -130,3 +130,53 @@ class ExportConfig:
         if self.eval_limit is not None and self.eval_limit < 1:
             p.append(f"eval_limit={self.eval_limit} (must be >= 1)")
         _check(p, "ExportConfig")
+
+
+BENCH_ENGINES = ("onnx", "ort-raw", "torch", "optimum")
+
+
+@dataclass
+class BenchConfig:
+    """Everything `rec-edge bench` needs. Engines run in worker processes, interleaved."""
+
+    bundles: list[str]
+    engines: list[str] = field(default_factory=lambda: ["onnx", "ort-raw"])
+    batch_sizes: list[int] = field(default_factory=lambda: [1, 32])
+    seq_lengths: list[int] = field(default_factory=list)  # synthetic mode (no text_file)
+    text_file: str | None = None  # realistic mode: real texts, dynamic padding
+    text_field: str = "text"
+    label_field: str | None = None  # when set, accuracy is measured on text_file
+    threads: list[int] = field(default_factory=list)  # empty: the usable cores
+    warmup: int = 5
+    iterations: int = 50  # timed calls per engine and batch size
+    max_texts: int = 2000  # texts read from text_file (and scored for accuracy)
+    baseline: str | None = (
+        None  # engine kind the ratios refer to; default torch if run, else the first
+    )
+    cold_start_runs: int = 3  # fresh processes per engine; 0 skips
+    peak: bool = True  # measure the machine's matmul peak through onnxruntime
+    out: str | None = None  # folder for bench.json, bench.md, bench.png
+    plot: bool = True
+
+    def __post_init__(self) -> None:
+        p: list[str] = []
+        if not self.bundles:
+            p.append("bundles is empty (give at least one bundle folder)")
+        unknown = [e for e in self.engines if e not in BENCH_ENGINES]
+        if unknown or not self.engines:
+            p.append(f"engines={self.engines} (allowed: {', '.join(BENCH_ENGINES)})")
+        if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
+            p.append(f"batch_sizes={self.batch_sizes} (positive integers)")
+        if any(s < 4 for s in self.seq_lengths):
+            p.append(f"seq_lengths={self.seq_lengths} (each >= 4)")
+        if self.text_file is None and not self.seq_lengths:
+            self.seq_lengths = [32, 128]
+        if any(t < 1 for t in self.threads):
+            p.append(f"threads={self.threads} (positive integers)")
+        if self.iterations < 3 or self.warmup < 0:
+            p.append(
+                f"iterations={self.iterations}, warmup={self.warmup} (iterations >= 3, warmup >= 0)"
+            )
+        if self.baseline is not None and self.baseline not in self.engines:
+            p.append(f"baseline={self.baseline!r} is not among the engines {self.engines}")
+        _check(p, "BenchConfig")

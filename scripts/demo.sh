@@ -35,5 +35,10 @@ print(f"test accuracy of the int8 bundle: {accuracy:.4f} on {len(rows)} articles
       f"({1e3 * seconds / len(rows):.2f} ms per article, batch 32)")
 PY
 
-step "4/4 bench: \`rec-edge bench\` lands with its issue (#6); MovieLens ranking with #7"
-echo "demo finished: runs/bbc-demo (training run), exports/bbc-demo (bundle)"
+step "4/4 bench: rec-edge int8 vs bare onnxruntime vs PyTorch fp32, interleaved, one process each"
+rec-edge bench exports/bbc-demo --engines onnx,ort-raw,torch --text-file data/bbc/test.jsonl \
+  --label-field label --batch-sizes 1,32 --warmup 3 --iterations 30 --cold-start-runs 2 \
+  --out runs/bbc-demo-bench 2>/dev/null
+echo
+echo "demo finished: runs/bbc-demo (training run), exports/bbc-demo (bundle), runs/bbc-demo-bench (reports)"
+echo "(recommendation on MovieLens-100K joins the demo with its issue)"

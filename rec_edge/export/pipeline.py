@@ -239,6 +239,16 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
             "model_type": model_config.model_type,
             "run_metrics": run.get("metrics", {}),
             "export_config": config_to_dict(config),
+            "dims": {
+                k: getattr(model_config, k, None)
+                for k in (
+                    "hidden_size",
+                    "num_hidden_layers",
+                    "intermediate_size",
+                    "num_attention_heads",
+                    "vocab_size",
+                )
+            },
         }
         manifest.metrics = metrics
         manifest.parity = parity_figures

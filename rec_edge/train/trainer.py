@@ -88,6 +88,7 @@ def train(config: TrainConfig) -> TrainResult:
         EarlyStoppingCallback,
         Trainer,
         TrainingArguments,
+        set_seed,
     )
 
     from rec_edge.train.lora import wrap_lora
@@ -97,6 +98,7 @@ def train(config: TrainConfig) -> TrainResult:
     final = Path(config.runs_dir) / run_name(config)
     work = prepare_run_dir(final, config.force, config.resume)
 
+    set_seed(config.seed)  # before the head and the LoRA matrices are initialized
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if not getattr(tokenizer, "is_fast", False):
         raise ValueError(
