@@ -98,69 +98,77 @@ def sensitivity(
     return sorted(scores, key=lambda item: -item[1])
 
 
-def run_gate(
-    evaluator: Evaluator,
-    fused: Path,
-    unfused: Path,
-    fp32: Candidate,
-    max_drop: float,
-    calibration: list[dict[str, np.ndarray]],
-    names: Sequence[str] = GATE_CANDIDATES,
-    sensitivity_texts: int = 64,
-    log: Callable[[str], None] = print,
-) -> tuple[list[Candidate], list[tuple[str, float]]]:
-    """Every candidate evaluated (fp32 first), and the sensitivity ranking if it was needed."""
-    tried = [fp32]
+@dataclass
+class Gate:
+    """Quantizes the fused graph by recipes, evaluates each against fp32, and keeps the table."""
 
-    def attempt(recipe: Recipe, note: str = "") -> Candidate:
-        path = evaluator.work / recipe.name / "model.onnx"
+    evaluator: Evaluator
+    fused: Path
+    unfused: Path  # static (QDQ) quantization reads the plain graph
+    fp32: Candidate
+    max_drop: float  # accuracy points
+    calibration: list[dict[str, np.ndarray]]
+    log: Callable[[str], None] = print
+    tried: list[Candidate] = field(default_factory=list)
+    ranking: list[tuple[str, float]] = field(default_factory=list)  # sensitivity, worst first
+
+    def __post_init__(self) -> None:
+        self.tried = [self.fp32]
+
+    def attempt(self, recipe: Recipe, note: str = "") -> Candidate:
+        path = self.evaluator.work / recipe.name / "model.onnx"
         path.parent.mkdir(parents=True, exist_ok=True)
-        quantize(fused, path, recipe, calibration, unfused_src=unfused)
-        candidate = evaluator.evaluate(recipe, path, note)
-        candidate.drop_points = (fp32.accuracy - candidate.accuracy) * 100
-        candidate.passed = candidate.drop_points <= max_drop
-        log(
+        quantize(self.fused, path, recipe, self.calibration, unfused_src=self.unfused)
+        candidate = self.evaluator.evaluate(recipe, path, note)
+        candidate.drop_points = (self.fp32.accuracy - candidate.accuracy) * 100
+        candidate.passed = candidate.drop_points <= self.max_drop
+        self.log(
             f"  {recipe.name:<28} accuracy {candidate.accuracy:.4f} (drop {candidate.drop_points:+.2f} pts) "
             f"{candidate.seconds_per_item * 1e3:.2f} ms/item {candidate.size_bytes / 1e6:.1f} MB "
             f"{'pass' if candidate.passed else 'FAIL'}"
         )
-        tried.append(candidate)
+        self.tried.append(candidate)
         return candidate
 
-    for name in names:
-        attempt(RECIPES[name])
-    ranking: list[tuple[str, float]] = []
-    if not any(c.passed for c in tried[1:]):
-        base = RECIPES["dynamic-per-channel"]
-        nodes = quantizable_nodes(fused)
-        log(f"  no recipe passed: sensitivity pass over {len(nodes)} nodes")
-        sample = list(evaluator.texts[:sensitivity_texts])
-        reference = evaluator.predictor(fp32.path).logits(sample)
-        probe = evaluator.work / "probe" / "model.onnx"
+    def run(
+        self, names: Sequence[str] = GATE_CANDIDATES, sensitivity_texts: int = 64
+    ) -> Candidate | None:
+        """Every recipe in ``names``; if none passes, the sensitivity pass; the fastest that passed."""
+        for name in names:
+            self.attempt(RECIPES[name])
+        if not any(c.passed for c in self.tried[1:]):
+            self._sensitivity_pass(sensitivity_texts)
+        return self.choose()
+
+    def _sensitivity_pass(self, sensitivity_texts: int) -> None:
+        nodes = quantizable_nodes(self.fused)
+        self.log(f"  no recipe passed: sensitivity pass over {len(nodes)} nodes")
+        sample = list(self.evaluator.texts[:sensitivity_texts])
+        reference = self.evaluator.predictor(self.fp32.path).logits(sample)
+        probe = self.evaluator.work / "probe" / "model.onnx"
         probe.parent.mkdir(parents=True, exist_ok=True)
 
         def only(nodes_in_int8: list[str]) -> np.ndarray:
             keep = tuple(n for n in nodes if n not in nodes_in_int8)
-            quantize(fused, probe, Recipe("probe", "dynamic", per_channel=True, exclude=keep))
-            return evaluator.predictor(probe).logits(sample)
+            quantize(self.fused, probe, Recipe("probe", "dynamic", per_channel=True, exclude=keep))
+            return self.evaluator.predictor(probe).logits(sample)
 
-        ranking = sensitivity(reference, only, nodes)
+        self.ranking = sensitivity(reference, only, nodes)
+        base = RECIPES["dynamic-per-channel"]
         for k in SENSITIVITY_STEPS:
             if k >= len(nodes):
                 break
-            worst = [node for node, _ in ranking[:k]]
-            if attempt(
+            worst = [node for node, _ in self.ranking[:k]]
+            if self.attempt(
                 base.with_exclusions(worst), note=f"most sensitive {k} nodes in fp32"
             ).passed:
                 break
-    return tried, ranking
 
-
-def choose(tried: list[Candidate]) -> Candidate | None:
-    """The fastest passing quantized candidate (ties: the smaller accuracy drop)."""
-    passing = [c for c in tried if c.passed and c.recipe.kind != "fp32"]
-    return (
-        min(passing, key=lambda c: (round(c.seconds_per_item, 5), c.drop_points))
-        if passing
-        else None
-    )
+    def choose(self) -> Candidate | None:
+        """The fastest passing quantized candidate (ties: the smaller accuracy drop)."""
+        passing = [c for c in self.tried if c.passed and c.recipe.kind != "fp32"]
+        return (
+            min(passing, key=lambda c: (round(c.seconds_per_item, 5), c.drop_points))
+            if passing
+            else None
+        )

@@ -15,10 +15,10 @@ from rec_edge.data.readers import Example, read_examples
 from rec_edge.data.tasks import read_splits
 from rec_edge.errors import AccuracyGateError, DataError, ExportError, OutputExistsError, RunError
 from rec_edge.export.card import model_card
-from rec_edge.export.gate import Candidate, Evaluator, choose, run_gate
+from rec_edge.export.gate import Candidate, Evaluator, Gate
 from rec_edge.export.onnx_export import export_onnx, parity, torch_logits
 from rec_edge.export.optimize import optimize_graph
-from rec_edge.export.quantize import get_recipe, quantize
+from rec_edge.export.quantize import get_recipe
 from rec_edge.runtime.tokenize import BundleTokenizer, pad_batch
 from rec_edge.train.runs import load_run
 from rec_edge.versions import versions
@@ -176,30 +176,15 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
         calibration = _calibration(
             run, tokenizer, predictor.render, config.calibration_size, texts, manifest.inputs
         )
-        ranking: list[tuple[str, float]] = []
+        gate = Gate(evaluator, fused, unfused, fp32, config.max_accuracy_drop, calibration, log)
+        chosen: Candidate | None = fp32
         if recipe_name == "auto":
             log(f"accuracy gate (max drop {config.max_accuracy_drop} pts):")
-            tried, ranking = run_gate(
-                evaluator, fused, unfused, fp32, config.max_accuracy_drop, calibration, log=log
-            )
-            chosen = choose(tried)
-        else:
-            recipe = get_recipe(recipe_name)
-            tried = [fp32]
-            chosen = fp32
-            if recipe.kind != "fp32":
-                path = work / "candidates" / recipe.name / "model.onnx"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                quantize(fused, path, recipe, calibration, unfused_src=unfused)
-                chosen = evaluator.evaluate(recipe, path)
-                chosen.drop_points = (fp32.accuracy - chosen.accuracy) * 100
-                chosen.passed = chosen.drop_points <= config.max_accuracy_drop
-                tried.append(chosen)
-                log(
-                    f"{recipe.name}: accuracy {chosen.accuracy:.4f} (drop {chosen.drop_points:+.2f} pts)"
-                )
-                if not chosen.passed:
-                    chosen = None
+            chosen = gate.run()
+        elif get_recipe(recipe_name).kind != "fp32":
+            candidate = gate.attempt(get_recipe(recipe_name))
+            chosen = candidate if candidate.passed else None
+        tried, ranking = gate.tried, gate.ranking
         table = [c.row() for c in tried]
         if chosen is None:
             if config.fallback != "fp32":
