@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,8 @@ def write_manifest(folder: Path, manifest: Manifest) -> None:
 
 
 def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
-    """Read a bundle's manifest and check that every file is present and (``verify``) unaltered."""
+    """Read a bundle's manifest, check that every listed file is present and, with ``verify``,
+    that every file matches its sha256."""
     folder = Path(path)
     manifest_path = folder / MANIFEST_FILE
     if not folder.is_dir():
@@ -115,19 +117,35 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
         ) from None
     if not isinstance(data, dict):
         raise BundleError(f"{manifest_path}: a JSON object is expected.")
-    manifest = Manifest.from_dict(data, str(manifest_path))
-    problems = []
-    for name in (manifest.model_file, manifest.tokenizer_file):
-        if name not in manifest.files:
-            problems.append(f"{name} is not listed in the manifest's files")
-    for name, digest in manifest.files.items():
-        file = folder / name
-        if not file.is_file():
-            problems.append(f"{file} is missing")
-        elif verify and sha256_file(file) != digest:
-            problems.append(
-                f"{file} does not match its sha256 in the manifest (altered or truncated)"
-            )
+    bundle = Bundle(folder, Manifest.from_dict(data, str(manifest_path)))
+    manifest = bundle.manifest
+    problems = [
+        f"{name} is not listed in the manifest's files"
+        for name in (manifest.model_file, manifest.tokenizer_file)
+        if name not in manifest.files
+    ]
+    problems += [
+        f"{folder / name} is missing" for name in manifest.files if not (folder / name).is_file()
+    ]
+    _raise_if(bundle, problems)
+    if verify:
+        verify_files(bundle)
+    return bundle
+
+
+def verify_files(bundle: Bundle, names: Iterable[str] | None = None) -> None:
+    """Raise BundleError unless each file (default: every listed file) matches its sha256."""
+    files = bundle.manifest.files
+    problems = [
+        f"{bundle.path / name} does not match its sha256 in the manifest (altered or truncated)"
+        for name in (files if names is None else names)
+        if sha256_file(bundle.path / name) != files[name]
+    ]
+    _raise_if(bundle, problems)
+
+
+def _raise_if(bundle: Bundle, problems: list[str]) -> None:
     if problems:
-        raise BundleError(f"Bundle {folder} is broken: " + "; ".join(problems) + ". Re-export it.")
-    return Bundle(folder, manifest)
+        raise BundleError(
+            f"Bundle {bundle.path} is broken: " + "; ".join(problems) + ". Re-export it."
+        )

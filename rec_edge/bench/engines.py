@@ -66,10 +66,11 @@ class Engine:
         self.threads = threads
         self.templates = TemplateSet.from_dict(self.bundle.manifest.templates)
         self.labels = self.bundle.manifest.labels
+        self._render = self.templates.renderer(self.labels)
         self.batches: list[Any] = []
 
     def render(self, texts: Sequence[str]) -> list[str]:
-        return [self.templates.render(t, labels=self.labels) for t in texts]
+        return [self._render(t) for t in texts]
 
     def prepare(self, batches: list[list[str]]) -> None:
         self.batches = batches

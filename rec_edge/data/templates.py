@@ -11,7 +11,7 @@ import json
 import random
 import string
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,11 +78,19 @@ class TemplateSet:
         instruction: str | None = None,
         labels: Sequence[str] = (),
     ) -> str:
-        return (template or self.inference_template).format(
-            text=text,
-            instruction=instruction or self.instruction,
-            labels=", ".join(self.verbalize(label) for label in labels),
-        )
+        return self.renderer(labels, template, instruction)(text)
+
+    def renderer(
+        self,
+        labels: Sequence[str] = (),
+        template: str | None = None,
+        instruction: str | None = None,
+    ) -> Callable[[str], str]:
+        """``text -> prompt`` with everything but the text bound once (the runtime's hot path)."""
+        fmt = (template or self.inference_template).format
+        labels_text = ", ".join(self.verbalize(label) for label in labels)
+        bound_instruction = instruction or self.instruction
+        return lambda text: fmt(text=text, instruction=bound_instruction, labels=labels_text)
 
     def render_mixed(
         self,

@@ -86,6 +86,7 @@ def _check_target(out: Path, force: bool) -> None:
 
 
 def _replace(staging: Path, out: Path) -> None:
+    staging.chmod(0o755)  # mkdtemp made it private; a bundle is meant to be shared
     if out.exists():
         old = out.with_name(f".{out.name}.old")
         shutil.rmtree(old, ignore_errors=True)

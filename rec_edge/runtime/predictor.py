@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from rec_edge.bundle import Bundle, load_bundle
+from rec_edge.bundle import Bundle, load_bundle, verify_files
 from rec_edge.data.templates import TemplateSet
 from rec_edge.errors import BundleError, ConfigError, DataError
 from rec_edge.runtime.session import SessionConfig, create_session
@@ -65,6 +65,7 @@ class Predictor:
         self.manifest = bundle.manifest
         self.config = config
         self.templates = TemplateSet.from_dict(self.manifest.templates)
+        self._render = self.templates.renderer(self.manifest.labels)
         self.tokenizer = BundleTokenizer(bundle.tokenizer_path, self.manifest.max_length)
         self.session = create_session(bundle.model_path, config)
         self.input_names = [i.name for i in self.session.get_inputs()]
@@ -99,7 +100,29 @@ class Predictor:
             fallback,
             spinning,
         )
-        return cls(load_bundle(path, verify=verify), config)
+        bundle = load_bundle(path, verify=False)
+        if not verify:
+            return cls(bundle, config)
+        # Hash the two files the runtime reads while onnxruntime builds the session (both release
+        # the GIL); other files (model card, --keep-fp32 copy) are checked for presence only.
+        used = (bundle.manifest.model_file, bundle.manifest.tokenizer_file)
+        failure: list[BundleError] = []
+
+        def check() -> None:
+            try:
+                verify_files(bundle, used)
+            except BundleError as error:
+                failure.append(error)
+
+        checker = threading.Thread(target=check, name="rec-edge-verify")
+        checker.start()
+        try:
+            predictor = cls(bundle, config)
+        finally:
+            checker.join()  # an altered file explains a load failure better than onnxruntime
+            if failure:
+                raise failure[0]
+        return predictor
 
     def _check_graph(self) -> None:
         problems = []
@@ -132,7 +155,7 @@ class Predictor:
 
     def render(self, texts: Sequence[str]) -> list[str]:
         """The texts as the model sees them: through the bundle's inference template."""
-        return [self.templates.render(t, labels=self.manifest.labels) for t in texts]
+        return [self._render(t) for t in texts]
 
     def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         if not self._io_binding:
@@ -182,8 +205,8 @@ class Predictor:
         """One Prediction (label, its probability, every label's probability) per text."""
         probabilities = self.predict_proba(texts, batch_size)
         labels = self.manifest.labels
-        best = probabilities.argmax(axis=-1) if len(probabilities) else []
+        best = probabilities.argmax(axis=-1)
         return [
-            Prediction(labels[b], float(row[b]), dict(zip(labels, map(float, row), strict=True)))
-            for b, row in zip(best, probabilities, strict=True)
+            Prediction(labels[b], row[b], dict(zip(labels, row, strict=True)))
+            for b, row in zip(best.tolist(), probabilities.tolist(), strict=True)
         ]

@@ -6,8 +6,10 @@ resume, seeded determinism, gradient accumulation, torchrun/accelerate for sever
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -175,13 +177,14 @@ def train(config: TrainConfig) -> TrainResult:
     )
     resume_from = _last_checkpoint(work / "checkpoints") if config.resume else None
     started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=resume_from)
-    train_seconds = time.perf_counter() - started
-
-    metrics = {
-        "validation": _report(trainer, validation_set, labels),
-        "test": _report(trainer, test_set, labels) if test_set else None,
-    }
+    # The Trainer prints its logs on stdout; send them to stderr so stdout stays ours (--json).
+    with contextlib.redirect_stdout(sys.stderr):
+        trainer.train(resume_from_checkpoint=resume_from)
+        train_seconds = time.perf_counter() - started
+        metrics = {
+            "validation": _report(trainer, validation_set, labels),
+            "test": _report(trainer, test_set, labels) if test_set else None,
+        }
     if trainer.is_world_process_zero():
         best = trainer.model
         if config.method == "lora":
@@ -206,7 +209,7 @@ def train(config: TrainConfig) -> TrainResult:
             "truncated": {"train": train_set.truncated, "validation": validation_set.truncated},
             "resumed_from": resume_from,
             "train_seconds": round(train_seconds, 1),
-            "best_checkpoint": trainer.state.best_model_checkpoint,
+            "best_checkpoint": Path(trainer.state.best_model_checkpoint or "").name or None,
             "epochs_run": trainer.state.epoch,
             "metrics": metrics,
             "versions": versions(),

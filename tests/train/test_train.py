@@ -112,3 +112,30 @@ def test_minilm_learns_topics_few_shot(tmp_path, topic_files) -> None:
     )
     result = train(config)
     assert result.metrics["test"]["accuracy"] >= 0.9
+
+
+def test_cli_json_output_is_clean(tmp_path, tiny_model, topic_files) -> None:
+    from click.testing import CliRunner
+
+    from rec_edge.cli import main
+
+    args = [
+        "train",
+        str(topic_files["train"]),
+        "--model",
+        tiny_model,
+        "--runs-dir",
+        str(tmp_path),
+        "--name",
+        "cli",
+        "--epochs",
+        "1",
+        "--max-length",
+        "32",
+        "--json",
+    ]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)  # the Trainer's own logs went to stderr
+    assert summary["run_dir"] == str(tmp_path / "cli")
+    assert summary["test"] is None and 0 <= summary["validation"]["accuracy"] <= 1
