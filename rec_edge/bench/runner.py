@@ -171,15 +171,6 @@ def run_benchmark(
                 },
             )
         try:
-            if gold is not None and threads == threads_list[0]:
-                for w in workers:
-                    say(f"accuracy of {w.name} on {len(texts)} texts")
-                    predicted = []
-                    for start in range(0, len(texts), 64):
-                        predicted += w.call("predict", texts[start : start + 64])
-                    engines_info[w.name]["accuracy"] = float(
-                        np.mean([p == g for p, g in zip(predicted, gold, strict=True)])
-                    )
             for workload, pool in workloads:
                 mean_tokens = float(
                     np.mean(
@@ -195,25 +186,13 @@ def run_benchmark(
                     )
                 )
                 for batch_size in config.batch_sizes:
-                    batches = _batches(
-                        pool, batch_size, config.warmup + config.iterations, seed=batch_size
-                    )
-                    for w in workers:
-                        w.call("prepare", batches)
-                    samples: dict[str, list[float]] = {w.name: [] for w in workers}
                     say(
                         f"{workload} batch {batch_size}: {config.iterations} interleaved calls per engine"
                     )
-                    for i in range(config.warmup + config.iterations):
-                        order = (
-                            workers[i % len(workers) :] + workers[: i % len(workers)]
-                        )  # rotate who goes first
-                        for w in order:
-                            seconds = w.call("run", i)
-                            if i >= config.warmup:
-                                samples[w.name].append(seconds)
-                    for w in workers:
-                        stats = LatencyStats.from_samples(samples[w.name], batch_size)
+                    batches = _batches(
+                        pool, batch_size, config.warmup + config.iterations, seed=batch_size
+                    )
+                    for w, samples in _interleaved(workers, batches, config.warmup).items():
                         rows.append(
                             {
                                 "engine": w.name,
@@ -222,8 +201,8 @@ def run_benchmark(
                                 "threads": threads,
                                 "batch_size": batch_size,
                                 "mean_tokens": mean_tokens,
-                                "stats": stats.to_dict(),
-                                "samples": samples[w.name],
+                                "stats": LatencyStats.from_samples(samples, batch_size).to_dict(),
+                                "samples": samples,
                             }
                         )
             for w in workers:
@@ -231,6 +210,15 @@ def run_benchmark(
                 engines_info[w.name]["peak_rss_bytes"] = max(
                     engines_info[w.name]["peak_rss_bytes"], w.call("rss")
                 )
+            if gold is not None and threads == threads_list[0]:
+                for w in workers:
+                    say(f"accuracy of {w.name} on {len(texts)} texts")
+                    predicted = []
+                    for start in range(0, len(texts), 32):
+                        predicted += w.call("predict", texts[start : start + 32])
+                    engines_info[w.name]["accuracy"] = float(
+                        np.mean([p == g for p, g in zip(predicted, gold, strict=True)])
+                    )
         finally:
             for w in workers:
                 w.stop()
@@ -303,6 +291,21 @@ def run_benchmark(
         "notes": notes,
     }
     return BenchResult(data, notes)
+
+
+def _interleaved(
+    workers: list[_Worker], batches: list[list[str]], warmup: int
+) -> dict[_Worker, list[float]]:
+    """Round-robin timed calls, rotating who goes first; each worker times its own call."""
+    for w in workers:
+        w.call("prepare", batches)
+    samples: dict[_Worker, list[float]] = {w: [] for w in workers}
+    for i in range(len(batches)):
+        for w in workers[i % len(workers) :] + workers[: i % len(workers)]:
+            seconds = w.call("run", i)
+            if i >= warmup:
+                samples[w].append(seconds)
+    return samples
 
 
 def _ratios(rows: list[dict[str, Any]], baseline_kind: str) -> None:
