@@ -185,6 +185,9 @@ class Predictor:
                 len(items),
                 self.manifest.max_length,
             )
+        if len(encodings) <= batch_size:  # one batch: no sorting or scattering needed
+            batch = pad_batch(encodings, self.tokenizer.pad_id)
+            return self._run({name: batch[name] for name in self.input_names})
         order = np.argsort([len(e.ids) for e in encodings], kind="stable")
         out: np.ndarray | None = None
         for start in range(0, len(order), batch_size):

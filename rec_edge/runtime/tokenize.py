@@ -33,6 +33,8 @@ class BundleTokenizer:
         return 0
 
     def encode(self, texts: Sequence[str]) -> list[Encoding]:
+        if len(texts) == 1:  # no thread-pool hand-off for the common latency-bound call
+            return [self.tokenizer.encode(texts[0])]
         return list(self.tokenizer.encode_batch(list(texts)))
 
 
