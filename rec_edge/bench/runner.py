@@ -98,9 +98,19 @@ def _batches(texts: list[str], batch_size: int, count: int, seed: int) -> list[l
     return [[texts[rng.randrange(len(texts))] for _ in range(batch_size)] for _ in range(count)]
 
 
+def total_rounds(config: BenchConfig) -> int:
+    """Interleaved rounds run_benchmark will make (for a progress bar)."""
+    workloads = 1 if config.text_file else len(config.seq_lengths)
+    threads = len(config.threads) or 1
+    return threads * workloads * len(config.batch_sizes) * (config.warmup + config.iterations)
+
+
 def run_benchmark(
-    config: BenchConfig, progress: Callable[[str], None] | None = None
+    config: BenchConfig,
+    progress: Callable[[str], None] | None = None,
+    tick: Callable[[], None] | None = None,
 ) -> BenchResult:
+    """``progress`` receives a line per phase, ``tick`` a call per interleaved round."""
     say = progress or (lambda _: None)
     bundles = [Path(b) for b in config.bundles]
     for b in bundles:
@@ -192,7 +202,7 @@ def run_benchmark(
                     batches = _batches(
                         pool, batch_size, config.warmup + config.iterations, seed=batch_size
                     )
-                    for w, samples in _interleaved(workers, batches, config.warmup).items():
+                    for w, samples in _interleaved(workers, batches, config.warmup, tick).items():
                         rows.append(
                             {
                                 "engine": w.name,
@@ -294,7 +304,7 @@ def run_benchmark(
 
 
 def _interleaved(
-    workers: list[_Worker], batches: list[list[str]], warmup: int
+    workers: list[_Worker], batches: list[list[str]], warmup: int, tick: Callable[[], None] | None
 ) -> dict[_Worker, list[float]]:
     """Round-robin timed calls, rotating who goes first; each worker times its own call."""
     for w in workers:
@@ -305,6 +315,8 @@ def _interleaved(
             seconds = w.call("run", i)
             if i >= warmup:
                 samples[w].append(seconds)
+        if tick:
+            tick()
     return samples
 
 

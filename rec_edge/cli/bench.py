@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -90,10 +91,17 @@ def command(bundles: tuple[str, ...], no_peak: bool, no_plot: bool, **options: A
     """
     from rec_edge.bench import run_benchmark
     from rec_edge.bench.report import terminal, write_reports
+    from rec_edge.bench.runner import total_rounds
     from rec_edge.config import BenchConfig
 
     config = BenchConfig(bundles=list(bundles), peak=not no_peak, plot=not no_plot, **options)
-    result = run_benchmark(config, progress=lambda message: click.echo(f"... {message}", err=True))
+    with click.progressbar(length=total_rounds(config), label="bench", file=sys.stderr) as bar:
+
+        def progress(message: str) -> None:
+            bar.label = message
+            bar.render_progress()
+
+        result = run_benchmark(config, progress=progress, tick=lambda: bar.update(1))
     click.echo(terminal(result.data))
     if config.out:
         for path in write_reports(result.data, Path(config.out), config.plot):

@@ -16,6 +16,7 @@ from rec_edge.data.tasks import read_splits
 from rec_edge.errors import AccuracyGateError, DataError, ExportError, OutputExistsError, RunError
 from rec_edge.export.card import model_card
 from rec_edge.export.gate import Candidate, Evaluator, Gate
+from rec_edge.export.merge import model_to_export
 from rec_edge.export.onnx_export import export_onnx, parity, torch_logits
 from rec_edge.export.optimize import optimize_graph
 from rec_edge.export.quantize import get_recipe
@@ -102,13 +103,6 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
 
     run_dir = Path(config.run_dir)
     run = load_run(run_dir)
-    model_dir = run_dir / "model"
-    tokenizer_file = model_dir / "tokenizer.json"
-    if not tokenizer_file.is_file():
-        raise RunError(
-            f"{tokenizer_file} is missing: the runtime needs a fast tokenizer's tokenizer.json. Re-run training."
-        )
-    tokenizer = BundleTokenizer(tokenizer_file, run["max_length"])  # fails early on a corrupt file
     out = Path(config.out or Path("exports") / run["name"])
     _check_target(out, config.force)
     recipe_name = config.quantize
@@ -118,12 +112,21 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
     index = {label: i for i, label in enumerate(run["labels"])}
     texts = [e.text for e in examples]
     label_ids = [index[str(e.label)] for e in examples]
-    model_config = AutoConfig.from_pretrained(model_dir)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="rec-edge-export-"))
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
+        model_dir = model_to_export(run_dir, run, work)  # merges the adapter if needed
+        tokenizer_file = model_dir / "tokenizer.json"
+        if not tokenizer_file.is_file():
+            raise RunError(
+                f"{tokenizer_file} is missing: the runtime needs a fast tokenizer's tokenizer.json. Re-run training."
+            )
+        tokenizer = BundleTokenizer(
+            tokenizer_file, run["max_length"]
+        )  # fails early on a corrupt file
+        model_config = AutoConfig.from_pretrained(model_dir)
         log(f"exporting {model_dir} to ONNX (optimum, text-classification)")
         unfused = export_onnx(model_dir, work / "onnx")
         fused = work / "fused.onnx"
@@ -223,6 +226,7 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
             "run_name": run["name"],
             "model": run["source_model"],
             "model_type": model_config.model_type,
+            "merged_at_export": model_dir.parent == work,  # the run held only a LoRA adapter
             "run_metrics": run.get("metrics", {}),
             "export_config": config_to_dict(config),
             "dims": {

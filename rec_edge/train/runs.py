@@ -73,8 +73,12 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
         raise RunError(
             f"{path} lacks the fields {missing}. Re-run training with this version of rec-edge."
         )
-    if not (run_dir / "model" / "config.json").is_file():
+    if (
+        not (run_dir / "model" / "config.json").is_file()
+        and not (run_dir / "adapter" / "adapter_config.json").is_file()
+    ):
         raise RunError(
-            f"{run_dir / 'model'} holds no model (config.json missing). Re-run training."
+            f"{run_dir} holds neither a merged model (model/config.json) nor a LoRA adapter "
+            "(adapter/adapter_config.json). Re-run training."
         )
     return dict(run)

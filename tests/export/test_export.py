@@ -163,3 +163,31 @@ def test_interrupted_export_leaves_nothing(
     assert list((tmp_path / "exports").iterdir()) == []
     assert list(workdir.iterdir()) == []
     assert set(Path(tempfile.gettempdir()).glob("rec-edge-export-*")) == before
+
+
+def test_adapter_only_run_is_merged(tmp_path: Path, tiny_model, topic_files) -> None:
+    from rec_edge.train import train
+    from tests.conftest import tiny_train_config
+
+    run = train(
+        tiny_train_config(tiny_model, topic_files, tmp_path, name="lora", method="lora", epochs=1)
+    )
+    full = export(
+        ExportConfig(run_dir=str(run.run_dir), out=str(tmp_path / "full"), quantize="fp32"), **QUIET
+    )
+    shutil.rmtree(run.run_dir / "model")  # keep only the adapter
+    merged = export(
+        ExportConfig(run_dir=str(run.run_dir), out=str(tmp_path / "merged"), quantize="fp32"),
+        **QUIET,
+    )
+    assert load_bundle(merged.bundle_dir).manifest.source["merged_at_export"] is True
+    assert load_bundle(full.bundle_dir).manifest.source["merged_at_export"] is False
+    texts = _texts()
+    np.testing.assert_allclose(
+        Predictor.load(merged.bundle_dir).logits(texts),
+        Predictor.load(full.bundle_dir).logits(texts),
+        atol=1e-5,
+    )
+    shutil.rmtree(run.run_dir / "adapter")
+    with pytest.raises(RunError, match="holds neither a merged model"):
+        export(ExportConfig(run_dir=str(run.run_dir), out=str(tmp_path / "none")), **QUIET)
