@@ -92,9 +92,12 @@ def command(bundles: tuple[str, ...], no_peak: bool, no_plot: bool, **options: A
     from rec_edge.bench import run_benchmark
     from rec_edge.bench.report import terminal, write_reports
     from rec_edge.bench.runner import total_rounds
+    from rec_edge.bundle import load_bundle
     from rec_edge.config import BenchConfig
 
     config = BenchConfig(bundles=list(bundles), peak=not no_peak, plot=not no_plot, **options)
+    for bundle in config.bundles:  # a missing bundle is an error line, not a progress bar
+        load_bundle(bundle, verify=False)
     with click.progressbar(length=total_rounds(config), label="bench", file=sys.stderr) as bar:
 
         def progress(message: str) -> None:
