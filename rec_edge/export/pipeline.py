@@ -159,6 +159,11 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
         shutil.copy(fused, fp32_dir / "model.onnx")
         fp32 = evaluator.evaluate(get_recipe("fp32"), fp32_dir / "model.onnx")
         log(f"fp32: accuracy {fp32.accuracy:.4f} on {len(texts)} examples of {eval_source}")
+        if len(texts) < 1000:
+            log(
+                f"note: with {len(texts)} evaluation examples one example is {100 / len(texts):.2f} points; "
+                "the gate's decisions are that coarse (pass --eval-file with more labelled data)"
+            )
 
         sample = texts[:64]
         predictor = evaluator.predictor(fp32.path)
