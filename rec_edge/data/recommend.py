@@ -1,0 +1,113 @@
+"""Recommendation as instruction following: the TALLRec pointwise and InstructRec ranking protocols.
+
+Pointwise (TALLRec): per user, in time order, each rated item after a full history of the last
+``history`` rated items is a yes/no question (liked = rating > ``threshold``); examples are split
+8:1:1 by the target's time. Ranking (InstructRec, LLMRank): leave-one-out by time, the user's last
+liked item among ``negatives`` items the user never rated, drawn with a seeded generator.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+
+from rec_edge.data.interactions import Interaction, InteractionData
+
+
+@dataclass(frozen=True)
+class Preference:
+    user: str
+    liked: list[str]  # titles, oldest first
+    disliked: list[str]
+
+
+@dataclass(frozen=True)
+class PointwiseExample:
+    preference: Preference
+    candidate: str  # title
+    label: str  # "yes" | "no"
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class RankingCase:
+    preference: Preference
+    candidates: list[str]  # item ids, shuffled; the target among them
+    target: str  # item id
+
+
+def _timelines(data: InteractionData) -> dict[str, list[Interaction]]:
+    users: dict[str, list[Interaction]] = defaultdict(list)
+    for row in data.interactions:
+        users[row.user].append(row)
+    return {
+        u: sorted(rows, key=lambda r: (r.timestamp, r.item)) for u, rows in sorted(users.items())
+    }
+
+
+def _preference(
+    user: str, history: list[Interaction], data: InteractionData, threshold: float
+) -> Preference:
+    return Preference(
+        user,
+        [data.titles[r.item] for r in history if r.rating > threshold],
+        [data.titles[r.item] for r in history if r.rating <= threshold],
+    )
+
+
+def pointwise_splits(
+    data: InteractionData,
+    history: int = 10,
+    threshold: float = 3.0,
+    fractions: tuple[float, float] = (0.8, 0.1),
+) -> dict[str, list[PointwiseExample]]:
+    """{"train", "validation", "test"}: every example after a full history, split by its time."""
+    examples = []
+    for user, rows in _timelines(data).items():
+        for i in range(history, len(rows)):
+            target = rows[i]
+            examples.append(
+                PointwiseExample(
+                    _preference(user, rows[i - history : i], data, threshold),
+                    data.titles[target.item],
+                    "yes" if target.rating > threshold else "no",
+                    target.timestamp,
+                )
+            )
+    examples.sort(key=lambda e: (e.timestamp, e.preference.user))
+    a = int(len(examples) * fractions[0])
+    b = int(len(examples) * (fractions[0] + fractions[1]))
+    return {"train": examples[:a], "validation": examples[a:b], "test": examples[b:]}
+
+
+def ranking_cases(
+    data: InteractionData,
+    history: int = 10,
+    negatives: int = 19,
+    threshold: float = 3.0,
+    seed: int = 0,
+) -> list[RankingCase]:
+    """One case per user who has a liked item with at least one rated item before it."""
+    catalog = sorted(data.titles)
+    cases = []
+    for user, rows in _timelines(data).items():
+        liked_at = [i for i, r in enumerate(rows) if r.rating > threshold and i > 0]
+        if not liked_at:
+            continue
+        last = liked_at[-1]
+        rated = {r.item for r in rows}
+        unrated = [item for item in catalog if item not in rated]
+        if len(unrated) < negatives:
+            continue
+        rng = random.Random(f"{seed}:{user}")
+        candidates = [rows[last].item, *rng.sample(unrated, negatives)]
+        rng.shuffle(candidates)
+        cases.append(
+            RankingCase(
+                _preference(user, rows[max(0, last - history) : last], data, threshold),
+                candidates,
+                rows[last].item,
+            )
+        )
+    return cases

@@ -1,0 +1,156 @@
+"""Interactions readers, the pointwise and ranking protocols, and their metrics, on synthetic data."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import pytest
+
+from rec_edge.data.interactions import InteractionData, read_interactions
+from rec_edge.data.recommend import pointwise_splits, ranking_cases
+from rec_edge.errors import DataError
+from rec_edge.metrics import ranking_metrics, roc_auc
+
+
+def synthetic(
+    users: int = 6, items: int = 40, per_user: int = 15, seed: int = 0
+) -> list[tuple[str, str, int, int]]:
+    rng = random.Random(seed)
+    rows = []
+    for u in range(users):
+        for t, item in enumerate(rng.sample(range(items), per_user)):
+            rows.append((f"u{u}", f"i{item}", rng.randint(1, 5), 1000 * t + u))
+    return rows
+
+
+@pytest.fixture
+def folders(tmp_path):
+    rows = synthetic()
+    ml = tmp_path / "ml"
+    ml.mkdir()
+    (ml / "u.data").write_text("".join(f"{u[1:]}\t{i[1:]}\t{r}\t{t}\n" for u, i, r, t in rows))
+    (ml / "u.item").write_bytes(
+        "".join(f"{i}|Movie {i} (199{i % 10})|x\n" for i in range(40)).encode("latin-1")
+    )
+    atomic = tmp_path / "atomic"
+    atomic.mkdir()
+    (atomic / "x.inter").write_text(
+        "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+        + "".join(f"{u[1:]}\t{i[1:]}\t{r}\t{t}\n" for u, i, r, t in rows)
+    )
+    (atomic / "x.item").write_text(
+        "item_id:token\tmovie_title:token_seq\n" + "".join(f"{i}\tMovie {i}\n" for i in range(40))
+    )
+    jsonl = tmp_path / "inter.jsonl"
+    jsonl.write_text(
+        "".join(
+            json.dumps({"user": u, "item": i, "rating": r, "timestamp": t}) + "\n"
+            for u, i, r, t in rows
+        )
+    )
+    items = tmp_path / "items.jsonl"
+    items.write_text(
+        "".join(json.dumps({"item": f"i{i}", "title": f"Movie {i}"}) + "\n" for i in range(40))
+    )
+    return {"ml": ml, "atomic": atomic, "jsonl": jsonl, "items": items}
+
+
+def test_three_layouts_read_the_same(folders) -> None:
+    a = read_interactions(folders["ml"])
+    b = read_interactions(folders["atomic"])
+    c = read_interactions(folders["jsonl"], folders["items"])
+    assert len(a.interactions) == len(b.interactions) == len(c.interactions) == 90
+    assert (
+        a.titles["3"] == "Movie 3 (1993)"
+        and b.titles["3"] == "Movie 3"
+        and c.titles["i3"] == "Movie 3"
+    )
+
+
+def test_reader_errors(folders, tmp_path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"user": "u", "item": "i0", "rating": "x", "timestamp": 1}\n{"user": "u"}\n')
+    with pytest.raises(DataError) as info:
+        read_interactions(bad, folders["items"])
+    assert info.value.problems == [
+        f"{bad}:1: rating 'x' or timestamp '1' is not a number",
+        f"{bad}:2: missing fields ['item', 'rating', 'timestamp']",
+    ]
+    with pytest.raises(DataError, match="needs an items file"):
+        read_interactions(bad)
+    with pytest.raises(DataError, match="no u.data/u.item nor"):
+        read_interactions(tmp_path)
+    (folders["items"]).write_text(json.dumps({"item": "i0", "title": "Only"}) + "\n")
+    with pytest.raises(DataError, match="items have no title"):
+        read_interactions(folders["jsonl"], folders["items"])
+
+
+def test_pointwise_has_full_history_and_splits_by_time(folders) -> None:
+    data = read_interactions(folders["jsonl"], folders["items"])
+    splits = pointwise_splits(data, history=10)
+    total = sum(len(v) for v in splits.values())
+    assert total == 6 * (15 - 10)
+    assert [len(splits[k]) for k in ("train", "validation", "test")] == [24, 3, 3]
+    assert max(e.timestamp for e in splits["train"]) <= min(e.timestamp for e in splits["test"])
+    for e in splits["train"]:
+        assert len(e.preference.liked) + len(e.preference.disliked) == 10
+        assert e.label in ("yes", "no")
+
+
+def test_ranking_never_leaks_the_target(folders) -> None:
+    data = read_interactions(folders["jsonl"], folders["items"])
+    cases = ranking_cases(data, history=10, negatives=19, seed=3)
+    assert cases and cases == ranking_cases(data, history=10, negatives=19, seed=3)
+    by_user: dict[str, set[str]] = {}
+    for row in data.interactions:
+        by_user.setdefault(row.user, set()).add(row.item)
+    for case in cases:
+        assert len(case.candidates) == 20 and len(set(case.candidates)) == 20
+        assert case.target in case.candidates
+        negatives = set(case.candidates) - {case.target}
+        assert not negatives & by_user[case.preference.user]  # never-rated items only
+        assert data.titles[case.target] not in case.preference.liked + case.preference.disliked
+
+
+def test_target_is_the_last_liked_item() -> None:
+    rows = [("u", "a", 5, 1), ("u", "b", 2, 2), ("u", "c", 4, 3), ("u", "d", 1, 4)]
+    from rec_edge.data.interactions import Interaction
+
+    titles = {x: x.upper() for x in "abcdefghijklmnopqrstuvwxyz"}
+    data = InteractionData([Interaction(*r) for r in rows], titles, "test")
+    (case,) = ranking_cases(data, history=10, negatives=5)
+    assert case.target == "c"
+    assert case.preference.liked == ["A"] and case.preference.disliked == ["B"]  # d comes after c
+
+
+def test_auc_by_hand() -> None:
+    assert roc_auc([1, 0, 1, 0], [0.9, 0.1, 0.8, 0.3]) == 1.0
+    assert roc_auc([1, 0], [0.2, 0.8]) == 0.0
+    # pairs (pos, neg): (0.5,0.5) tie=0.5, (0.5,0.2)=1, (0.7,0.5)=1, (0.7,0.2)=1 -> 3.5/4
+    assert roc_auc([1, 1, 0, 0], [0.5, 0.7, 0.5, 0.2]) == 0.875
+    with pytest.raises(ValueError):
+        roc_auc([1, 1], [0.1, 0.2])
+
+
+def test_ranking_metrics_by_hand() -> None:
+    ranked = [["a", "b", "c"], ["b", "a", "c"], ["c", "b", "a"]]
+    m = ranking_metrics(ranked, ["a", "a", "a"], ks=(1, 2))
+    assert m["HR@1"] == pytest.approx(1 / 3)
+    assert m["HR@2"] == pytest.approx(2 / 3)
+    assert m["NDCG@2"] == pytest.approx((1 + 1 / math.log2(3)) / 3)
+
+
+def test_baselines_on_synthetic_data(folders) -> None:
+    from rec_edge.data.baselines import pointwise_baselines, rank_baselines
+
+    data = read_interactions(folders["jsonl"], folders["items"])
+    cases = ranking_cases(data, negatives=19)
+    table = rank_baselines(data, cases)
+    assert set(table) == {"random", "most popular"}
+    for metrics in table.values():
+        assert 0 <= metrics["HR@1"] <= metrics["HR@5"] <= metrics["HR@10"] <= 1
+    splits = pointwise_splits(data, history=10)
+    auc = pointwise_baselines(data, splits["train"], splits["test"] + splits["validation"])
+    assert 0 <= auc["random"]["AUC"] <= 1 and 0 <= auc["most popular"]["AUC"] <= 1
