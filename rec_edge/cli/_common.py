@@ -10,7 +10,3 @@ import click
 
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
-
-
-def not_implemented(command: str, issue: str) -> None:
-    raise click.ClickException(f"`rec-edge {command}` is not implemented yet ({issue}).")
