@@ -28,13 +28,16 @@ class TrainConfig:
     name: str | None = None  # run folder name under runs_dir; default: the train file's stem
     runs_dir: str = "runs"
     model: str | None = None  # None: the embedded default (all-MiniLM-L6-v2)
-    task: str = "classify"
+    task: str = "classify"  # classify | rank (train_file: interactions, see data.interactions)
+    items_file: str | None = None  # rank with a JSONL interactions file: item titles
+    history: int = 10  # rank: rated items before the target that state the preference
     text_field: str = "text"
     label_field: str = "label"
     instruction_field: str | None = None  # per-example instruction column, overrides `instruction`
     file_format: str | None = None  # jsonl | csv | tsv; None: from the file suffix
     validation_file: str | None = None
     validation_fraction: float = 0.1  # seeded stratified hold-out when no validation_file
+    validation_limit: int | None = None  # evaluate each epoch on at most this many (seeded sample)
     test_file: str | None = None
     shots: int | None = None  # K examples per class, stratified and seeded; None: all
     instruction: str | None = None  # the task instruction rendered into {instruction}
@@ -63,14 +66,18 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         p: list[str] = []
-        if self.task not in ("classify",):
-            p.append(f"task={self.task!r} (allowed: classify)")
+        if self.task not in ("classify", "rank"):
+            p.append(f"task={self.task!r} (allowed: classify, rank)")
+        if self.history < 1:
+            p.append(f"history={self.history} (must be >= 1)")
         if self.method not in ("lora", "full"):
             p.append(f"method={self.method!r} (allowed: lora, full)")
         if self.file_format not in (None, "jsonl", "csv", "tsv"):
             p.append(f"file_format={self.file_format!r} (allowed: jsonl, csv, tsv)")
         if not 0.0 < self.validation_fraction < 1.0:
             p.append(f"validation_fraction={self.validation_fraction} (must be in (0, 1))")
+        if self.validation_limit is not None and self.validation_limit < 1:
+            p.append(f"validation_limit={self.validation_limit} (must be >= 1)")
         if self.shots is not None and self.shots < 1:
             p.append(f"shots={self.shots} (must be >= 1)")
         for name in (

@@ -6,11 +6,14 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
 from rec_edge.errors import DataError
+
+if TYPE_CHECKING:
+    from rec_edge.runtime import Predictor
 
 
 def read_inputs(path: Path, text_field: str) -> list[str]:
@@ -100,6 +103,9 @@ def command(
 ) -> None:
     """Classify TEXTS (or the texts of --input) with the bundle BUNDLE, torch-free.
 
+    With a rank bundle each TEXT (or input line) is a JSON request
+    {"liked": [...], "disliked": [...], "candidates": [...], "k": 5}; the output is JSONL.
+
     Prints `label<TAB>score<TAB>text` per text, or JSONL with --json / --output.
     A summary line goes to stderr.
     """
@@ -110,6 +116,9 @@ def command(
     started = time.perf_counter()
     predictor = Predictor.load(bundle, provider=provider, threads=threads, fallback=fallback)
     items = list(texts) + (read_inputs(input_file, text_field) if input_file else [])
+    if predictor.manifest.task == "rank":
+        _rank_requests(predictor, items, output)
+        return
     out: TextIO = output.open("w", encoding="utf-8") if output else sys.stdout
     try:
         chunk = batch_size * 8
@@ -130,3 +139,29 @@ def command(
         f"{f' -> {output}' if output else ''}",
         err=True,
     )
+
+
+def _rank_requests(predictor: Predictor, requests: list[str], output: Path | None) -> None:
+    """Each request: {"liked": [...], "disliked": [...], "candidates": [...], "k": 10}; JSONL out."""
+    out: TextIO = output.open("w", encoding="utf-8") if output else sys.stdout
+    try:
+        for number, request in enumerate(requests, start=1):
+            try:
+                body = json.loads(request)
+                history = {key: body.get(key, []) for key in ("liked", "disliked")}
+                candidates, k = body["candidates"], body.get("k")
+            except (json.JSONDecodeError, KeyError, AttributeError) as error:
+                raise DataError(
+                    f"request {number}: expected a JSON object with 'candidates' and optional 'liked', "
+                    f"'disliked', 'k' ({type(error).__name__}: {error})"
+                ) from None
+            ranked = predictor.rank(history, candidates, k)
+            out.write(
+                json.dumps(
+                    {"ranked": [{"item": r.item, "score": round(r.score, 6)} for r in ranked]}
+                )
+                + "\n"
+            )
+    finally:
+        if output:
+            out.close()

@@ -28,13 +28,31 @@ def _label_names(
 
 
 @click.command("train")
-@click.argument("train_file", type=click.Path(dir_okay=False))
+@click.argument("train_file", type=click.Path())
 @click.option(
     "--name", help="Run name: the run is written to RUNS_DIR/NAME. [default: the file's stem]"
 )
 @click.option("--runs-dir", default="runs", show_default=True, help="Folder that holds runs.")
 @click.option(
     "--model", help="'minilm' (embedded default), a local Hugging Face folder, or a hub id."
+)
+@click.option(
+    "--task",
+    type=click.Choice(["classify", "rank"]),
+    default="classify",
+    show_default=True,
+    help="classify: labelled texts; rank: TRAIN_FILE holds interactions (MovieLens folder, RecBole atomic files, or JSONL with --items-file).",
+)
+@click.option(
+    "--items-file",
+    type=click.Path(dir_okay=False),
+    help="rank with JSONL interactions: JSONL of {item, title}.",
+)
+@click.option(
+    "--history",
+    default=10,
+    show_default=True,
+    help="rank: rated items before the target that state the preference.",
 )
 @click.option(
     "--text-field", default="text", show_default=True, help="Column/key of the input text."
@@ -57,6 +75,11 @@ def _label_names(
     default=0.1,
     show_default=True,
     help="Hold-out fraction when no --validation-file.",
+)
+@click.option(
+    "--validation-limit",
+    type=int,
+    help="Evaluate each epoch on at most this many validation examples (seeded).",
 )
 @click.option(
     "--test-file", type=click.Path(dir_okay=False), help="Labelled test data, evaluated at the end."
@@ -139,7 +162,10 @@ def _label_names(
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def command(no_template: bool, as_json: bool, early_stopping_patience: int, **options: Any) -> None:
-    """Tune a model on TRAIN_FILE (JSONL, CSV or TSV) through instruction templates.
+    """Tune a model on TRAIN_FILE through instruction templates.
+
+    classify: TRAIN_FILE is JSONL, CSV or TSV with a text and a label. rank: TRAIN_FILE holds
+    user-item interactions, turned into TALLRec yes/no questions about the user's preference.
 
     Writes runs/NAME/: the LoRA adapter, the merged model, the tokenizer, run.json (config,
     labels, templates, metrics, versions) and log.jsonl (losses and metrics per step).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,8 +12,8 @@ from rec_edge.data.readers import Example, read_examples
 from rec_edge.data.sampling import few_shot, stratified_split
 from rec_edge.data.templates import (
     BUILTIN_TEMPLATES,
-    DEFAULT_INSTRUCTION,
-    RAW_TEMPLATE,
+    DEFAULT_INSTRUCTIONS,
+    RAW_TEMPLATES,
     TemplateSet,
     load_template_file,
 )
@@ -40,12 +41,14 @@ class ClassificationData:
 def resolve_templates(config: TrainConfig) -> TemplateSet:
     from_file = load_template_file(config.template_file) if config.template_file else {}
     if not config.use_templates:
-        templates = [RAW_TEMPLATE]
+        templates = [RAW_TEMPLATES[config.task]]
     else:
         templates = config.templates or from_file.get("templates") or BUILTIN_TEMPLATES[config.task]
-    instruction = config.instruction or from_file.get("instruction") or DEFAULT_INSTRUCTION
+    instruction = (
+        config.instruction or from_file.get("instruction") or DEFAULT_INSTRUCTIONS[config.task]
+    )
     label_names = {**from_file.get("label_names", {}), **config.label_names}
-    return TemplateSet(list(templates), instruction, label_names)
+    return TemplateSet(list(templates), instruction, label_names, config.task)
 
 
 def _read(path: str, config: TrainConfig, skipped: list[str]) -> list[Example]:
@@ -84,6 +87,9 @@ def read_splits(
     config: TrainConfig,
 ) -> tuple[list[Example], list[Example], list[Example] | None, list[str]]:
     """(train, validation, test or None, skipped rows) exactly as training sees them."""
+    if config.task == "rank":
+        rank_train, rank_validation, rank_test, _ = _rank_splits(config)
+        return rank_train, _limit(rank_validation, config), rank_test, []
     skipped: list[str] = []
     train = _read(config.train_file, config, skipped)
     if config.validation_file:
@@ -93,22 +99,33 @@ def read_splits(
     test = _read(config.test_file, config, skipped) if config.test_file else None
     if config.shots:
         train = few_shot(train, config.shots, config.seed)
-    return train, validation, test, skipped
+    return train, _limit(validation, config), test, skipped
+
+
+def _limit(examples: list[Example], config: TrainConfig) -> list[Example]:
+    if config.validation_limit is None or len(examples) <= config.validation_limit:
+        return examples
+    return random.Random(config.seed).sample(examples, config.validation_limit)
 
 
 def build_classification(config: TrainConfig) -> ClassificationData:
     templates = resolve_templates(config)
     train, validation, test, skipped = read_splits(config)
     others = {config.validation_file or f"{config.train_file} (hold-out)": validation}
-    if test is not None and config.test_file:
-        others[config.test_file] = test
+    test_source = config.test_file or (
+        f"{config.train_file} (test)" if config.task == "rank" else None
+    )
+    if test is not None and test_source:
+        others[test_source] = test
     labels = _check_labels(train, others, config.train_file)
     index = {label: i for i, label in enumerate(labels)}
 
     def split(examples: list[Example], source: str, mixed: bool) -> Split:
         texts = [e.text for e in examples]
         instructions = [e.instruction for e in examples]
-        if mixed:  # training mixes the templates; evaluation uses the inference template
+        if templates.task == "rank":  # the prompts were rendered from the interactions
+            rendered = texts
+        elif mixed:  # training mixes the templates; evaluation uses the inference template
             rendered = templates.render_mixed(texts, instructions, config.seed, labels)
         else:
             rendered = [
@@ -122,9 +139,7 @@ def build_classification(config: TrainConfig) -> ClassificationData:
         templates=templates,
         train=split(train, config.train_file, mixed=True),
         validation=split(validation, next(iter(others)), mixed=False),
-        test=split(test, config.test_file, mixed=False)
-        if test is not None and config.test_file
-        else None,
+        test=split(test, test_source, mixed=False) if test is not None and test_source else None,
         skipped=skipped,
         counts={"train": len(train), "validation": len(validation), "test": len(test or [])},
     )
@@ -132,3 +147,36 @@ def build_classification(config: TrainConfig) -> ClassificationData:
 
 def run_name(config: TrainConfig) -> str:
     return config.name or Path(config.train_file).stem
+
+
+def _rank_splits(
+    config: TrainConfig,
+) -> tuple[list[Example], list[Example], list[Example], list[str]]:
+    """TALLRec pointwise examples as prompts (yes/no labels); ``shots`` counts examples in all."""
+    from rec_edge.data.interactions import read_interactions
+    from rec_edge.data.recommend import PointwiseExample, pointwise_splits
+
+    data = read_interactions(config.train_file, config.items_file)
+    splits = pointwise_splits(data, history=config.history)
+    templates = resolve_templates(config)
+    rng = random.Random(config.seed)
+    train = splits["train"]
+    if config.shots:
+        train = rng.sample(train, min(config.shots, len(train)))
+
+    def prompts(rows: list[PointwiseExample], split: str, mixed: bool) -> list[Example]:
+        out = []
+        for row in rows:
+            render = templates.preference_renderer(
+                rng.choice(templates.templates) if mixed else None
+            )
+            text = render(row.preference.liked, row.preference.disliked, row.candidate)
+            out.append(Example(text, row.label, None, f"{config.train_file} ({split})"))
+        return out
+
+    return (
+        prompts(train, "train", True),
+        prompts(splits["validation"], "validation", False),
+        prompts(splits["test"], "test", False),
+        [],
+    )

@@ -19,6 +19,15 @@ from typing import Any
 from rec_edge.errors import ConfigError
 
 DEFAULT_INSTRUCTION = "Decide which category this text belongs to."
+DEFAULT_INSTRUCTIONS = {
+    "classify": DEFAULT_INSTRUCTION,
+    "rank": "Given the user's preferences, answer whether the user will enjoy the target item.",
+}
+# task -> (fields a template must have one of, fields it may use)
+TASK_FIELDS = {
+    "classify": ({"text"}, {"text", "instruction", "labels"}),
+    "rank": ({"candidate"}, {"instruction", "liked", "disliked", "candidate"}),
+}
 
 BUILTIN_TEMPLATES: dict[str, list[str]] = {
     "classify": [
@@ -27,8 +36,14 @@ BUILTIN_TEMPLATES: dict[str, list[str]] = {
         "{text}\n\n{instruction}",
         "Read the following and answer. {instruction}\n{text}",
     ],
+    # TALLRec / InstructRec style: the user's preference, then the candidate, as a yes/no question
+    "rank": [
+        '{instruction}\nThe user liked: {liked}.\nThe user disliked: {disliked}.\nWill the user enjoy "{candidate}"?',
+        'Liked: {liked}. Disliked: {disliked}. Candidate: "{candidate}". {instruction}',
+        'A user enjoyed {liked} and did not enjoy {disliked}. {instruction} Target: "{candidate}"',
+    ],
 }
-RAW_TEMPLATE = "{text}"
+RAW_TEMPLATES = {"classify": "{text}", "rank": "{liked} | {disliked} | {candidate}"}
 
 
 def template_fields(template: str) -> list[str]:
@@ -47,19 +62,27 @@ class TemplateSet:
     templates: list[str]
     instruction: str = DEFAULT_INSTRUCTION
     label_names: dict[str, str] = field(default_factory=dict)
+    task: str = "classify"  # classify: {text}; rank: {liked}, {disliked}, {candidate}
 
     def __post_init__(self) -> None:
         if not self.templates:
             raise ConfigError("A TemplateSet needs at least one template.")
+        if self.task not in TASK_FIELDS:
+            raise ConfigError(
+                f"Unknown template task {self.task!r} (known: {', '.join(TASK_FIELDS)})."
+            )
+        required, allowed = TASK_FIELDS[self.task]
         problems = []
         for template in self.templates:
             names = template_fields(template)
-            if "text" not in names:
-                problems.append(f"template {template!r} has no {{text}} placeholder")
-            unknown = set(names) - {"text", "instruction", "labels"}
+            if not required & set(names):
+                problems.append(
+                    f"template {template!r} has no {{{sorted(required)[0]}}} placeholder"
+                )
+            unknown = set(names) - allowed
             if unknown:
                 problems.append(
-                    f"template {template!r} uses unknown fields {sorted(unknown)} (known: text, instruction, labels)"
+                    f"template {template!r} uses unknown fields {sorted(unknown)} (known: {', '.join(sorted(allowed))})"
                 )
         if problems:
             raise ConfigError("; ".join(problems))
@@ -92,6 +115,22 @@ class TemplateSet:
         bound_instruction = instruction or self.instruction
         return lambda text: fmt(text=text, instruction=bound_instruction, labels=labels_text)
 
+    def preference_renderer(
+        self, template: str | None = None
+    ) -> Callable[[Sequence[str], Sequence[str], str], str]:
+        """``(liked titles, disliked titles, candidate) -> prompt`` for the rank task."""
+        fmt = (template or self.inference_template).format
+
+        def render(liked: Sequence[str], disliked: Sequence[str], candidate: str) -> str:
+            return fmt(
+                instruction=self.instruction,
+                liked="; ".join(liked) or "nothing yet",
+                disliked="; ".join(disliked) or "nothing",
+                candidate=candidate,
+            )
+
+        return render
+
     def render_mixed(
         self,
         texts: Sequence[str],
@@ -111,14 +150,17 @@ class TemplateSet:
             "templates": self.templates,
             "instruction": self.instruction,
             "label_names": self.label_names,
+            "task": self.task,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TemplateSet:
+        task = data.get("task", "classify")
         return cls(
             list(data["templates"]),
-            data.get("instruction") or DEFAULT_INSTRUCTION,
+            data.get("instruction") or DEFAULT_INSTRUCTIONS.get(task, DEFAULT_INSTRUCTION),
             dict(data.get("label_names") or {}),
+            task,
         )
 
 

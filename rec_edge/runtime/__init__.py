@@ -1,6 +1,6 @@
 """TORCH-FREE runtime: onnxruntime + tokenizers + numpy, nothing else."""
 
-from rec_edge.runtime.predictor import Prediction, Predictor
+from rec_edge.runtime.predictor import Prediction, Predictor, Ranked
 from rec_edge.runtime.session import PROVIDERS, SessionConfig
 
-__all__ = ["PROVIDERS", "Prediction", "Predictor", "SessionConfig"]
+__all__ = ["PROVIDERS", "Prediction", "Predictor", "Ranked", "SessionConfig"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,12 @@ from rec_edge.runtime.tokenize import BundleTokenizer, pad_batch
 
 log = logging.getLogger("rec_edge")
 TOKENIZER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+@dataclass(frozen=True)
+class Ranked:
+    item: str
+    score: float  # the model's probability that the user enjoys the item
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,11 @@ class Predictor:
         self.manifest = bundle.manifest
         self.config = config
         self.templates = TemplateSet.from_dict(self.manifest.templates)
-        self._render = self.templates.renderer(self.manifest.labels)
+        if self.manifest.task == "rank":  # logits() takes finished prompts; rank() renders them
+            self._render: Callable[[str], str] = str
+            self._prompt = self.templates.preference_renderer()
+        else:
+            self._render = self.templates.renderer(self.manifest.labels)
         self.tokenizer = BundleTokenizer(bundle.tokenizer_path, self.manifest.max_length)
         self.session = create_session(bundle.model_path, config)
         self.input_names = [i.name for i in self.session.get_inputs()]
@@ -213,3 +223,37 @@ class Predictor:
             Prediction(labels[b], row[b], dict(zip(labels, row, strict=True)))
             for b, row in zip(best.tolist(), probabilities.tolist(), strict=True)
         ]
+
+    def rank(
+        self, history: Mapping[str, Sequence[str]], candidates: Sequence[str], k: int | None = None
+    ) -> list[Ranked]:
+        """Candidates by the probability that the user enjoys them, best first (rank bundles).
+
+        ``history`` holds the titles the user ``liked`` and ``disliked`` (oldest first); every
+        candidate is scored in one session run.
+        """
+        if self.manifest.task != "rank":
+            raise ConfigError(
+                f"Bundle {self.bundle.path} is a {self.manifest.task!r} bundle; rank() needs a 'rank' one."
+            )
+        problems = [
+            f"history[{key!r}] must be a list of titles"
+            for key in ("liked", "disliked")
+            if not isinstance(history.get(key, []), (list, tuple))
+        ]
+        unknown = sorted(set(history) - {"liked", "disliked"})
+        if unknown:
+            problems.append(f"history has unknown keys {unknown} (known: liked, disliked)")
+        items = _check_texts(candidates) if not problems else []
+        if problems:
+            raise DataError(problems)
+        liked, disliked = list(history.get("liked", [])), list(history.get("disliked", []))
+        _check_texts(liked + disliked)
+        prompts = [self._prompt(liked, disliked, item) for item in items]
+        yes = self.manifest.labels.index("yes")
+        scores = self.predict_proba(prompts, batch_size=max(1, len(prompts)))[:, yes].tolist()
+        ranked = sorted(
+            (Ranked(item, score) for item, score in zip(items, scores, strict=True)),
+            key=lambda r: -r.score,
+        )
+        return ranked[:k] if k is not None else ranked
