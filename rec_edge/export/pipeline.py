@@ -48,7 +48,10 @@ def _eval_examples(config: ExportConfig, run: dict[str, Any]) -> tuple[list[Exam
             raise ExportError(
                 f"The run's validation data cannot be read again ({error}). Pass --eval-file."
             ) from None
-        source = train_config.validation_file or f"{train_config.train_file} (the run's hold-out)"
+        source = (
+            train_config.validation_file
+            or f"{train_config.train_file} (the run's {'time-split validation' if train_config.task == 'rank' else 'hold-out'})"
+        )
     unknown = sorted({str(e.label) for e in examples} - set(run["labels"]))
     if unknown:
         raise DataError(
