@@ -77,7 +77,11 @@ def _report(trainer: Any, dataset: _Encoded, labels: list[str]) -> dict[str, Any
 
 
 def _last_checkpoint(checkpoints: Path) -> str | None:
+    """The newest complete checkpoint; one cut off while being written (a kill during the save)
+    has no trainer_state.json yet and is removed, so that resuming starts from the one before."""
     found = sorted(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    while found and not (found[-1] / "trainer_state.json").is_file():
+        shutil.rmtree(found.pop())
     return str(found[-1]) if found else None
 
 

@@ -139,3 +139,16 @@ def test_cli_json_output_is_clean(tmp_path, tiny_model, topic_files) -> None:
     summary = json.loads(result.stdout)  # the Trainer's own logs went to stderr
     assert summary["run_dir"] == str(tmp_path / "cli")
     assert summary["test"] is None and 0 <= summary["validation"]["accuracy"] <= 1
+
+
+def test_resume_skips_a_checkpoint_cut_off_while_saving(tmp_path) -> None:
+    from rec_edge.train.trainer import _last_checkpoint
+
+    for step, complete in ((10, True), (20, True), (30, False)):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        if complete:
+            (folder / "trainer_state.json").write_text("{}")
+    assert _last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-20")
+    assert not (tmp_path / "checkpoint-30").exists()
+    assert _last_checkpoint(tmp_path / "none") is None
