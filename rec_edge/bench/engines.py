@@ -18,8 +18,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from rec_edge.bundle import load_bundle
 from rec_edge.data.templates import TemplateSet
 
@@ -180,7 +178,3 @@ def isolate_threads(threads: int) -> None:
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-def label_accuracy(predicted: Sequence[str], gold: Sequence[str]) -> float:
-    return float(np.mean([p == g for p, g in zip(predicted, gold, strict=True)]))

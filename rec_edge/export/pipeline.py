@@ -34,7 +34,18 @@ class ExportResult:
     parity: dict[str, Any]
 
 
-def _eval_examples(config: ExportConfig, run: dict[str, Any]) -> tuple[list[Example], str]:
+def _run_data(run: dict[str, Any]) -> tuple[list[Example], list[Example], str | None]:
+    """The run's (train, validation) examples, read once; or the reason they cannot be read."""
+    try:
+        train, validation, _, _ = read_splits(TrainConfig(**run["config"]))
+    except DataError as error:
+        return [], [], str(error)
+    return train, validation, None
+
+
+def _eval_examples(
+    config: ExportConfig, run: dict[str, Any], validation: list[Example], problem: str | None
+) -> tuple[list[Example], str]:
     train_config = TrainConfig(**run["config"])
     if config.eval_file:
         examples = read_examples(
@@ -42,16 +53,13 @@ def _eval_examples(config: ExportConfig, run: dict[str, Any]) -> tuple[list[Exam
         ).examples
         source = config.eval_file
     else:
-        try:
-            _, examples, _, _ = read_splits(train_config)
-        except DataError as error:
+        if problem:
             raise ExportError(
-                f"The run's validation data cannot be read again ({error}). Pass --eval-file."
-            ) from None
-        source = (
-            train_config.validation_file
-            or f"{train_config.train_file} (the run's {'time-split validation' if train_config.task == 'rank' else 'hold-out'})"
-        )
+                f"The run's validation data cannot be read again ({problem}). Pass --eval-file."
+            )
+        examples = validation
+        kind = "time-split validation" if train_config.task == "rank" else "hold-out"
+        source = train_config.validation_file or f"{train_config.train_file} (the run's {kind})"
     unknown = sorted({str(e.label) for e in examples} - set(run["labels"]))
     if unknown:
         raise DataError(
@@ -61,19 +69,9 @@ def _eval_examples(config: ExportConfig, run: dict[str, Any]) -> tuple[list[Exam
 
 
 def _calibration(
-    run: dict[str, Any],
-    tokenizer: BundleTokenizer,
-    render: Any,
-    size: int,
-    fallback: list[str],
-    input_names: list[str],
+    texts: list[str], tokenizer: BundleTokenizer, render: Any, input_names: list[str]
 ) -> list[dict[str, Any]]:
-    """Padded feeds of up to ``size`` training texts (the eval texts if the data is gone)."""
-    try:
-        train, _, _, _ = read_splits(TrainConfig(**run["config"]))
-        texts = [e.text for e in train[:size]]
-    except DataError:
-        texts = fallback[:size]
+    """Padded feeds of the calibration texts, 16 at a time."""
     encodings = tokenizer.encode(render(texts))
     feeds = []
     for start in range(0, len(encodings), 16):
@@ -111,7 +109,8 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
     recipe_name = config.quantize
     if recipe_name != "auto":
         get_recipe(recipe_name)
-    examples, eval_source = _eval_examples(config, run)
+    train_examples, validation, problem = _run_data(run)
+    examples, eval_source = _eval_examples(config, run, validation, problem)
     index = {label: i for i, label in enumerate(run["labels"])}
     texts = [e.text for e in examples]
     label_ids = [index[str(e.label)] for e in examples]
@@ -185,9 +184,11 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
                 "if that passes, the fusions are at fault for this model."
             )
 
-        calibration = _calibration(
-            run, tokenizer, predictor.render, config.calibration_size, texts, manifest.inputs
-        )
+        # a sample of the training texts; the evaluation texts if the training data is gone
+        calibration_texts = [e.text for e in train_examples[: config.calibration_size]] or texts[
+            : config.calibration_size
+        ]
+        calibration = _calibration(calibration_texts, tokenizer, predictor.render, manifest.inputs)
         gate = Gate(evaluator, fused, unfused, fp32, config.max_accuracy_drop, calibration, log)
         chosen: Candidate | None = fp32
         if recipe_name == "auto":

@@ -244,9 +244,9 @@ class Predictor:
         unknown = sorted(set(history) - {"liked", "disliked"})
         if unknown:
             problems.append(f"history has unknown keys {unknown} (known: liked, disliked)")
-        items = _check_texts(candidates) if not problems else []
         if problems:
             raise DataError(problems)
+        items = _check_texts(candidates)
         liked, disliked = list(history.get("liked", [])), list(history.get("disliked", []))
         _check_texts(liked + disliked)
         prompts = [self._prompt(liked, disliked, item) for item in items]
