@@ -50,6 +50,9 @@ class TrainConfig:
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.1
+    dropout: float | None = (
+        None  # the model's own dropout layers; None: as pretrained (0 is faster on CPU)
+    )
     target_modules: list[str] | None = None  # None: chosen per architecture
     epochs: float = 5.0
     batch_size: int = 32
@@ -68,6 +71,8 @@ class TrainConfig:
         p: list[str] = []
         if self.task not in ("classify", "rank"):
             p.append(f"task={self.task!r} (allowed: classify, rank)")
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
+            p.append(f"dropout={self.dropout} (must be in [0, 1))")
         if self.history < 1:
             p.append(f"history={self.history} (must be >= 1)")
         if self.method not in ("lora", "full"):

@@ -80,3 +80,15 @@ def ranking_metrics(
             np.mean([1 / np.log2(p + 1) if p <= k else 0.0 for p in positions])
         )
     return out
+
+
+def pair_report(labels: Sequence[int], scores: Any) -> dict[str, Any]:
+    """Yes/no scores (logits) of (user, item) pairs: AUC, accuracy at P(yes) = 0.5, counts."""
+    y = np.asarray(labels, dtype=np.int64).reshape(-1)
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    return {
+        "auc": roc_auc(y.tolist(), s.tolist()),
+        "accuracy": float(((s > 0).astype(np.int64) == y).mean()) if len(y) else 0.0,
+        "n": len(y),
+        "positives": int(y.sum()),
+    }

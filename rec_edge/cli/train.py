@@ -124,6 +124,11 @@ def _label_names(
 @click.option("--lora-alpha", default=32, show_default=True, help="LoRA alpha.")
 @click.option("--lora-dropout", default=0.1, show_default=True, help="LoRA dropout.")
 @click.option(
+    "--dropout",
+    type=float,
+    help="Set the model's dropout layers to this (0 trains about 2x faster on CPU). [default: as pretrained]",
+)
+@click.option(
     "--target-modules",
     callback=_split_csv,
     help="Comma-separated module names for LoRA. [default: per architecture]",
@@ -180,15 +185,14 @@ def command(no_template: bool, as_json: bool, early_stopping_patience: int, **op
         **options,
     )
     result = train(config)
+    keys = ("auc", "accuracy", "n") if config.task == "rank" else ("accuracy", "macro_f1", "n")
     summary: dict[str, Any] = {
         "run_dir": str(result.run_dir),
         "train_seconds": round(result.train_seconds, 1),
         "skipped_rows": result.skipped,
         "truncated_train_examples": result.truncated,
-        "validation": {k: result.metrics["validation"][k] for k in ("accuracy", "macro_f1", "n")},
-        "test": {k: result.metrics["test"][k] for k in ("accuracy", "macro_f1", "n")}
-        if result.metrics["test"]
-        else None,
+        "validation": {k: result.metrics["validation"][k] for k in keys},
+        "test": {k: result.metrics["test"][k] for k in keys} if result.metrics["test"] else None,
     }
     if as_json:
         echo_json(summary)
@@ -199,6 +203,6 @@ def command(no_template: bool, as_json: bool, early_stopping_patience: int, **op
     for split in ("validation", "test"):
         m = summary[split]
         if m:
-            click.echo(
-                f"{split}: accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  (n={m['n']})"
-            )
+            names = {"macro_f1": "macro-F1", "auc": "AUC"}
+            figures = "  ".join(f"{names.get(k, k)} {m[k]:.4f}" for k in keys[:2])
+            click.echo(f"{split}: {figures}  (n={m['n']})")

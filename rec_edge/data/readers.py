@@ -19,6 +19,8 @@ class Example:
     label: str | None
     instruction: str | None = None
     source: str = ""  # "file:line", for messages
+    candidate: str | None = None  # rank: the item text scored against ``text`` (the user's side)
+    negative: str | None = None  # rank, training: an item the user never rated, scored as "no"
 
 
 @dataclass

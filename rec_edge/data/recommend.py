@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rec_edge.data.interactions import Interaction, InteractionData
@@ -28,6 +29,7 @@ class PointwiseExample:
     candidate: str  # title
     label: str  # "yes" | "no"
     timestamp: float
+    item: str = ""  # the candidate's item id
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ def pointwise_splits(
                     data.titles[target.item],
                     "yes" if target.rating > threshold else "no",
                     target.timestamp,
+                    target.item,
                 )
             )
     examples.sort(key=lambda e: (e.timestamp, e.preference.user))
@@ -111,3 +114,23 @@ def ranking_cases(
             )
         )
     return cases
+
+
+def unrated_sampler(data: InteractionData, seed: int = 0) -> Callable[[str], str]:
+    """``user -> item id`` drawn uniformly (seeded) from the items the user never rated."""
+    catalog = sorted(data.titles)
+    rated: dict[str, set[str]] = defaultdict(set)
+    for row in data.interactions:
+        rated[row.user].add(row.item)
+    rng = random.Random(seed)
+
+    def draw(user: str) -> str:
+        seen = rated[user]
+        if len(seen) >= len(catalog):
+            raise ValueError(f"user {user} rated every item; no negative to draw")
+        while True:
+            item = catalog[rng.randrange(len(catalog))]
+            if item not in seen:
+                return item
+
+    return draw

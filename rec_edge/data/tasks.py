@@ -22,9 +22,11 @@ from rec_edge.errors import DataError
 
 @dataclass
 class Split:
-    texts: list[str]  # rendered through the templates
+    texts: list[str]  # rendered through the templates (rank: the user's side)
     label_ids: list[int]
     source: str
+    candidates: list[str] | None = None  # rank: the item scored against each text
+    negatives: list[str] | None = None  # rank, training: a never-rated item per text ("no")
 
 
 @dataclass
@@ -132,7 +134,12 @@ def build_classification(config: TrainConfig) -> ClassificationData:
                 templates.render(t, None, i, labels)
                 for t, i in zip(texts, instructions, strict=True)
             ]
-        return Split(rendered, [index[str(e.label)] for e in examples], source)
+        split = Split(rendered, [index[str(e.label)] for e in examples], source)
+        if templates.task == "rank":
+            split.candidates = [e.candidate or "" for e in examples]
+            if all(e.negative for e in examples):
+                split.negatives = [e.negative or "" for e in examples]
+        return split
 
     return ClassificationData(
         labels=labels,
@@ -152,31 +159,52 @@ def run_name(config: TrainConfig) -> str:
 def _rank_splits(
     config: TrainConfig,
 ) -> tuple[list[Example], list[Example], list[Example], list[str]]:
-    """TALLRec pointwise examples as prompts (yes/no labels); ``shots`` counts examples in all."""
+    """TALLRec pointwise examples: the user's text, the candidate title and yes/no.
+
+    ``shots`` counts training examples in all. Each training example also carries an item the
+    user never rated (seeded), scored as "no", so that the model learns what users pick at all
+    and not only which of their picks they liked. The leave-one-out ranking targets are left out
+    of training, so the ranking evaluation never scores a pair the model was trained on.
+    """
     from rec_edge.data.interactions import read_interactions
-    from rec_edge.data.recommend import PointwiseExample, pointwise_splits
+    from rec_edge.data.recommend import (
+        PointwiseExample,
+        pointwise_splits,
+        ranking_cases,
+        unrated_sampler,
+    )
 
     data = read_interactions(config.train_file, config.items_file)
     splits = pointwise_splits(data, history=config.history)
+    held_out = {(c.preference.user, c.target) for c in ranking_cases(data, history=config.history)}
     templates = resolve_templates(config)
     rng = random.Random(config.seed)
-    train = splits["train"]
+    train = [e for e in splits["train"] if (e.preference.user, e.item) not in held_out]
     if config.shots:
         train = rng.sample(train, min(config.shots, len(train)))
+    draw = unrated_sampler(data, config.seed)
 
-    def prompts(rows: list[PointwiseExample], split: str, mixed: bool) -> list[Example]:
+    def examples(rows: list[PointwiseExample], split: str, mixed: bool) -> list[Example]:
         out = []
         for row in rows:
             render = templates.preference_renderer(
                 rng.choice(templates.templates) if mixed else None
             )
-            text = render(row.preference.liked, row.preference.disliked, row.candidate)
-            out.append(Example(text, row.label, None, f"{config.train_file} ({split})"))
+            out.append(
+                Example(
+                    render(row.preference.liked, row.preference.disliked),
+                    row.label,
+                    None,
+                    f"{config.train_file} ({split})",
+                    candidate=row.candidate,
+                    negative=data.titles[draw(row.preference.user)] if mixed else None,
+                )
+            )
         return out
 
     return (
-        prompts(train, "train", True),
-        prompts(splits["validation"], "validation", False),
-        prompts(splits["test"], "test", False),
+        examples(train, "train", True),
+        examples(splits["validation"], "validation", False),
+        examples(splits["test"], "test", False),
         [],
     )

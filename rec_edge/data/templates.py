@@ -21,12 +21,12 @@ from rec_edge.errors import ConfigError
 DEFAULT_INSTRUCTION = "Decide which category this text belongs to."
 DEFAULT_INSTRUCTIONS = {
     "classify": DEFAULT_INSTRUCTION,
-    "rank": "Given the user's preferences, answer whether the user will enjoy the target item.",
+    "rank": "Given the user's preferences, find an item the user will enjoy.",
 }
 # task -> (fields a template must have one of, fields it may use)
 TASK_FIELDS = {
     "classify": ({"text"}, {"text", "instruction", "labels"}),
-    "rank": ({"candidate"}, {"instruction", "liked", "disliked", "candidate"}),
+    "rank": ({"liked"}, {"instruction", "liked", "disliked", "n_liked", "n_rated"}),
 }
 
 BUILTIN_TEMPLATES: dict[str, list[str]] = {
@@ -36,14 +36,16 @@ BUILTIN_TEMPLATES: dict[str, list[str]] = {
         "{text}\n\n{instruction}",
         "Read the following and answer. {instruction}\n{text}",
     ],
-    # TALLRec / InstructRec style: the user's preference, then the candidate, as a yes/no question
+    # InstructRec / TALLRec style: the instruction and the user's stated preference. The candidate
+    # item is encoded on its own and scored against this text (a two-tower model), so that one
+    # user's history is encoded once for all of their candidates.
     "rank": [
-        '{instruction}\nThe user liked: {liked}.\nThe user disliked: {disliked}.\nWill the user enjoy "{candidate}"?',
-        'Liked: {liked}. Disliked: {disliked}. Candidate: "{candidate}". {instruction}',
-        'A user enjoyed {liked} and did not enjoy {disliked}. {instruction} Target: "{candidate}"',
+        "{instruction}\nOf the last {n_rated} titles the user rated, they liked {n_liked}: {liked}.\nThey disliked: {disliked}.",
+        "Liked ({n_liked} of {n_rated}): {liked}. Disliked: {disliked}. {instruction}",
+        "A user enjoyed {liked} and did not enjoy {disliked} ({n_liked} of {n_rated} liked). {instruction}",
     ],
 }
-RAW_TEMPLATES = {"classify": "{text}", "rank": "{liked} | {disliked} | {candidate}"}
+RAW_TEMPLATES = {"classify": "{text}", "rank": "{liked} | {disliked}"}
 
 
 def template_fields(template: str) -> list[str]:
@@ -62,7 +64,7 @@ class TemplateSet:
     templates: list[str]
     instruction: str = DEFAULT_INSTRUCTION
     label_names: dict[str, str] = field(default_factory=dict)
-    task: str = "classify"  # classify: {text}; rank: {liked}, {disliked}, {candidate}
+    task: str = "classify"  # classify: {text}; rank: {liked}, {disliked} (the user's side)
 
     def __post_init__(self) -> None:
         if not self.templates:
@@ -117,16 +119,17 @@ class TemplateSet:
 
     def preference_renderer(
         self, template: str | None = None
-    ) -> Callable[[Sequence[str], Sequence[str], str], str]:
-        """``(liked titles, disliked titles, candidate) -> prompt`` for the rank task."""
+    ) -> Callable[[Sequence[str], Sequence[str]], str]:
+        """``(liked titles, disliked titles) -> the user's text`` for the rank task."""
         fmt = (template or self.inference_template).format
 
-        def render(liked: Sequence[str], disliked: Sequence[str], candidate: str) -> str:
+        def render(liked: Sequence[str], disliked: Sequence[str]) -> str:
             return fmt(
                 instruction=self.instruction,
                 liked="; ".join(liked) or "nothing yet",
                 disliked="; ".join(disliked) or "nothing",
-                candidate=candidate,
+                n_liked=len(liked),
+                n_rated=len(liked) + len(disliked),
             )
 
         return render

@@ -7,8 +7,14 @@ from rec_edge.bundle import Manifest
 
 def model_card(m: Manifest) -> str:
     fp32, chosen = m.metrics["fp32"], m.metrics["chosen"]
+    metric = fp32.get("metric", "accuracy")
+    usage = (
+        'print(predictor.rank({"liked": ["A", "B"], "disliked": ["C"]}, ["D", "E", "F"]))'
+        if m.task == "rank"
+        else 'print(predictor.predict(["your text"])[0].label)'
+    )
     rows = "\n".join(
-        f"| {r['recipe']} | {r['accuracy']:.4f} | {r['drop_points']:+.2f} | {r['ms_per_item']:.2f} | {r['size_mb']:.1f} | {'yes' if r['passed'] else 'no'} |"
+        f"| {r['recipe']} | {r[r['metric']]:.4f} | {r['drop_points']:+.2f} | {r['ms_per_item']:.2f} | {r['size_mb']:.1f} | {'yes' if r['passed'] else 'no'} |"
         for r in m.metrics["gate"]
     )
     return f"""# {m.source.get("run_name", "bundle")}: a rec-edge bundle
@@ -18,15 +24,15 @@ exported {m.created} with rec-edge {m.versions.get("rec-edge", "?")}.
 
 - Recipe: **{m.recipe["name"]}** ({m.recipe["kind"]}, per-channel {m.recipe["per_channel"]},
   reduce_range {m.recipe["reduce_range"]}, {len(m.recipe["exclude"])} nodes left in fp32); optimize `{m.recipe["optimize"]}`
-- Accuracy on {m.metrics["eval_n"]} examples of {m.metrics["eval_source"]}: fp32 {fp32["accuracy"]:.4f},
-  this bundle {chosen["accuracy"]:.4f} (drop {chosen["drop_points"]:+.2f} points)
+- {metric} on {m.metrics["eval_n"]} examples of {m.metrics["eval_source"]}: fp32 {fp32[metric]:.4f},
+  this bundle {chosen[metric]:.4f} (drop {chosen["drop_points"]:+.2f} points)
 - Size: {chosen["size_mb"]:.1f} MB (fp32 {fp32["size_mb"]:.1f} MB)
 - Parity of the fp32 graph with PyTorch: max |diff| {m.parity["max_abs_diff"]:.2e} on {m.parity["n"]} texts
 - Inference template: `{m.templates["templates"][0]!r}`, max length {m.max_length} tokens
 
 ## Recipes tried
 
-| recipe | accuracy | drop (pts) | ms/item | MB | passed |
+| recipe | {metric} | drop (pts) | ms/item | MB | passed |
 |---|---|---|---|---|---|
 {rows}
 
@@ -35,6 +41,6 @@ Latency here is the gate's quick measure on the export machine; use `rec-edge be
 ```python
 from rec_edge import Predictor
 predictor = Predictor.load("path/to/this/folder")
-print(predictor.predict(["your text"])[0].label)
+{usage}
 ```
 """

@@ -13,8 +13,9 @@ import numpy as np
 
 from rec_edge.bundle import Bundle, Manifest
 from rec_edge.export.quantize import GATE_CANDIDATES, RECIPES, Recipe, quantizable_nodes, quantize
-from rec_edge.metrics import classification_report
+from rec_edge.metrics import classification_report, pair_report
 from rec_edge.runtime import Predictor, SessionConfig
+from rec_edge.runtime.predictor import pair_scores
 
 SENSITIVITY_STEPS = (2, 4, 8, 16)
 
@@ -23,19 +24,23 @@ SENSITIVITY_STEPS = (2, 4, 8, 16)
 class Candidate:
     recipe: Recipe
     path: Path
-    accuracy: float
-    macro_f1: float
+    score: float  # the gate's metric: accuracy (classify) or AUC (rank)
+    metrics: dict[str, float]  # the gate's metric first, then the others reported
     seconds_per_item: float
     size_bytes: int
     drop_points: float = 0.0
     passed: bool = True
     note: str = ""
 
+    @property
+    def metric(self) -> str:
+        return next(iter(self.metrics))
+
     def row(self) -> dict[str, Any]:
         return {
             "recipe": self.recipe.name,
-            "accuracy": round(self.accuracy, 4),
-            "macro_f1": round(self.macro_f1, 4),
+            "metric": self.metric,
+            **{k: round(self.score if k == self.metric else v, 4) for k, v in self.metrics.items()},
             "drop_points": round(self.drop_points, 2),
             "ms_per_item": round(self.seconds_per_item * 1e3, 3),
             "size_mb": round(self.size_bytes / 1e6, 2),
@@ -54,8 +59,28 @@ class Evaluator:
     tokenizer: Path
     texts: Sequence[str]
     label_ids: Sequence[int]
+    candidates: Sequence[str] | None = None  # rank: the item scored against each text
     timing_texts: int = 128
     cache: dict[str, Candidate] = field(default_factory=dict)
+
+    @property
+    def metric(self) -> str:
+        return "auc" if self.candidates is not None else "accuracy"
+
+    def report(self, predictor: Predictor) -> dict[str, float]:
+        """The gate's metric first: accuracy and macro-F1, or for rank AUC and accuracy."""
+        if self.candidates is None:
+            logits = predictor.logits(self.texts, batch_size=32)
+            report = classification_report(self.label_ids, logits.argmax(-1), self.manifest.labels)
+            return {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}
+        unique = list(dict.fromkeys([*self.texts, *self.candidates]))
+        rows = dict(zip(unique, predictor.logits(unique, batch_size=32), strict=True))
+        scores = pair_scores(
+            np.stack([rows[t] for t in self.texts]), np.stack([rows[c] for c in self.candidates])
+        )
+        yes = self.manifest.labels.index("yes")
+        report = pair_report([int(i == yes) for i in self.label_ids], scores)
+        return {"auc": report["auc"], "accuracy": report["accuracy"]}
 
     def predictor(self, model: Path) -> Predictor:
         folder = model.parent
@@ -66,8 +91,7 @@ class Evaluator:
 
     def evaluate(self, recipe: Recipe, model: Path, note: str = "") -> Candidate:
         predictor = self.predictor(model)
-        logits = predictor.logits(self.texts, batch_size=32)
-        report = classification_report(self.label_ids, logits.argmax(-1), self.manifest.labels)
+        report = self.report(predictor)
         sample = list(self.texts[: self.timing_texts])
         timings = []
         for _ in range(3):  # min of 3: the least disturbed pass on a shared machine
@@ -77,8 +101,8 @@ class Evaluator:
         return Candidate(
             recipe,
             model,
-            report["accuracy"],
-            report["macro_f1"],
+            report[self.metric],
+            report,
             min(timings),
             model.stat().st_size,
             note=note,
@@ -106,7 +130,7 @@ class Gate:
     fused: Path
     unfused: Path  # static (QDQ) quantization reads the plain graph
     fp32: Candidate
-    max_drop: float  # accuracy points
+    max_drop: float  # points of the gate's metric (accuracy; AUC for rank)
     calibration: list[dict[str, np.ndarray]]
     log: Callable[[str], None] = print
     tried: list[Candidate] = field(default_factory=list)
@@ -120,10 +144,10 @@ class Gate:
         path.parent.mkdir(parents=True, exist_ok=True)
         quantize(self.fused, path, recipe, self.calibration, unfused_src=self.unfused)
         candidate = self.evaluator.evaluate(recipe, path, note)
-        candidate.drop_points = (self.fp32.accuracy - candidate.accuracy) * 100
+        candidate.drop_points = (self.fp32.score - candidate.score) * 100
         candidate.passed = candidate.drop_points <= self.max_drop
         self.log(
-            f"  {recipe.name:<28} accuracy {candidate.accuracy:.4f} (drop {candidate.drop_points:+.2f} pts) "
+            f"  {recipe.name:<28} {candidate.metric} {candidate.score:.4f} (drop {candidate.drop_points:+.2f} pts) "
             f"{candidate.seconds_per_item * 1e3:.2f} ms/item {candidate.size_bytes / 1e6:.1f} MB "
             f"{'pass' if candidate.passed else 'FAIL'}"
         )

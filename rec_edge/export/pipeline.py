@@ -13,7 +13,14 @@ from rec_edge.bundle import Manifest, write_manifest
 from rec_edge.config import ExportConfig, TrainConfig, config_to_dict
 from rec_edge.data.readers import Example, read_examples
 from rec_edge.data.tasks import read_splits
-from rec_edge.errors import AccuracyGateError, DataError, ExportError, OutputExistsError, RunError
+from rec_edge.errors import (
+    AccuracyGateError,
+    ConfigError,
+    DataError,
+    ExportError,
+    OutputExistsError,
+    RunError,
+)
 from rec_edge.export.card import model_card
 from rec_edge.export.gate import Candidate, Evaluator, Gate
 from rec_edge.export.merge import model_to_export
@@ -29,7 +36,7 @@ from rec_edge.versions import versions
 class ExportResult:
     bundle_dir: Path
     recipe: dict[str, Any]
-    metrics: dict[str, Any]  # fp32 and chosen: accuracy, macro_f1, ms_per_item, size_mb
+    metrics: dict[str, Any]  # fp32 and chosen: the gate's metric and others, ms_per_item, size_mb
     gate: list[dict[str, Any]]  # one row per recipe tried
     parity: dict[str, Any]
 
@@ -47,6 +54,11 @@ def _eval_examples(
     config: ExportConfig, run: dict[str, Any], validation: list[Example], problem: str | None
 ) -> tuple[list[Example], str]:
     train_config = TrainConfig(**run["config"])
+    if config.eval_file and train_config.task == "rank":
+        raise ConfigError(
+            "--eval-file is for classify runs; a rank run is evaluated on its own time-split "
+            "validation pairs (drop --eval-file)."
+        )
     if config.eval_file:
         examples = read_examples(
             config.eval_file, train_config.text_field, train_config.label_field, None, None
@@ -114,6 +126,8 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
     index = {label: i for i, label in enumerate(run["labels"])}
     texts = [e.text for e in examples]
     label_ids = [index[str(e.label)] for e in examples]
+    rank = run["task"] == "rank"  # texts are the users' side; each pairs with its candidate
+    candidates = [e.candidate or "" for e in examples] if rank else None
 
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="rec-edge-export-"))
@@ -155,12 +169,14 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
             inputs=[i.name for i in graph.input],
             outputs=[o.name for o in graph.output],
         )
-        evaluator = Evaluator(work / "candidates", manifest, tokenizer_file, texts, label_ids)
+        evaluator = Evaluator(
+            work / "candidates", manifest, tokenizer_file, texts, label_ids, candidates
+        )
         fp32_dir = work / "candidates" / "fp32"
         fp32_dir.mkdir(parents=True)
         shutil.copy(fused, fp32_dir / "model.onnx")
         fp32 = evaluator.evaluate(get_recipe("fp32"), fp32_dir / "model.onnx")
-        log(f"fp32: accuracy {fp32.accuracy:.4f} on {len(texts)} examples of {eval_source}")
+        log(f"fp32: {fp32.metric} {fp32.score:.4f} on {len(texts)} examples of {eval_source}")
         if len(texts) < 1000:
             log(
                 f"note: with {len(texts)} evaluation examples one example is {100 / len(texts):.2f} points; "
@@ -185,9 +201,12 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
             )
 
         # a sample of the training texts; the evaluation texts if the training data is gone
-        calibration_texts = [e.text for e in train_examples[: config.calibration_size]] or texts[
-            : config.calibration_size
-        ]
+        calibration_examples = (
+            train_examples[: config.calibration_size] or examples[: config.calibration_size]
+        )
+        calibration_texts = [e.text for e in calibration_examples]
+        if rank:  # both towers' inputs: user texts and item texts
+            calibration_texts += [e.candidate or "" for e in calibration_examples]
         calibration = _calibration(calibration_texts, tokenizer, predictor.render, manifest.inputs)
         gate = Gate(evaluator, fused, unfused, fp32, config.max_accuracy_drop, calibration, log)
         chosen: Candidate | None = fp32
@@ -202,11 +221,11 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
         if chosen is None:
             if config.fallback != "fp32":
                 lines = "\n".join(
-                    f"  {r['recipe']:<28} accuracy {r['accuracy']:.4f} drop {r['drop_points']:+.2f} pts"
+                    f"  {r['recipe']:<28} {r['metric']} {r[r['metric']]:.4f} drop {r['drop_points']:+.2f} pts"
                     for r in table
                 )
                 raise AccuracyGateError(
-                    f"No quantization recipe stayed within {config.max_accuracy_drop} accuracy points of fp32:\n{lines}\n"
+                    f"No quantization recipe stayed within {config.max_accuracy_drop} {fp32.metric} points of fp32:\n{lines}\n"
                     "Raise --max-accuracy-drop, or pass --fallback fp32 to ship the fp32 model."
                 )
             log("no recipe passed the gate: keeping fp32 (--fallback fp32)")
@@ -236,6 +255,7 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
             "model": run["source_model"],
             "model_type": model_config.model_type,
             "merged_at_export": model_dir.parent == work,  # the run held only a LoRA adapter
+            "head": run.get("head", {"kind": "labels"}),
             "run_metrics": run.get("metrics", {}),
             "export_config": config_to_dict(config),
             "dims": {
@@ -272,7 +292,5 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
 
 def _summary(candidate: Candidate) -> dict[str, Any]:
     row = candidate.row()
-    return {
-        k: row[k]
-        for k in ("recipe", "accuracy", "macro_f1", "drop_points", "ms_per_item", "size_mb")
-    }
+    keep = ("recipe", "metric", *candidate.metrics, "drop_points", "ms_per_item", "size_mb")
+    return {k: row[k] for k in keep}

@@ -31,6 +31,17 @@ class Ranked:
     score: float  # the model's probability that the user enjoys the item
 
 
+def pair_scores(user: Any, items: Any) -> Any:
+    """Rank bundles: the scores (logits of "yes") of user and item outputs, row by row or one
+    user row against many. Each output row is an embedding and a bias: ``e_u . e_i + b_u + b_i``.
+    Numpy arrays here; training calls it with torch tensors, so both sides share one formula."""
+    return (user[..., :-1] * items[..., :-1]).sum(-1) + user[..., -1] + items[..., -1]
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # no overflow for large |x|
+
+
 @dataclass(frozen=True)
 class Prediction:
     label: str
@@ -66,14 +77,14 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 class Predictor:
     """Load with ``Predictor.load(path)``; safe to call from several threads at once."""
 
-    def __init__(self, bundle: Bundle, config: SessionConfig):
+    def __init__(self, bundle: Bundle, config: SessionConfig, item_cache: int = 10_000):
         self.bundle = bundle
         self.manifest = bundle.manifest
         self.config = config
         self.templates = TemplateSet.from_dict(self.manifest.templates)
-        if self.manifest.task == "rank":  # logits() takes finished prompts; rank() renders them
+        if self.manifest.task == "rank":  # logits() encodes texts as they are; rank() renders
             self._render: Callable[[str], str] = str
-            self._prompt = self.templates.preference_renderer()
+            self._user_text = self.templates.preference_renderer()
         else:
             self._render = self.templates.renderer(self.manifest.labels)
         self.tokenizer = BundleTokenizer(bundle.tokenizer_path, self.manifest.max_length)
@@ -85,6 +96,8 @@ class Predictor:
         self._io_binding = self.provider == "CUDAExecutionProvider"
         self._lock = threading.Lock()
         self.truncated = 0  # inputs cut to max_length since load
+        self.item_cache_size = item_cache
+        self._items: dict[str, np.ndarray] = {}  # rank: item text -> output row, oldest first
 
     @classmethod
     def load(
@@ -99,6 +112,7 @@ class Predictor:
         fallback: bool = False,
         spinning: bool = True,
         verify: bool = True,
+        item_cache: int = 10_000,
     ) -> Predictor:
         """Load and check a bundle (schema, files, sha256, graph inputs) and open its session."""
         config = SessionConfig(
@@ -112,7 +126,7 @@ class Predictor:
         )
         bundle = load_bundle(path, verify=False)
         if not verify:
-            return cls(bundle, config)
+            return cls(bundle, config, item_cache)
         # Hash the two files the runtime reads while onnxruntime builds the session (both release
         # the GIL); other files (model card, --keep-fp32 copy) are checked for presence only.
         used = (bundle.manifest.model_file, bundle.manifest.tokenizer_file)
@@ -127,7 +141,7 @@ class Predictor:
         checker = threading.Thread(target=check, name="rec-edge-verify")
         checker.start()
         try:
-            predictor = cls(bundle, config)
+            predictor = cls(bundle, config, item_cache)
         finally:
             checker.join()  # an altered file explains a load failure better than onnxruntime
             if failure:
@@ -224,13 +238,12 @@ class Predictor:
             for b, row in zip(best.tolist(), probabilities.tolist(), strict=True)
         ]
 
-    def rank(
-        self, history: Mapping[str, Sequence[str]], candidates: Sequence[str], k: int | None = None
-    ) -> list[Ranked]:
-        """Candidates by the probability that the user enjoys them, best first (rank bundles).
+    def score(self, history: Mapping[str, Sequence[str]], candidates: Sequence[str]) -> np.ndarray:
+        """Rank bundles: P(the user enjoys each candidate), float32, in the order given.
 
-        ``history`` holds the titles the user ``liked`` and ``disliked`` (oldest first); every
-        candidate is scored in one session run.
+        ``history`` holds the titles the user ``liked`` and ``disliked`` (oldest first). The user's
+        text is encoded once; the candidates in one batch, or from the item cache (``item_cache``
+        items, kept since load).
         """
         if self.manifest.task != "rank":
             raise ConfigError(
@@ -249,9 +262,33 @@ class Predictor:
         items = _check_texts(candidates)
         liked, disliked = list(history.get("liked", [])), list(history.get("disliked", []))
         _check_texts(liked + disliked)
-        prompts = [self._prompt(liked, disliked, item) for item in items]
-        yes = self.manifest.labels.index("yes")
-        scores = self.predict_proba(prompts, batch_size=max(1, len(prompts)))[:, yes].tolist()
+        user = self.logits([self._user_text(liked, disliked)])[0]
+        return sigmoid(pair_scores(user, self.item_outputs(items))).astype(np.float32)
+
+    def item_outputs(self, items: Sequence[str]) -> np.ndarray:
+        """Rank bundles: the output rows of item texts, encoded in one batch or from the cache."""
+        with self._lock:
+            known = {t: self._items[t] for t in items if t in self._items}
+        missing = list(dict.fromkeys(t for t in items if t not in known))
+        if missing:
+            rows = self.logits(missing, batch_size=max(1, len(missing)))
+            known.update(zip(missing, rows, strict=True))
+            if self.item_cache_size:
+                with self._lock:
+                    for text, row in zip(missing, rows, strict=True):
+                        self._items[text] = row
+                    while len(self._items) > self.item_cache_size:
+                        del self._items[next(iter(self._items))]
+        if not items:
+            return np.zeros((0, self.session.get_outputs()[0].shape[-1] or 0), dtype=np.float32)
+        return np.stack([known[t] for t in items])
+
+    def rank(
+        self, history: Mapping[str, Sequence[str]], candidates: Sequence[str], k: int | None = None
+    ) -> list[Ranked]:
+        """Candidates by the probability that the user enjoys them, best first (rank bundles)."""
+        items = _check_texts(candidates)
+        scores = self.score(history, items).tolist()
         ranked = sorted(
             (Ranked(item, score) for item, score in zip(items, scores, strict=True)),
             key=lambda r: -r.score,

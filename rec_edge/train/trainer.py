@@ -20,8 +20,14 @@ import numpy as np
 
 from rec_edge.config import TrainConfig, config_to_dict
 from rec_edge.data.tasks import ClassificationData, Split, build_classification, run_name
-from rec_edge.metrics import classification_report
+from rec_edge.metrics import classification_report, pair_report
 from rec_edge.models import resolve_model
+from rec_edge.train.pairs import (
+    EMBEDDING_DIM,
+    PairDataset,
+    pair_collator,
+    pair_model,
+)
 from rec_edge.train.runs import RUN_FILE, finish_run_dir, prepare_run_dir
 from rec_edge.versions import machine, versions
 
@@ -71,9 +77,16 @@ def _log_callback(path: Path) -> Any:
     return JsonlLog()
 
 
-def _report(trainer: Any, dataset: _Encoded, labels: list[str]) -> dict[str, Any]:
-    output = trainer.predict(dataset)
-    return classification_report(output.label_ids, np.argmax(output.predictions, axis=-1), labels)
+def _metrics(prediction: Any, labels: list[str], rank: bool) -> dict[str, Any]:
+    if rank:  # predictions: one score per (user, item) pair; labels: 1 = yes
+        return pair_report(prediction.label_ids, prediction.predictions)
+    return classification_report(
+        prediction.label_ids, np.argmax(prediction.predictions, axis=-1), labels
+    )
+
+
+def _report(trainer: Any, dataset: Any, labels: list[str], rank: bool) -> dict[str, Any]:
+    return _metrics(trainer.predict(dataset), labels, rank)
 
 
 def _last_checkpoint(checkpoints: Path) -> str | None:
@@ -113,12 +126,20 @@ def train(config: TrainConfig) -> TrainResult:
     if tokenizer.pad_token is None:  # decoder models (SmolLM2) have none
         tokenizer.pad_token = tokenizer.eos_token
     labels = data.labels
+    rank = config.task == "rank"
+    # rank: the head's outputs are an embedding and a bias (see train.pairs), not label scores
+    width = EMBEDDING_DIM + 1 if rank else len(labels)
+    names = [f"e{i}" for i in range(EMBEDDING_DIM)] + ["bias"] if rank else labels
     model = AutoModelForSequenceClassification.from_pretrained(
         model_path,
-        num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id={label: i for i, label in enumerate(labels)},
+        num_labels=width,
+        id2label=dict(enumerate(names)),
+        label2id={name: i for i, name in enumerate(names)},
     )
+    if config.dropout is not None:  # on CPU, dropout's random masks cost as much as the matmuls
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = config.dropout
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     if config.method == "lora":
@@ -126,15 +147,15 @@ def train(config: TrainConfig) -> TrainResult:
             model, config.lora_r, config.lora_alpha, config.lora_dropout, config.target_modules
         )
 
-    train_set = _Encoded(data.train, tokenizer, config.max_length)
-    validation_set = _Encoded(data.validation, tokenizer, config.max_length)
-    test_set = _Encoded(data.test, tokenizer, config.max_length) if data.test else None
+    encode: Any = PairDataset if rank else _Encoded
+    train_set = encode(data.train, tokenizer, config.max_length)
+    validation_set = encode(data.validation, tokenizer, config.max_length)
+    test_set = encode(data.test, tokenizer, config.max_length) if data.test else None
 
     def compute_metrics(prediction: Any) -> dict[str, float]:
-        report = classification_report(
-            prediction.label_ids, np.argmax(prediction.predictions, axis=-1), labels
-        )
-        return {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}
+        report = _metrics(prediction, labels, rank)
+        keys = ("auc", "accuracy") if rank else ("accuracy", "macro_f1")
+        return {k: report[k] for k in keys}
 
     steps_per_epoch = max(
         1, len(train_set) // (config.batch_size * config.gradient_accumulation_steps)
@@ -152,7 +173,7 @@ def train(config: TrainConfig) -> TrainResult:
         save_strategy="epoch",
         save_total_limit=2,
         load_best_model_at_end=True,
-        metric_for_best_model="accuracy",
+        metric_for_best_model="auc" if rank else "accuracy",
         greater_is_better=True,
         logging_strategy="steps",
         logging_steps=max(1, steps_per_epoch // 5),
@@ -163,6 +184,7 @@ def train(config: TrainConfig) -> TrainResult:
         report_to=[],
         save_safetensors=True,
         dataloader_num_workers=0,
+        remove_unused_columns=not rank,  # the pair scorer takes every column by keyword
         use_cpu=not torch.cuda.is_available(),
     )
     callbacks: list[Any] = [_log_callback(work / "log.jsonl")]
@@ -171,11 +193,13 @@ def train(config: TrainConfig) -> TrainResult:
             EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience)
         )
     trainer = Trainer(
-        model=model,
+        model=pair_model(model) if rank else model,
         args=args,
         train_dataset=train_set,
         eval_dataset=validation_set,
-        data_collator=DataCollatorWithPadding(tokenizer),
+        data_collator=pair_collator(tokenizer.pad_token_id)
+        if rank
+        else DataCollatorWithPadding(tokenizer),
         compute_metrics=compute_metrics,
         callbacks=callbacks,
     )
@@ -186,11 +210,11 @@ def train(config: TrainConfig) -> TrainResult:
         trainer.train(resume_from_checkpoint=resume_from)
         train_seconds = time.perf_counter() - started
         metrics = {
-            "validation": _report(trainer, validation_set, labels),
-            "test": _report(trainer, test_set, labels) if test_set else None,
+            "validation": _report(trainer, validation_set, labels, rank),
+            "test": _report(trainer, test_set, labels, rank) if test_set else None,
         }
     if trainer.is_world_process_zero():
-        best = trainer.model
+        best = trainer.model.encoder if rank else trainer.model
         if config.method == "lora":
             best.save_pretrained(work / "adapter")
             best = best.merge_and_unload()
@@ -205,6 +229,7 @@ def train(config: TrainConfig) -> TrainResult:
             "source_model_path": model_path,
             "model_type": best.config.model_type,
             "labels": labels,
+            "head": {"kind": "two-tower", "dim": EMBEDDING_DIM} if rank else {"kind": "labels"},
             "templates": data.templates.to_dict(),
             "max_length": config.max_length,
             "config": config_to_dict(config),

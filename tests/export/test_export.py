@@ -120,7 +120,7 @@ def failing_gate(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-de
     def worse(self, recipe, model, note=""):  # type: ignore[no-untyped-def]
         candidate = real(self, recipe, model, note)
         if recipe.kind != "fp32":
-            candidate.accuracy -= 0.5
+            candidate.score -= 0.5
         return candidate
 
     monkeypatch.setattr(gate.Evaluator, "evaluate", worse)

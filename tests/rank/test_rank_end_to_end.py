@@ -57,22 +57,40 @@ def rank_bundle(tmp_path_factory, tiny_model):  # type: ignore[no-untyped-def]
 
 
 def test_rank_scores_every_candidate_in_order(rank_bundle) -> None:
-    predictor = Predictor.load(rank_bundle)
+    predictor = Predictor.load(rank_bundle, item_cache=0)
     history = {"liked": ["Movie 1", "Movie 2"], "disliked": ["Movie 3"]}
     candidates = [f"Movie {i}" for i in range(10, 30)]
     ranked = predictor.rank(history, candidates)
     assert sorted(r.item for r in ranked) == sorted(candidates)
     assert [r.score for r in ranked] == sorted((r.score for r in ranked), reverse=True)
-    # the scores are P(yes) of the prompts rendered from the bundle's inference template
-    prompt = predictor.templates.preference_renderer()(
-        history["liked"], history["disliked"], ranked[0].item
-    )
-    assert "Movie 1; Movie 2" in prompt and ranked[0].item in prompt
-    p_yes = predictor.predict_proba([prompt])[0, predictor.labels.index("yes")]
-    assert np.isclose(p_yes, ranked[0].score, atol=1e-5)
+    # two towers: the user's text (the bundle's inference template) and the item's, each
+    # encoded on its own; P(yes) = sigmoid(e_user . e_item + b_user + b_item)
+    user_text = predictor.templates.preference_renderer()(history["liked"], history["disliked"])
+    assert "Movie 1; Movie 2" in user_text and "liked 2" in user_text
+    user = predictor.logits([user_text])[0]
+    item = predictor.logits([ranked[0].item])[0]
+    by_hand = 1 / (1 + np.exp(-(user[:-1] @ item[:-1] + user[-1] + item[-1])))
+    assert np.isclose(by_hand, ranked[0].score, atol=1e-5)
     assert [r.item for r in predictor.rank(history, candidates, k=5)] == [
         r.item for r in ranked[:5]
     ]
+    # a candidate's score does not depend on the others it is ranked with
+    alone = predictor.score(history, [ranked[3].item])[0]
+    assert np.isclose(alone, ranked[3].score, atol=1e-5)
+
+
+def test_item_cache_gives_the_same_scores_and_stays_bounded(rank_bundle) -> None:
+    history = {"liked": ["Movie 4"], "disliked": []}
+    candidates = [f"Movie {i}" for i in range(20)]
+    plain = Predictor.load(rank_bundle, item_cache=0)
+    cached = Predictor.load(rank_bundle, item_cache=8)
+    reference = plain.score(history, candidates)
+    assert not plain._items
+    first = cached.score(history, candidates)
+    assert len(cached._items) == 8 and list(cached._items) == candidates[-8:]  # newest kept
+    again = cached.score(history, candidates[::-1])[::-1]  # 8 from the cache, 12 encoded
+    np.testing.assert_allclose(first, reference, atol=1e-6)
+    np.testing.assert_allclose(again, reference, atol=1e-6)
 
 
 def test_rank_errors(rank_bundle, tiny_bundle) -> None:
