@@ -40,7 +40,7 @@ data/ml-100k/ml-100k.inter:
 
 data: data-bbc data/ml-100k/ml-100k.inter ## Fetch BBC News and MovieLens-100K (from the recbole wheel; never committed)
 
-demo: install data-bbc ## Train -> export -> predict -> bench on BBC News topics (about 4 min on 2 cores, after the install)
+demo: install data ## BBC News topics: train -> export -> predict -> bench; MovieLens-100K: train -> export -> rank -> metrics
 	PATH=$(BIN):$$PATH bash scripts/demo.sh
 
 bench: install ## Rebuild the BANKING77 benchmark tables (benchmarks/RESULTS.md)

@@ -85,7 +85,9 @@ def _label_names(
     "--test-file", type=click.Path(dir_okay=False), help="Labelled test data, evaluated at the end."
 )
 @click.option(
-    "--shots", type=int, help="Few-shot: K training examples per class (stratified, seeded)."
+    "--shots",
+    type=int,
+    help="Few-shot: K training examples per class (stratified, seeded); with --task rank, K in all.",
 )
 @click.option(
     "--instruction",
