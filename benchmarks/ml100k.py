@@ -53,6 +53,8 @@ def main() -> None:
     parser.add_argument("--run", help="an existing run folder: skip training")
     parser.add_argument("--bundle", help="an existing bundle: skip training and export")
     parser.add_argument("--latency-users", type=int, default=200)
+    parser.add_argument("--requests", help="also write the ranking cases as rank requests (JSONL, "
+                        "field target) for `rec-edge bench`; keep it out of git (MovieLens licence)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     name = f"ml100k-{args.shots or 'full'}"
@@ -80,6 +82,11 @@ def main() -> None:
     pointwise = pair_report([int(e.label == "yes") for e in test], scores)
 
     cases = ranking_cases(data)
+    if args.requests:
+        Path(args.requests).write_text("".join(json.dumps({
+            "liked": c.preference.liked, "disliked": c.preference.disliked,
+            "candidates": [data.titles[i] for i in c.candidates], "target": data.titles[c.target]}) + "\n"
+            for c in cases), encoding="utf-8")
     ranked = []
     for case in cases:
         history = {"liked": case.preference.liked, "disliked": case.preference.disliked}

@@ -17,6 +17,10 @@ _EPILOGUE = (
 )
 SCRIPTS = {
     "onnx": "from rec_edge import Predictor\np = Predictor.load(BUNDLE)\np.predict([TEXT])",
+    "onnx-rank": (
+        "from rec_edge import Predictor\nfrom rec_edge.runtime.predictor import parse_rank_request\n"
+        "p = Predictor.load(BUNDLE)\nr = parse_rank_request(TEXT)\np.rank(r.history, r.candidates)"
+    ),
     "ort-raw": (
         "import onnxruntime as ort, numpy as np\nfrom tokenizers import Tokenizer\n"
         "tok = Tokenizer.from_file(BUNDLE + '/tokenizer.json')\n"

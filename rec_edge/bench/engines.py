@@ -5,6 +5,10 @@ ort-raw   a bare onnxruntime session.run on pre-tokenized, padded inputs: our ov
 torch     transformers eager PyTorch on the fp32 source model: tokenize + forward + argmax
 optimum   optimum's ORTModelForSequenceClassification in a transformers pipeline, same ONNX file
 
+With a rank bundle each text is a JSON request (liked, disliked, candidates) and a call ranks
+every candidate of its requests: the user's text and the candidates are encoded (two runs, no
+item cache) and scored; predict() returns each request's top item.
+
 torch and optimum are imported only inside their worker (they need the [train] extra).
 """
 
@@ -18,8 +22,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from rec_edge.bundle import load_bundle
 from rec_edge.data.templates import TemplateSet
+from rec_edge.runtime.predictor import pair_scores, parse_rank_request
 
 NEEDS = {
     "torch": ("torch", "transformers"),
@@ -64,7 +71,11 @@ class Engine:
         self.threads = threads
         self.templates = TemplateSet.from_dict(self.bundle.manifest.templates)
         self.labels = self.bundle.manifest.labels
-        self._render = self.templates.renderer(self.labels)
+        self.rank = self.bundle.manifest.task == "rank"
+        if self.rank:
+            self._user_text = self.templates.preference_renderer()
+        else:
+            self._render = self.templates.renderer(self.labels)
         self.batches: list[Any] = []
 
     def render(self, texts: Sequence[str]) -> list[str]:
@@ -77,6 +88,22 @@ class Engine:
         self.predict(self.batches[index])
 
     def predict(self, texts: list[str]) -> list[str]:
+        if not self.rank:
+            return self.classify(texts)
+        best = []
+        for text in texts:
+            request = parse_rank_request(text)
+            user_text = self._user_text(request.liked, request.disliked)
+            outputs = self.outputs([user_text, *request.candidates])
+            scores = pair_scores(outputs[0], outputs[1:])
+            best.append(request.candidates[int(np.argmax(scores))])
+        return best
+
+    def classify(self, texts: list[str]) -> list[str]:
+        raise NotImplementedError
+
+    def outputs(self, texts: list[str]) -> np.ndarray:
+        """Rank bundles: the raw output rows of the user's text (first) and the candidates."""
         raise NotImplementedError
 
 
@@ -85,10 +112,20 @@ class OnnxEngine(Engine):
         super().__init__(bundle, threads)
         from rec_edge.runtime import Predictor
 
-        self.predictor = Predictor.load(bundle, threads=threads, spinning=False)
+        # no item cache: every engine encodes every candidate, as on a first request
+        self.predictor = Predictor.load(bundle, threads=threads, spinning=False, item_cache=0)
+
+    def classify(self, texts: list[str]) -> list[str]:
+        return [p.label for p in self.predictor.predict(texts, batch_size=max(1, len(texts)))]
 
     def predict(self, texts: list[str]) -> list[str]:
-        return [p.label for p in self.predictor.predict(texts, batch_size=max(1, len(texts)))]
+        if not self.rank:
+            return self.classify(texts)
+        best = []
+        for text in texts:
+            r = parse_rank_request(text)
+            best.append(self.predictor.rank(r.history, r.candidates, k=1)[0].item)
+        return best
 
 
 class OrtRawEngine(OnnxEngine):
@@ -98,13 +135,25 @@ class OrtRawEngine(OnnxEngine):
         from rec_edge.runtime.tokenize import pad_batch
 
         p = self.predictor
+
+        def feed(texts: list[str]) -> dict[str, Any]:
+            batch = pad_batch(p.tokenizer.encode(texts), p.tokenizer.pad_id)
+            return {name: batch[name] for name in p.input_names}
+
         self.batches = []
         for texts in batches:
-            feed = pad_batch(p.tokenizer.encode(p.render(texts)), p.tokenizer.pad_id)
-            self.batches.append({name: feed[name] for name in p.input_names})
+            if not self.rank:
+                self.batches.append([feed(p.render(texts))])
+                continue
+            feeds = []
+            for text in texts:  # per request: the user's text, then its candidates
+                r = parse_rank_request(text)
+                feeds += [feed([self._user_text(r.liked, r.disliked)]), feed(r.candidates)]
+            self.batches.append(feeds)
 
     def run(self, index: int) -> None:
-        self.predictor.session.run([self.predictor.output_name], self.batches[index])
+        for feed in self.batches[index]:
+            self.predictor.session.run([self.predictor.output_name], feed)
 
 
 class TorchEngine(Engine):
@@ -120,17 +169,24 @@ class TorchEngine(Engine):
         self.model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
         self.max_length = self.bundle.manifest.max_length
 
-    def predict(self, texts: list[str]) -> list[str]:
+    def _logits(self, texts: list[str]) -> Any:
         with self.torch.inference_mode():
             inputs = self.tokenizer(
-                self.render(texts),
+                texts,
                 truncation=True,
                 max_length=self.max_length,
                 padding=True,
                 return_tensors="pt",
             )
-            best = self.model(**inputs).logits.argmax(-1).tolist()
-        return [self.labels[i] for i in best]
+            return self.model(**inputs).logits
+
+    def classify(self, texts: list[str]) -> list[str]:
+        return [self.labels[i] for i in self._logits(self.render(texts)).argmax(-1).tolist()]
+
+    def outputs(self, texts: list[str]) -> np.ndarray:
+        # as a user of PyTorch would: the user's text alone, then the candidates in one batch
+        user, items = self._logits(texts[:1]), self._logits(texts[1:])
+        return self.torch.cat([user, items]).float().numpy()
 
 
 class OptimumEngine(Engine):
@@ -154,12 +210,33 @@ class OptimumEngine(Engine):
             "text-classification", model=model, tokenizer=AutoTokenizer.from_pretrained(self.folder)
         )
         self.max_length = self.bundle.manifest.max_length
+        self.width = model.config.num_labels
 
-    def predict(self, texts: list[str]) -> list[str]:
+    def classify(self, texts: list[str]) -> list[str]:
         out = self.pipe(
             self.render(texts), batch_size=len(texts), truncation=True, max_length=self.max_length
         )
         return [row["label"] for row in out]
+
+    def outputs(self, texts: list[str]) -> np.ndarray:
+        # the pipeline's raw scores (no softmax), every output, put back in the model's order
+        index: dict[str, int] = dict(self.pipe.model.config.label2id or {})
+        rows = []
+        for batch in (texts[:1], texts[1:]):
+            out: Any = self.pipe(
+                batch,
+                batch_size=len(batch),
+                truncation=True,
+                max_length=self.max_length,
+                function_to_apply="none",
+                top_k=None,
+            )
+            for scores in out:
+                row = np.empty(self.width, dtype=np.float32)
+                for entry in scores:
+                    row[index[entry["label"]]] = entry["score"]
+                rows.append(row)
+        return np.stack(rows)
 
     def close(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -61,6 +61,54 @@ class _Worker:
         self.process.join(timeout=30)
 
 
+def _read_requests(config: BenchConfig) -> tuple[list[str], list[str] | None]:
+    """Rank bundles: one JSON request per line, checked; gold = each request's label field."""
+    import json
+
+    from rec_edge.cli.predict import read_lines
+    from rec_edge.runtime.predictor import parse_rank_request
+
+    assert config.text_file is not None
+    path = Path(config.text_file)
+    lines = [(n, line) for n, line in enumerate(read_lines(path), start=1) if line.strip()]
+    lines = lines[: config.max_texts]
+    gold = []
+    for n, line in lines:
+        body = json.loads(line) if line.lstrip().startswith("{") else None
+        field = config.label_field
+        if field and isinstance(body, dict):
+            if not isinstance(body.get(field), str):
+                raise DataError(f"{path}:{n}: field {field!r} (the expected item) is missing")
+            gold.append(body.pop(field))
+            line = json.dumps(body)
+        parse_rank_request(line, f"{path}:{n}")
+    texts = [
+        json.dumps({k: v for k, v in json.loads(line).items() if k != config.label_field})
+        for _, line in lines
+    ]
+    return texts, gold if config.label_field else None
+
+
+def _request_cost(
+    texts: list[str], tokenizer: BundleTokenizer, templates: Any, dims: dict[str, Any]
+) -> tuple[float, float | None]:
+    """Rank requests: mean tokens encoded per request, and the encoder MACs per request."""
+    from rec_edge.runtime.predictor import parse_rank_request
+
+    render = templates.preference_renderer()
+    tokens, macs = [], []
+    for text in texts[:256]:
+        r = parse_rank_request(text)
+        lengths = [
+            len(e.ids) for e in tokenizer.encode([render(r.liked, r.disliked), *r.candidates])
+        ]
+        tokens.append(sum(lengths))
+        each = [macs_per_item(dims, n) for n in lengths]
+        macs.append(None if None in each else sum(m or 0.0 for m in each))
+    known = [m for m in macs if m is not None]
+    return float(np.mean(tokens)), float(np.mean(known)) if len(known) == len(macs) else None
+
+
 def _read_texts(config: BenchConfig) -> tuple[list[str], list[str] | None]:
     from rec_edge.data.readers import FORMATS, read_examples
 
@@ -141,11 +189,21 @@ def run_benchmark(
         "torch" if any(k == "torch" for _, k, _ in plan) else plan[0][1]
     )
 
+    tasks = {load_bundle(b, verify=False).manifest.task for b in bundles}
+    if len(tasks) > 1:
+        raise ConfigError("The bundles mix tasks (classify and rank); benchmark them apart.")
+    rank = tasks == {"rank"}
+    if rank and not config.text_file:
+        raise ConfigError(
+            "A rank bundle is benchmarked on rank requests: pass --text-file with one JSON request "
+            'per line ({"liked": [...], "disliked": [...], "candidates": [...]}); --label-field '
+            "names the expected item, for HR@1."
+        )
     if config.text_file:
-        texts, gold = _read_texts(config)
+        texts, gold = _read_requests(config) if rank else _read_texts(config)
         if not texts:
             raise DataError(f"{config.text_file}: no texts")
-        workloads = [("text", texts)]
+        workloads = [("requests" if rank else "text", texts)]
     else:
         gold = None
         workloads = [(f"seq{n}", _synthetic_texts(bundles[0], n, 64)) for n in config.seq_lengths]
@@ -182,19 +240,25 @@ def run_benchmark(
             )
         try:
             for workload, pool in workloads:
-                mean_tokens = float(
-                    np.mean(
-                        [
-                            len(e.ids)
-                            for e in token_counter.encode(
-                                [
-                                    templates.render(t, labels=first.manifest.labels)
-                                    for t in pool[:512]
-                                ]
-                            )
-                        ]
+                request_macs = None
+                if rank:
+                    mean_tokens, request_macs = _request_cost(
+                        pool, token_counter, templates, first.manifest.source.get("dims") or {}
                     )
-                )
+                else:
+                    mean_tokens = float(
+                        np.mean(
+                            [
+                                len(e.ids)
+                                for e in token_counter.encode(
+                                    [
+                                        templates.render(t, labels=first.manifest.labels)
+                                        for t in pool[:512]
+                                    ]
+                                )
+                            ]
+                        )
+                    )
                 for batch_size in config.batch_sizes:
                     say(
                         f"{workload} batch {batch_size}: {config.iterations} interleaved calls per engine"
@@ -211,6 +275,7 @@ def run_benchmark(
                                 "threads": threads,
                                 "batch_size": batch_size,
                                 "mean_tokens": mean_tokens,
+                                **({"macs_per_item": request_macs} if rank else {}),
                                 "stats": LatencyStats.from_samples(samples, batch_size).to_dict(),
                                 "samples": samples,
                             }
@@ -237,14 +302,25 @@ def run_benchmark(
     cold: dict[str, Any] = {}
     if config.cold_start_runs:
         sample_text = (texts if config.text_file else workloads[0][1])[0]
+        user_text = sample_text
+        if rank:
+            from rec_edge.runtime.predictor import parse_rank_request
+
+            r = parse_rank_request(sample_text)
+            user_text = templates.preference_renderer()(r.liked, r.disliked)
+            notes.append(
+                "cold start with a rank bundle: onnx loads and ranks one request; the other "
+                "engines load and encode that request's user text once"
+            )
         for name, kind, b in plan:
             say(f"cold start of {name} ({config.cold_start_runs} fresh processes)")
             optimum_dir = optimum_folder(b) if kind == "optimum" else None
+            ranks = rank and kind == "onnx"
             try:
                 cold[name] = cold_start(
-                    kind,
+                    "onnx-rank" if ranks else kind,
                     b.resolve(),
-                    sample_text,
+                    sample_text if ranks else user_text,
                     config.cold_start_runs,
                     source_model_dir(b),
                     optimum_dir,
@@ -270,8 +346,12 @@ def run_benchmark(
                 "machine peak skipped: the onnx package is not installed (pip install onnx)"
             )
     dims = first.manifest.source.get("dims") or {}
-    for row in rows:
-        macs = macs_per_item(dims, row["mean_tokens"])
+    for row in rows:  # rank rows: an item is a request (its user's text and its candidates)
+        macs = (
+            row["macs_per_item"]
+            if "macs_per_item" in row
+            else macs_per_item(dims, row["mean_tokens"])
+        )
         row["macs_per_item"] = macs
         if macs and str(row["threads"]) in peak:
             int8 = engines_info[row["engine"]].get("recipe", "") not in (

@@ -16,22 +16,24 @@ if TYPE_CHECKING:
     from rec_edge.runtime import Predictor
 
 
+def read_lines(path: Path) -> list[str]:
+    """Every line of a UTF-8 file (blank ones too, so that positions are line numbers - 1)."""
+    try:
+        return path.read_text("utf-8").splitlines()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except UnicodeDecodeError as error:
+        line = path.read_bytes()[: error.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not valid UTF-8; re-encode the file as UTF-8.") from None
+
+
 def read_inputs(path: Path, text_field: str) -> list[str]:
     """JSONL (objects with text_field, or strings), CSV/TSV with a text_field column, or plain lines."""
     from rec_edge.data.readers import FORMATS, read_examples
 
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:  # plain text: one input per line
-        try:
-            lines = path.read_text("utf-8").splitlines()
-        except FileNotFoundError:
-            raise DataError(f"{path}: file not found") from None
-        except UnicodeDecodeError as error:
-            line = path.read_bytes()[: error.start].count(b"\n") + 1
-            raise DataError(
-                f"{path}:{line}: not valid UTF-8; re-encode the file as UTF-8."
-            ) from None
-        return [line for line in lines if line.strip()]
+        return [line for line in read_lines(path) if line.strip()]
     return [e.text for e in read_examples(path, text_field, None, None, fmt).examples]
 
 
@@ -115,10 +117,14 @@ def command(
         raise click.UsageError("Give TEXTS or --input FILE.")
     started = time.perf_counter()
     predictor = Predictor.load(bundle, provider=provider, threads=threads, fallback=fallback)
-    items = list(texts) + (read_inputs(input_file, text_field) if input_file else [])
-    if predictor.manifest.task == "rank":
-        _rank_requests(predictor, items, output)
+    if predictor.manifest.task == "rank":  # one JSON request per TEXT or per line of --input
+        requests = [(f"request {i}", t) for i, t in enumerate(texts, start=1)]
+        if input_file:
+            lines = enumerate(read_lines(input_file), start=1)
+            requests += [(f"{input_file}:{n}", line) for n, line in lines if line.strip()]
+        _rank_requests(predictor, requests, output)
         return
+    items = list(texts) + (read_inputs(input_file, text_field) if input_file else [])
     out: TextIO = output.open("w", encoding="utf-8") if output else sys.stdout
     try:
         chunk = batch_size * 8
@@ -141,21 +147,17 @@ def command(
     )
 
 
-def _rank_requests(predictor: Predictor, requests: list[str], output: Path | None) -> None:
+def _rank_requests(
+    predictor: Predictor, requests: list[tuple[str, str]], output: Path | None
+) -> None:
     """Each request: {"liked": [...], "disliked": [...], "candidates": [...], "k": 10}; JSONL out."""
+    from rec_edge.runtime.predictor import parse_rank_request
+
+    parsed = [parse_rank_request(request, where) for where, request in requests]  # all, first
     out: TextIO = output.open("w", encoding="utf-8") if output else sys.stdout
     try:
-        for number, request in enumerate(requests, start=1):
-            try:
-                body = json.loads(request)
-                history = {key: body.get(key, []) for key in ("liked", "disliked")}
-                candidates, k = body["candidates"], body.get("k")
-            except (json.JSONDecodeError, KeyError, AttributeError) as error:
-                raise DataError(
-                    f"request {number}: expected a JSON object with 'candidates' and optional 'liked', "
-                    f"'disliked', 'k' ({type(error).__name__}: {error})"
-                ) from None
-            ranked = predictor.rank(history, candidates, k)
+        for r in parsed:
+            ranked = predictor.rank(r.history, r.candidates, r.k)
             out.write(
                 json.dumps(
                     {"ranked": [{"item": r.item, "score": round(r.score, 6)} for r in ranked]}

@@ -6,6 +6,7 @@ sorted by length and batched so that each batch is padded only to its own longes
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -36,6 +37,52 @@ def pair_scores(user: Any, items: Any) -> Any:
     user row against many. Each output row is an embedding and a bias: ``e_u . e_i + b_u + b_i``.
     Numpy arrays here; training calls it with torch tensors, so both sides share one formula."""
     return (user[..., :-1] * items[..., :-1]).sum(-1) + user[..., -1] + items[..., -1]
+
+
+@dataclass(frozen=True)
+class RankRequest:
+    """One user's request: the titles they liked and disliked, the candidates, how many to keep."""
+
+    liked: list[str]
+    disliked: list[str]
+    candidates: list[str]
+    k: int | None = None
+
+    @property
+    def history(self) -> dict[str, list[str]]:
+        return {"liked": self.liked, "disliked": self.disliked}
+
+
+def parse_rank_request(text: str, where: str = "request") -> RankRequest:
+    """``{"liked": [...], "disliked": [...], "candidates": [...], "k": 10}`` from JSON; the
+    error names ``where`` and the field at fault."""
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DataError(f"{where}: not valid JSON ({error})") from None
+    if not isinstance(body, dict) or "candidates" not in body:
+        raise DataError(
+            f"{where}: expected a JSON object with 'candidates' and optional 'liked', 'disliked', 'k'"
+        )
+    unknown = sorted(set(body) - {"liked", "disliked", "candidates", "k"})
+    if unknown:
+        raise DataError(
+            f"{where}: unknown fields {unknown} (known: liked, disliked, candidates, k)"
+        )
+    problems = [
+        f"{where}: '{key}' must be a list of strings"
+        for key in ("liked", "disliked", "candidates")
+        if not isinstance(body.get(key, []), list)
+        or not all(isinstance(t, str) for t in body.get(key, []))
+    ]
+    k = body.get("k")
+    if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
+        problems.append(f"{where}: 'k' must be a positive integer, got {k!r}")
+    if problems:
+        raise DataError(problems)
+    return RankRequest(
+        list(body.get("liked", [])), list(body.get("disliked", [])), list(body["candidates"]), k
+    )
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

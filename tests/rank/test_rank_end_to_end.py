@@ -116,3 +116,78 @@ def test_predict_cli_takes_json_requests(rank_bundle) -> None:
         result.exit_code == 1
         and "request 1: expected a JSON object with 'candidates'" in result.output
     )
+
+
+def _requests(path, n: int = 6) -> None:  # type: ignore[no-untyped-def]
+    rows = [
+        {
+            "liked": [f"Movie {i}", f"Movie {i + 1}"],
+            "disliked": [f"Movie {i + 2}"],
+            "candidates": [f"Movie {j}" for j in range(10 + i, 30 + i)],
+            "target": f"Movie {10 + i}",
+        }
+        for i in range(n)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_bench_ranks_requests_with_every_engine(rank_bundle, tmp_path) -> None:
+    from rec_edge.bench.runner import run_benchmark
+    from rec_edge.config import BenchConfig
+
+    _requests(tmp_path / "requests.jsonl")
+    config = BenchConfig(
+        bundles=[str(rank_bundle)],
+        engines=["onnx", "ort-raw", "torch", "optimum"],
+        batch_sizes=[1],
+        text_file=str(tmp_path / "requests.jsonl"),
+        label_field="target",
+        warmup=1,
+        iterations=4,
+        cold_start_runs=1,
+        peak=False,
+    )
+    data = run_benchmark(config).data
+    rows = data["results"]
+    assert {r["engine"] for r in rows} == {
+        "onnx:bundle",
+        "ort-raw:bundle",
+        "torch:bundle-fp32",
+        "optimum:bundle",
+    }
+    assert all(r["workload"] == "requests" and r["macs_per_item"] > 0 for r in rows)
+    # every engine picks the same top item of each request as Predictor.rank (fp32 bundle)
+    predictor = Predictor.load(rank_bundle)
+    lines = (tmp_path / "requests.jsonl").read_text().splitlines()
+    expected = [
+        predictor.rank(
+            {"liked": json.loads(x)["liked"], "disliked": json.loads(x)["disliked"]},
+            json.loads(x)["candidates"],
+        )[0].item
+        for x in lines
+    ]
+    hr1 = np.mean([e == json.loads(x)["target"] for e, x in zip(expected, lines, strict=True)])
+    for name, info in data["engines"].items():
+        assert info["accuracy"] == pytest.approx(hr1), name
+    assert "error" not in data["cold_start"]["onnx:bundle"]
+
+
+def test_rank_requests_are_checked_field_by_field(rank_bundle, tmp_path) -> None:
+    from rec_edge.runtime.predictor import parse_rank_request
+
+    with pytest.raises(DataError, match="r.jsonl:3: 'candidates' must be a list of strings"):
+        parse_rank_request('{"candidates": "Movie 1"}', "r.jsonl:3")
+    with pytest.raises(DataError, match="unknown fields \\['seen'\\]"):
+        parse_rank_request('{"candidates": [], "seen": []}')
+    with pytest.raises(DataError, match="'k' must be a positive integer"):
+        parse_rank_request('{"candidates": ["a"], "k": 0}')
+    with pytest.raises(DataError, match="request: not valid JSON"):
+        parse_rank_request("{liked")
+    (tmp_path / "in.jsonl").write_text(
+        '{"liked": ["Movie 1"], "candidates": ["Movie 2", "Movie 3"], "k": 1}\n\n{"candidates": 3}\n'
+    )
+    result = CliRunner().invoke(
+        main, ["predict", str(rank_bundle), "--input", str(tmp_path / "in.jsonl")]
+    )
+    assert result.exit_code == 1
+    assert f"{tmp_path / 'in.jsonl'}:3: 'candidates' must be a list of strings" in result.output
