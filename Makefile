@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast demo data data-bbc bench bench-fewshot lint format clean
+.PHONY: help install test test-fast demo data data-bbc bench bench-ml100k bench-fewshot lint format clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ demo: install data ## BBC News topics: train -> export -> predict -> bench; Movi
 
 bench: install ## Rebuild the BANKING77 benchmark tables (benchmarks/RESULTS.md)
 	PATH=$(BIN):$$PATH bash benchmarks/banking77.sh
+
+bench-ml100k: install data ## MovieLens-100K at 64, 256 and all training examples, baselines, ranking latency (~1.5 h)
+	PATH=$(BIN):$$PATH bash benchmarks/ml100k.sh
 
 bench-fewshot: install ## Few-shot BANKING77 with and without an instruction template
 	PATH=$(BIN):$$PATH bash benchmarks/banking77_fewshot.sh

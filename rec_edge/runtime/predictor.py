@@ -239,7 +239,8 @@ class Predictor:
         return binding.copy_outputs_to_cpu()[0]
 
     def logits(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-        """Raw scores, float32 [len(texts), len(labels)], in the order of ``texts``."""
+        """Raw scores, float32 [len(texts), len(labels)], in the order of ``texts``; for a rank
+        bundle each row is an embedding and a bias (see ``pair_scores``), the texts as given."""
         items = _check_texts(texts)
         if batch_size < 1:
             raise ConfigError(f"batch_size={batch_size} (must be >= 1)")
@@ -273,6 +274,11 @@ class Predictor:
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Probabilities, float32 [len(texts), len(labels)], columns in the order of ``labels``."""
+        if self.manifest.task == "rank":
+            raise ConfigError(
+                f"Bundle {self.bundle.path} is a 'rank' bundle: its outputs are embeddings, not "
+                "label scores. Use rank(history, candidates) or score(history, candidates)."
+            )
         return softmax(self.logits(texts, batch_size))
 
     def predict(self, texts: Sequence[str], batch_size: int = 32) -> list[Prediction]:

@@ -101,6 +101,8 @@ def test_rank_errors(rank_bundle, tiny_bundle) -> None:
         predictor.rank({"liked": ["x"]}, [None])  # type: ignore[list-item]
     with pytest.raises(ConfigError, match="'classify' bundle; rank\\(\\) needs a 'rank' one"):
         Predictor.load(tiny_bundle).rank({}, ["a"])
+    with pytest.raises(ConfigError, match="outputs are embeddings, not label scores"):
+        predictor.predict(["Movie 1"])
 
 
 def test_predict_cli_takes_json_requests(rank_bundle) -> None:
