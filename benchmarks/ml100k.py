@@ -64,7 +64,8 @@ def main() -> None:
         if not run_dir:
             config = TrainConfig(train_file=args.data, task="rank", shots=args.shots,
                                  epochs=args.epochs or (10 if args.shots else 1),
-                                 name=name, max_length=128, validation_limit=1000, dropout=0.0,
+                                 name=name, max_length=128,
+                                 validation_limit=300 if args.shots else 1000, dropout=0.0,
                                  lora_dropout=0.0, early_stopping_patience=None, force=True)
             run_dir = str(train(config).run_dir)
         bundle = str(export(ExportConfig(run_dir=run_dir, out=f"exports/{Path(run_dir).name}", force=True)).bundle_dir)

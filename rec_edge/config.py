@@ -31,6 +31,7 @@ class TrainConfig:
     task: str = "classify"  # classify | rank (train_file: interactions, see data.interactions)
     items_file: str | None = None  # rank with a JSONL interactions file: item titles
     history: int = 10  # rank: rated items before the target that state the preference
+    negatives: int = 1  # rank: never-rated items per training example, scored as "no"
     text_field: str = "text"
     label_field: str = "label"
     instruction_field: str | None = None  # per-example instruction column, overrides `instruction`
@@ -73,6 +74,8 @@ class TrainConfig:
             p.append(f"task={self.task!r} (allowed: classify, rank)")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             p.append(f"dropout={self.dropout} (must be in [0, 1))")
+        if self.negatives < 0:
+            p.append(f"negatives={self.negatives} (must be >= 0)")
         if self.history < 1:
             p.append(f"history={self.history} (must be >= 1)")
         if self.method not in ("lora", "full"):

@@ -55,6 +55,12 @@ def _label_names(
     help="rank: rated items before the target that state the preference.",
 )
 @click.option(
+    "--negatives",
+    default=1,
+    show_default=True,
+    help='rank: never-rated items per training example, scored as "no" (cheap: titles are short).',
+)
+@click.option(
     "--text-field", default="text", show_default=True, help="Column/key of the input text."
 )
 @click.option("--label-field", default="label", show_default=True, help="Column/key of the label.")

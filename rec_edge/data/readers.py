@@ -20,7 +20,7 @@ class Example:
     instruction: str | None = None
     source: str = ""  # "file:line", for messages
     candidate: str | None = None  # rank: the item text scored against ``text`` (the user's side)
-    negative: str | None = None  # rank, training: an item the user never rated, scored as "no"
+    negatives: tuple[str, ...] = ()  # rank, training: items the user never rated, scored "no"
 
 
 @dataclass

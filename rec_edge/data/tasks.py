@@ -26,7 +26,7 @@ class Split:
     label_ids: list[int]
     source: str
     candidates: list[str] | None = None  # rank: the item scored against each text
-    negatives: list[str] | None = None  # rank, training: a never-rated item per text ("no")
+    negatives: list[tuple[str, ...]] | None = None  # rank, training: never-rated items ("no")
 
 
 @dataclass
@@ -137,8 +137,8 @@ def build_classification(config: TrainConfig) -> ClassificationData:
         split = Split(rendered, [index[str(e.label)] for e in examples], source)
         if templates.task == "rank":
             split.candidates = [e.candidate or "" for e in examples]
-            if all(e.negative for e in examples):
-                split.negatives = [e.negative or "" for e in examples]
+            if examples and all(e.negatives for e in examples):
+                split.negatives = [e.negatives for e in examples]
         return split
 
     return ClassificationData(
@@ -161,8 +161,8 @@ def _rank_splits(
 ) -> tuple[list[Example], list[Example], list[Example], list[str]]:
     """TALLRec pointwise examples: the user's text, the candidate title and yes/no.
 
-    ``shots`` counts training examples in all. Each training example also carries an item the
-    user never rated (seeded), scored as "no", so that the model learns what users pick at all
+    ``shots`` counts training examples in all. Each training example also carries
+    ``config.negatives`` items the user never rated (seeded), scored as "no", so that the model learns what users pick at all
     and not only which of their picks they liked. The leave-one-out ranking targets are left out
     of training, so the ranking evaluation never scores a pair the model was trained on.
     """
@@ -197,7 +197,11 @@ def _rank_splits(
                     None,
                     f"{config.train_file} ({split})",
                     candidate=row.candidate,
-                    negative=data.titles[draw(row.preference.user)] if mixed else None,
+                    negatives=tuple(
+                        data.titles[draw(row.preference.user)] for _ in range(config.negatives)
+                    )
+                    if mixed
+                    else (),
                 )
             )
         return out

@@ -24,18 +24,18 @@ class PairDataset:
         user = tokenizer(split.texts, truncation=True, max_length=max_length)
         full = tokenizer(split.texts, truncation=False)["input_ids"]
         self.truncated = sum(len(ids) > max_length for ids in full)
-        sides = {"item": split.candidates, "negative": split.negatives}
-        encoded = {
-            name: tokenizer(texts, truncation=True, max_length=max_length)
-            for name, texts in sides.items()
-            if texts is not None
-        }
+        item = tokenizer(split.candidates, truncation=True, max_length=max_length)
+        per_text = len(split.negatives[0]) if split.negatives else 0
+        flat = [t for texts in split.negatives or [] for t in texts]
+        negative = tokenizer(flat, truncation=True, max_length=max_length) if flat else None
         keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in user]
         self.rows = []
         for i, label in enumerate(split.label_ids):
-            row = {k: user[k][i] for k in keys}  # input_ids first: group_by_length reads it
-            for name, enc in encoded.items():
-                row.update({f"{name}_{k}": enc[k][i] for k in keys})
+            row: dict[str, Any] = {k: user[k][i] for k in keys}  # group_by_length: input_ids
+            row.update({f"item_{k}": item[k][i] for k in keys})
+            if negative is not None:  # a list of the text's negatives, flattened per batch
+                span = slice(i * per_text, (i + 1) * per_text)
+                row.update({f"negative_{k}": negative[k][span] for k in keys})
             row["labels"] = label
             self.rows.append(row)
 
@@ -56,17 +56,21 @@ def pair_collator(pad_id: int) -> Any:
     def collate(features: list[dict[str, Any]]) -> dict[str, Any]:
         batch: dict[str, Any] = {}
         for key in features[0]:
+            rows = [f[key] for f in features]
             if key == "labels":
-                batch[key] = torch.tensor([f[key] for f in features], dtype=torch.float32)
-            else:
-                batch[key] = pad([f[key] for f in features], pad_id if "input_ids" in key else 0)
+                batch[key] = torch.tensor(rows, dtype=torch.float32)
+                continue
+            if key.startswith("negative_"):  # [batch * negatives, length], grouped by text
+                rows = [ids for per_text in rows for ids in per_text]
+            batch[key] = pad(rows, pad_id if "input_ids" in key else 0)
         return batch
 
     return collate
 
 
 def pair_model(encoder: Any, negative_weight: float = 1.0) -> Any:
-    """The training wrapper: BCE on (user, item, label) plus (user, never-rated item, "no")."""
+    """The training wrapper: BCE on (user, item, label), plus ``negative_weight`` times the mean
+    BCE of (user, never-rated item, "no") over the example's negatives."""
     import torch
     from torch import nn
 
@@ -88,8 +92,11 @@ def pair_model(encoder: Any, negative_weight: float = 1.0) -> Any:
             if labels is not None:
                 bce = nn.functional.binary_cross_entropy_with_logits
                 loss = bce(scores, labels)
-                if "negative_input_ids" in inputs:
-                    negative = pair_scores(user, self._encode(inputs, "negative_"))
+                if "negative_input_ids" in inputs:  # one encoder run for all of them
+                    negatives = self._encode(inputs, "negative_").view(
+                        len(user), -1, user.shape[-1]
+                    )
+                    negative = pair_scores(user[:, None, :], negatives)  # [batch, negatives]
                     loss = loss + negative_weight * bce(negative, torch.zeros_like(negative))
                 out["loss"] = loss
             return out

@@ -201,10 +201,19 @@ def test_rank_training_pairs_leave_out_ranking_targets_and_draw_unrated_negative
     # the examples kept are the pointwise training split minus the ranking targets, in order
     kept = [e for e in splits["train"] if (e.preference.user, e.candidate) not in held_out]
     assert len(kept) < len(splits["train"]) and train.candidates == [e.candidate for e in kept]
-    for example, negative in zip(kept, train.negatives, strict=True):
-        assert negative not in by_user[example.preference.user]  # never rated by this user
+    for example, negatives in zip(kept, train.negatives, strict=True):
+        assert len(negatives) == 1  # the default
+        assert not set(negatives) & by_user[example.preference.user]  # never rated by this user
     again = build_classification(TrainConfig(train_file=str(folders["ml"]), task="rank"))
     assert again.train.negatives == train.negatives  # seeded
+    three = build_classification(
+        TrainConfig(train_file=str(folders["ml"]), task="rank", negatives=3)
+    ).train.negatives
+    assert three is not None and all(len(n) == 3 for n in three)
+    none = build_classification(
+        TrainConfig(train_file=str(folders["ml"]), task="rank", negatives=0)
+    )
+    assert none.train.negatives is None
     text = train.texts[0]
     liked, disliked = kept[0].preference.liked, kept[0].preference.disliked
     assert (

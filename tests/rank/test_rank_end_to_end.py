@@ -43,6 +43,7 @@ def rank_bundle(tmp_path_factory, tiny_model):  # type: ignore[no-untyped-def]
         test_file=None,
         max_length=96,
         epochs=2,
+        negatives=2,  # the flattened [batch * 2] negative batch and its [batch, 2] scores
     )
     run = train(config)
     assert run.metrics["test"] is not None and run.metrics["test"]["n"] > 0
