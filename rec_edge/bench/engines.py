@@ -26,7 +26,7 @@ import numpy as np
 
 from rec_edge.bundle import load_bundle
 from rec_edge.data.templates import TemplateSet
-from rec_edge.runtime.predictor import pair_scores, parse_rank_request
+from rec_edge.runtime.predictor import ITEM_BATCH, pair_scores, parse_rank_request
 
 NEEDS = {
     "torch": ("torch", "transformers"),
@@ -146,9 +146,11 @@ class OrtRawEngine(OnnxEngine):
                 self.batches.append([feed(p.render(texts))])
                 continue
             feeds = []
-            for text in texts:  # per request: the user's text, then its candidates
-                r = parse_rank_request(text)
-                feeds += [feed([self._user_text(r.liked, r.disliked)]), feed(r.candidates)]
+            for text in texts:  # per request: the user's text, then its candidates as Predictor
+                r = parse_rank_request(text)  # batches them: sorted by length, ITEM_BATCH a run
+                items = sorted(r.candidates, key=lambda t: len(p.tokenizer.encode([t])[0].ids))
+                feeds.append(feed([self._user_text(r.liked, r.disliked)]))
+                feeds += [feed(items[i : i + ITEM_BATCH]) for i in range(0, len(items), ITEM_BATCH)]
             self.batches.append(feeds)
 
     def run(self, index: int) -> None:

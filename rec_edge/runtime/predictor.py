@@ -24,6 +24,9 @@ from rec_edge.runtime.tokenize import BundleTokenizer, pad_batch
 
 log = logging.getLogger("rec_edge")
 TOKENIZER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+# Candidates are encoded sorted by length, a few per run: titles vary from 3 to 20 tokens, and one
+# batch padded to the longest cost 1.6x the runs of 3 to 5 (benchmarks/RESULTS.md, MovieLens).
+ITEM_BATCH = 4
 
 
 @dataclass(frozen=True)
@@ -295,8 +298,8 @@ class Predictor:
         """Rank bundles: P(the user enjoys each candidate), float32, in the order given.
 
         ``history`` holds the titles the user ``liked`` and ``disliked`` (oldest first). The user's
-        text is encoded once; the candidates in one batch, or from the item cache (``item_cache``
-        items, kept since load).
+        text is encoded once; the candidates sorted by length, a few per run (``ITEM_BATCH``), or
+        taken from the item cache (the last ``item_cache`` items seen since load).
         """
         if self.manifest.task != "rank":
             raise ConfigError(
@@ -319,12 +322,12 @@ class Predictor:
         return sigmoid(pair_scores(user, self.item_outputs(items))).astype(np.float32)
 
     def item_outputs(self, items: Sequence[str]) -> np.ndarray:
-        """Rank bundles: the output rows of item texts, encoded in one batch or from the cache."""
+        """Rank bundles: the output rows of item texts, from the cache or encoded."""
         with self._lock:
             known = {t: self._items[t] for t in items if t in self._items}
         missing = list(dict.fromkeys(t for t in items if t not in known))
         if missing:
-            rows = self.logits(missing, batch_size=max(1, len(missing)))
+            rows = self.logits(missing, batch_size=ITEM_BATCH)
             known.update(zip(missing, rows, strict=True))
             if self.item_cache_size:
                 with self._lock:
