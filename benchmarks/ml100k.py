@@ -95,8 +95,8 @@ def main() -> None:
         ranked.append([case.candidates[i] for i in np.argsort(-p, kind="stable")])
     model_rank = ranking_metrics(ranked, [c.target for c in cases])
 
-    # latency: the item cache off (every candidate encoded) and warm (catalog cached), interleaved
-    engines = {"cache off": Predictor.load(bundle, item_cache=0), "cache warm": predictor}
+    # latency: every candidate encoded (no item index, no cache) and the bundle's item index, interleaved
+    engines = {"cache off": Predictor.load(bundle, item_cache=0, catalog=False), "cache warm": predictor}
     timings: dict[str, list[float]] = {k: [] for k in engines}
     sample = cases[: args.latency_users]
     for case in sample:

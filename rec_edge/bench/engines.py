@@ -112,8 +112,10 @@ class OnnxEngine(Engine):
         super().__init__(bundle, threads)
         from rec_edge.runtime import Predictor
 
-        # no item cache: every engine encodes every candidate, as on a first request
-        self.predictor = Predictor.load(bundle, threads=threads, spinning=False, item_cache=0)
+        # no item index or cache: every engine encodes every candidate, as on a first request
+        self.predictor = Predictor.load(
+            bundle, threads=threads, spinning=False, item_cache=0, catalog=False
+        )
 
     def classify(self, texts: list[str]) -> list[str]:
         return [p.label for p in self.predictor.predict(texts, batch_size=max(1, len(texts)))]

@@ -232,6 +232,8 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
             chosen = fp32
         shutil.copy(chosen.path, staging / "model.onnx")
         shutil.copy(tokenizer_file, staging / "tokenizer.json")
+        if rank:
+            manifest.items_file = _item_index(run, evaluator.predictor(chosen.path), staging, log)
         if config.keep_fp32 and chosen is not fp32:
             shutil.copy(fp32.path, staging / "model_fp32.onnx")
 
@@ -288,6 +290,27 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _item_index(run: dict[str, Any], predictor: Any, folder: Path, log: Any) -> str | None:
+    """Rank bundles: the vectors of every title in the run's catalog, so that serving never
+    encodes a known item; None (with a note) if the run's interactions cannot be read again."""
+    import numpy as np
+
+    from rec_edge.data.interactions import read_interactions
+
+    config = TrainConfig(**run["config"])
+    try:
+        titles = sorted(
+            set(read_interactions(config.train_file, config.items_file).titles.values())
+        )
+    except DataError as error:
+        log(f"note: no item index in the bundle: the run's interactions cannot be read ({error})")
+        return None
+    vectors = predictor.logits(titles, batch_size=32).astype(np.float32)
+    np.savez(folder / "items.npz", titles=np.array(titles), vectors=vectors)
+    log(f"item index: {len(titles)} titles of the run's catalog ({vectors.nbytes / 1e6:.1f} MB)")
+    return "items.npz"
 
 
 def _summary(candidate: Candidate) -> dict[str, Any]:

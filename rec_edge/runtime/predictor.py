@@ -127,7 +127,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 class Predictor:
     """Load with ``Predictor.load(path)``; safe to call from several threads at once."""
 
-    def __init__(self, bundle: Bundle, config: SessionConfig, item_cache: int = 10_000):
+    def __init__(
+        self, bundle: Bundle, config: SessionConfig, item_cache: int = 10_000, catalog: bool = True
+    ):
         self.bundle = bundle
         self.manifest = bundle.manifest
         self.config = config
@@ -148,6 +150,10 @@ class Predictor:
         self.truncated = 0  # inputs cut to max_length since load
         self.item_cache_size = item_cache
         self._items: dict[str, np.ndarray] = {}  # rank: item text -> output row, oldest first
+        self._catalog: dict[str, np.ndarray] = {}  # rank: the bundle's item index, if any
+        if catalog and self.manifest.items_file:
+            with np.load(bundle.path / self.manifest.items_file, allow_pickle=False) as index:
+                self._catalog = dict(zip(index["titles"].tolist(), index["vectors"], strict=True))
 
     @classmethod
     def load(
@@ -163,6 +169,7 @@ class Predictor:
         spinning: bool = True,
         verify: bool = True,
         item_cache: int = 10_000,
+        catalog: bool = True,
     ) -> Predictor:
         """Load and check a bundle (schema, files, sha256, graph inputs) and open its session."""
         config = SessionConfig(
@@ -176,10 +183,12 @@ class Predictor:
         )
         bundle = load_bundle(path, verify=False)
         if not verify:
-            return cls(bundle, config, item_cache)
+            return cls(bundle, config, item_cache, catalog)
         # Hash the two files the runtime reads while onnxruntime builds the session (both release
         # the GIL); other files (model card, --keep-fp32 copy) are checked for presence only.
-        used = (bundle.manifest.model_file, bundle.manifest.tokenizer_file)
+        used = (bundle.manifest.model_file, bundle.manifest.tokenizer_file) + (
+            (bundle.manifest.items_file,) if catalog and bundle.manifest.items_file else ()
+        )
         failure: list[BundleError] = []
 
         def check() -> None:
@@ -191,7 +200,7 @@ class Predictor:
         checker = threading.Thread(target=check, name="rec-edge-verify")
         checker.start()
         try:
-            predictor = cls(bundle, config, item_cache)
+            predictor = cls(bundle, config, item_cache, catalog)
         finally:
             checker.join()  # an altered file explains a load failure better than onnxruntime
             if failure:
@@ -298,8 +307,9 @@ class Predictor:
         """Rank bundles: P(the user enjoys each candidate), float32, in the order given.
 
         ``history`` holds the titles the user ``liked`` and ``disliked`` (oldest first). The user's
-        text is encoded once; the candidates sorted by length, a few per run (``ITEM_BATCH``), or
-        taken from the item cache (the last ``item_cache`` items seen since load).
+        text is encoded once; each candidate's vector comes from the bundle's item index (the
+        run's catalog, ``catalog=True``), from the item cache (the last ``item_cache`` items
+        encoded since load), or is encoded: sorted by length, ``ITEM_BATCH`` per run.
         """
         if self.manifest.task != "rank":
             raise ConfigError(
@@ -323,8 +333,9 @@ class Predictor:
 
     def item_outputs(self, items: Sequence[str]) -> np.ndarray:
         """Rank bundles: the output rows of item texts, from the cache or encoded."""
+        known = {t: self._catalog[t] for t in items if t in self._catalog}
         with self._lock:
-            known = {t: self._items[t] for t in items if t in self._items}
+            known.update((t, self._items[t]) for t in items if t in self._items)
         missing = list(dict.fromkeys(t for t in items if t not in known))
         if missing:
             rows = self.logits(missing, batch_size=ITEM_BATCH)

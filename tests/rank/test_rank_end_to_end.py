@@ -58,7 +58,7 @@ def rank_bundle(tmp_path_factory, tiny_model):  # type: ignore[no-untyped-def]
 
 
 def test_rank_scores_every_candidate_in_order(rank_bundle) -> None:
-    predictor = Predictor.load(rank_bundle, item_cache=0)
+    predictor = Predictor.load(rank_bundle, item_cache=0, catalog=False)
     history = {"liked": ["Movie 1", "Movie 2"], "disliked": ["Movie 3"]}
     candidates = [f"Movie {i}" for i in range(10, 30)]
     ranked = predictor.rank(history, candidates)
@@ -83,8 +83,8 @@ def test_rank_scores_every_candidate_in_order(rank_bundle) -> None:
 def test_item_cache_gives_the_same_scores_and_stays_bounded(rank_bundle) -> None:
     history = {"liked": ["Movie 4"], "disliked": []}
     candidates = [f"Movie {i}" for i in range(20)]
-    plain = Predictor.load(rank_bundle, item_cache=0)
-    cached = Predictor.load(rank_bundle, item_cache=8)
+    plain = Predictor.load(rank_bundle, item_cache=0, catalog=False)
+    cached = Predictor.load(rank_bundle, item_cache=8, catalog=False)
     reference = plain.score(history, candidates)
     assert not plain._items
     first = cached.score(history, candidates)
@@ -92,6 +92,26 @@ def test_item_cache_gives_the_same_scores_and_stays_bounded(rank_bundle) -> None
     again = cached.score(history, candidates[::-1])[::-1]  # 8 from the cache, 12 encoded
     np.testing.assert_allclose(first, reference, atol=1e-6)
     np.testing.assert_allclose(again, reference, atol=1e-6)
+
+
+def test_item_index_of_the_catalog_is_in_the_bundle_and_used(rank_bundle) -> None:
+    from rec_edge.bundle import load_bundle
+
+    manifest = load_bundle(rank_bundle).manifest
+    assert manifest.items_file == "items.npz" and "items.npz" in manifest.files  # sha-checked
+    with np.load(rank_bundle / "items.npz", allow_pickle=False) as index:
+        assert sorted(index["titles"].tolist()) == sorted(f"Movie {i}" for i in range(40))
+        assert index["vectors"].shape[0] == 40
+    history = {"liked": ["Movie 4"], "disliked": ["Movie 5"]}
+    known = [f"Movie {i}" for i in range(20)]
+    indexed = Predictor.load(rank_bundle)
+    encoded = Predictor.load(rank_bundle, item_cache=0, catalog=False)
+    np.testing.assert_allclose(
+        indexed.score(history, known), encoded.score(history, known), atol=1e-5
+    )
+    assert not indexed._items  # every candidate came from the index: nothing encoded
+    indexed.score(history, ["A title not in the catalog"])
+    assert list(indexed._items) == ["A title not in the catalog"]
 
 
 def test_rank_errors(rank_bundle, tiny_bundle) -> None:
