@@ -26,7 +26,7 @@ import numpy as np
 
 from rec_edge.bundle import load_bundle
 from rec_edge.data.templates import TemplateSet
-from rec_edge.runtime.predictor import ITEM_BATCH, pair_scores, parse_rank_request
+from rec_edge.runtime.predictor import ITEM_BATCH, RankRequest, pair_scores, parse_rank_request
 
 NEEDS = {
     "torch": ("torch", "transformers"),
@@ -90,17 +90,16 @@ class Engine:
     def predict(self, texts: list[str]) -> list[str]:
         if not self.rank:
             return self.classify(texts)
-        best = []
-        for text in texts:
-            request = parse_rank_request(text)
-            user_text = self._user_text(request.liked, request.disliked)
-            outputs = self.outputs([user_text, *request.candidates])
-            scores = pair_scores(outputs[0], outputs[1:])
-            best.append(request.candidates[int(np.argmax(scores))])
-        return best
+        return [self.top_item(parse_rank_request(text)) for text in texts]
 
     def classify(self, texts: list[str]) -> list[str]:
         raise NotImplementedError
+
+    def top_item(self, request: RankRequest) -> str:
+        outputs = self.outputs(
+            [self._user_text(request.liked, request.disliked), *request.candidates]
+        )
+        return request.candidates[int(np.argmax(pair_scores(outputs[0], outputs[1:])))]
 
     def outputs(self, texts: list[str]) -> np.ndarray:
         """Rank bundles: the raw output rows of the user's text (first) and the candidates."""
@@ -120,14 +119,8 @@ class OnnxEngine(Engine):
     def classify(self, texts: list[str]) -> list[str]:
         return [p.label for p in self.predictor.predict(texts, batch_size=max(1, len(texts)))]
 
-    def predict(self, texts: list[str]) -> list[str]:
-        if not self.rank:
-            return self.classify(texts)
-        best = []
-        for text in texts:
-            r = parse_rank_request(text)
-            best.append(self.predictor.rank(r.history, r.candidates, k=1)[0].item)
-        return best
+    def top_item(self, request: RankRequest) -> str:
+        return self.predictor.rank(request.history, request.candidates, k=1)[0].item
 
 
 class OrtRawEngine(OnnxEngine):
@@ -138,20 +131,20 @@ class OrtRawEngine(OnnxEngine):
 
         p = self.predictor
 
-        def feed(texts: list[str]) -> dict[str, Any]:
-            batch = pad_batch(p.tokenizer.encode(texts), p.tokenizer.pad_id)
+        def feed(encodings: list[Any]) -> dict[str, Any]:
+            batch = pad_batch(encodings, p.tokenizer.pad_id)
             return {name: batch[name] for name in p.input_names}
 
         self.batches = []
         for texts in batches:
             if not self.rank:
-                self.batches.append([feed(p.render(texts))])
+                self.batches.append([feed(p.tokenizer.encode(p.render(texts)))])
                 continue
             feeds = []
             for text in texts:  # per request: the user's text, then its candidates as Predictor
                 r = parse_rank_request(text)  # batches them: sorted by length, ITEM_BATCH a run
-                items = sorted(r.candidates, key=lambda t: len(p.tokenizer.encode([t])[0].ids))
-                feeds.append(feed([self._user_text(r.liked, r.disliked)]))
+                feeds.append(feed(p.tokenizer.encode([self._user_text(r.liked, r.disliked)])))
+                items = sorted(p.tokenizer.encode(r.candidates), key=lambda e: len(e.ids))
                 feeds += [feed(items[i : i + ITEM_BATCH]) for i in range(0, len(items), ITEM_BATCH)]
             self.batches.append(feeds)
 

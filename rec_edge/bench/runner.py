@@ -71,21 +71,21 @@ def _read_requests(config: BenchConfig) -> tuple[list[str], list[str] | None]:
     assert config.text_file is not None
     path = Path(config.text_file)
     lines = [(n, line) for n, line in enumerate(read_lines(path), start=1) if line.strip()]
-    lines = lines[: config.max_texts]
-    gold = []
-    for n, line in lines:
-        body = json.loads(line) if line.lstrip().startswith("{") else None
-        field = config.label_field
-        if field and isinstance(body, dict):
-            if not isinstance(body.get(field), str):
-                raise DataError(f"{path}:{n}: field {field!r} (the expected item) is missing")
+    field = config.label_field
+    texts, gold = [], []
+    for n, line in lines[: config.max_texts]:
+        where = f"{path}:{n}"
+        try:
+            body = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{where}: not valid JSON ({error})") from None
+        if field:
+            if not isinstance(body, dict) or not isinstance(body.get(field), str):
+                raise DataError(f"{where}: field {field!r} (the expected item) is missing")
             gold.append(body.pop(field))
-            line = json.dumps(body)
-        parse_rank_request(line, f"{path}:{n}")
-    texts = [
-        json.dumps({k: v for k, v in json.loads(line).items() if k != config.label_field})
-        for _, line in lines
-    ]
+        text = json.dumps(body)
+        parse_rank_request(text, where)  # every request checked before any engine starts
+        texts.append(text)
     return texts, gold if config.label_field else None
 
 

@@ -328,6 +328,8 @@ class Predictor:
         items = _check_texts(candidates)
         liked, disliked = list(history.get("liked", [])), list(history.get("disliked", []))
         _check_texts(liked + disliked)
+        if not items:  # nothing to score: no encoder run
+            return np.zeros(0, dtype=np.float32)
         user = self.logits([self._user_text(liked, disliked)])[0]
         return sigmoid(pair_scores(user, self.item_outputs(items))).astype(np.float32)
 
@@ -346,9 +348,7 @@ class Predictor:
                         self._items[text] = row
                     while len(self._items) > self.item_cache_size:
                         del self._items[next(iter(self._items))]
-        if not items:
-            return np.zeros((0, self.session.get_outputs()[0].shape[-1] or 0), dtype=np.float32)
-        return np.stack([known[t] for t in items])
+        return np.stack([known[t] for t in items]) if items else np.zeros((0, 0), np.float32)
 
     def rank(
         self, history: Mapping[str, Sequence[str]], candidates: Sequence[str], k: int | None = None
