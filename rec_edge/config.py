@@ -31,7 +31,7 @@ class TrainConfig:
     task: str = "classify"  # classify | rank (train_file: interactions, see data.interactions)
     items_file: str | None = None  # rank with a JSONL interactions file: item titles
     history: int = 10  # rank: rated items before the target that state the preference
-    negatives: int = 1  # rank: never-rated items per training example, scored as "no"
+    negatives: int = 1  # rank: never-rated items drawn per example; shared by the batch, "no"
     text_field: str = "text"
     label_field: str = "label"
     instruction_field: str | None = None  # per-example instruction column, overrides `instruction`

@@ -58,7 +58,8 @@ def _label_names(
     "--negatives",
     default=1,
     show_default=True,
-    help='rank: never-rated items per training example, scored as "no" (cheap: titles are short).',
+    help='rank: never-rated items drawn per training example, scored as "no"; each user is scored '
+    "against every negative of its batch it never rated (batch size x this).",
 )
 @click.option(
     "--text-field", default="text", show_default=True, help="Column/key of the input text."

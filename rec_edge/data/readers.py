@@ -21,6 +21,7 @@ class Example:
     source: str = ""  # "file:line", for messages
     candidate: str | None = None  # rank: the item text scored against ``text`` (the user's side)
     negatives: tuple[str, ...] = ()  # rank, training: items the user never rated, scored "no"
+    rated: frozenset[str] = frozenset()  # rank, training: every title the user rated
 
 
 @dataclass

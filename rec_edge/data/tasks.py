@@ -27,6 +27,7 @@ class Split:
     source: str
     candidates: list[str] | None = None  # rank: the item scored against each text
     negatives: list[tuple[str, ...]] | None = None  # rank, training: never-rated items ("no")
+    rated: list[frozenset[str]] | None = None  # rank, training: the titles each text's user rated
 
 
 @dataclass
@@ -139,6 +140,7 @@ def build_classification(config: TrainConfig) -> ClassificationData:
             split.candidates = [e.candidate or "" for e in examples]
             if examples and all(e.negatives for e in examples):
                 split.negatives = [e.negatives for e in examples]
+                split.rated = [e.rated for e in examples]
         return split
 
     return ClassificationData(
@@ -162,9 +164,11 @@ def _rank_splits(
     """TALLRec pointwise examples: the user's text, the candidate title and yes/no.
 
     ``shots`` counts training examples in all. Each training example also carries
-    ``config.negatives`` items the user never rated (seeded), scored as "no", so that the model learns what users pick at all
-    and not only which of their picks they liked. The leave-one-out ranking targets are left out
-    of training, so the ranking evaluation never scores a pair the model was trained on.
+    ``config.negatives`` items the user never rated (seeded), scored as "no", so that the model
+    learns what users pick at all and not only which of their picks they liked, and the titles the
+    user rated, so that training can score every user of a batch against all the batch's negatives
+    (see train.pairs). The leave-one-out ranking targets are left out of training, so the ranking
+    evaluation never scores a pair the model was trained on.
     """
     from rec_edge.data.interactions import read_interactions
     from rec_edge.data.recommend import (
@@ -183,6 +187,10 @@ def _rank_splits(
     if config.shots:
         train = rng.sample(train, min(config.shots, len(train)))
     draw = unrated_sampler(data, config.seed)
+    rated: dict[str, set[str]] = {}
+    for interaction in data.interactions:
+        rated.setdefault(interaction.user, set()).add(data.titles[interaction.item])
+    rated_titles = {user: frozenset(titles) for user, titles in rated.items()}  # one per user
 
     def examples(rows: list[PointwiseExample], split: str, mixed: bool) -> list[Example]:
         out = []
@@ -202,6 +210,7 @@ def _rank_splits(
                     )
                     if mixed
                     else (),
+                    rated=rated_titles[row.preference.user] if mixed else frozenset(),
                 )
             )
         return out

@@ -201,9 +201,11 @@ def test_rank_training_pairs_leave_out_ranking_targets_and_draw_unrated_negative
     # the examples kept are the pointwise training split minus the ranking targets, in order
     kept = [e for e in splits["train"] if (e.preference.user, e.candidate) not in held_out]
     assert len(kept) < len(splits["train"]) and train.candidates == [e.candidate for e in kept]
-    for example, negatives in zip(kept, train.negatives, strict=True):
+    assert train.rated is not None and built.validation.rated is None
+    for example, negatives, rated in zip(kept, train.negatives, train.rated, strict=True):
         assert len(negatives) == 1  # the default
         assert not set(negatives) & by_user[example.preference.user]  # never rated by this user
+        assert rated == by_user[example.preference.user]  # masks the batch's other negatives
     again = build_classification(TrainConfig(train_file=str(folders["ml"]), task="rank"))
     assert again.train.negatives == train.negatives  # seeded
     three = build_classification(
