@@ -6,6 +6,8 @@ bundle's item index, interleaved.
 
     python benchmarks/ml100k.py --shots 64 --out benchmarks/results/ml100k-64
     python benchmarks/ml100k.py --run runs/ml100k-full --out benchmarks/results/ml100k-full
+    python benchmarks/ml100k.py --model runs/ml100k-full/model --name ml100k-full2 \
+        --learning-rate 5e-4 --seed 1 --out ...   # a second epoch on top of the first
 
 MovieLens-100K comes from the recbole wheel (`make data`); its licence forbids redistribution.
 """
@@ -40,10 +42,15 @@ def _training(run_dir: Path) -> dict[str, object]:
     if not path.is_file():
         return {"run": str(run_dir), "note": "run.json not found"}
     run = json.loads(path.read_text(encoding="utf-8"))
-    keys = ("shots", "epochs", "max_length", "learning_rate", "lora_r", "dropout", "lora_dropout")
-    return {"counts": run["counts"], "train_seconds": run["train_seconds"], "epochs_run": run["epochs_run"],
-            "truncated": run["truncated"], "config": {k: run["config"][k] for k in keys},
+    keys = ("model", "shots", "epochs", "max_length", "learning_rate", "lora_r", "dropout", "lora_dropout",
+            "negatives", "seed")
+    info = {"counts": run["counts"], "train_seconds": run["train_seconds"], "epochs_run": run["epochs_run"],
+            "truncated": run["truncated"], "config": {k: run["config"].get(k) for k in keys},
             "metrics": run["metrics"], "machine": run["machine"]}
+    start = Path(run["config"].get("model") or "")
+    if (start.parent / "run.json").is_file():  # trained on top of an earlier run's model
+        info["started_from"] = _training(start.parent)
+    return info
 
 
 def main() -> None:
@@ -51,6 +58,10 @@ def main() -> None:
     parser.add_argument("--data", default="data/ml-100k")
     parser.add_argument("--shots", type=int, default=None, help="training examples in all (default: all)")
     parser.add_argument("--epochs", type=float, help="default: 1 with all examples, 10 with --shots")
+    parser.add_argument("--model", help="start from this model (default: all-MiniLM-L6-v2), e.g. runs/X/model")
+    parser.add_argument("--name", help="the run's name (default: ml100k-full or ml100k-SHOTS)")
+    parser.add_argument("--learning-rate", type=float, help="default: rec-edge train's")
+    parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--run", help="an existing run folder: skip training")
     parser.add_argument("--bundle", help="an existing bundle: skip training and export")
     parser.add_argument("--latency-users", type=int, default=200)
@@ -58,14 +69,15 @@ def main() -> None:
                         "field target) for `rec-edge bench`; keep it out of git (MovieLens licence)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    name = f"ml100k-{args.shots or 'full'}"
+    name = args.name or f"ml100k-{args.shots or 'full'}"
     bundle = args.bundle
     run_dir = args.run
     if not bundle:
         if not run_dir:
             config = TrainConfig(train_file=args.data, task="rank", shots=args.shots,
                                  epochs=args.epochs or (10 if args.shots else 1),
-                                 name=name, max_length=128,
+                                 name=name, max_length=128, model=args.model,
+                                 learning_rate=args.learning_rate, seed=args.seed,
                                  validation_limit=300 if args.shots else 1000, dropout=0.0,
                                  lora_dropout=0.0, early_stopping_patience=None, force=True)
             run_dir = str(train(config).run_dir)

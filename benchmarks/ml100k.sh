@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# MovieLens-100K: the three training regimes, each trained, exported and evaluated in one run
+# MovieLens-100K: the training regimes (64, 256, all examples, all for a second epoch), each trained, exported and evaluated in one run
 # (baselines in the same run), then `rec-edge bench` on the full-data bundle's ranking requests.
 # Called by `make bench-ml100k` after `make data`. The requests file stays under runs/ (licence).
 set -euo pipefail
@@ -8,7 +8,10 @@ export OPENBLAS_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
 for shots in 64 256; do
   python benchmarks/ml100k.py --shots "$shots" --out "benchmarks/results/ml100k-$shots"
 done
-python benchmarks/ml100k.py --out benchmarks/results/ml100k-full --requests runs/ml100k-requests.jsonl
-rec-edge bench exports/ml100k-full --engines onnx,ort-raw,torch,optimum \
+python benchmarks/ml100k.py --out benchmarks/results/ml100k-full
+# a second epoch on top of the first: new LoRA matrices on the merged model, half the peak rate
+python benchmarks/ml100k.py --model runs/ml100k-full/model --name ml100k-full2 --learning-rate 5e-4 \
+  --seed 1 --out benchmarks/results/ml100k-full2 --requests runs/ml100k-requests.jsonl
+rec-edge bench exports/ml100k-full2 --engines onnx,ort-raw,torch,optimum \
   --text-file runs/ml100k-requests.jsonl --label-field target --batch-sizes 1 \
   --warmup 5 --iterations 100 --out benchmarks/results/ml100k-bench

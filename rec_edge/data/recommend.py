@@ -116,6 +116,14 @@ def ranking_cases(
     return cases
 
 
+def rank_training_rows(data: InteractionData, history: int = 10) -> list[PointwiseExample]:
+    """The pointwise training split minus the leave-one-out ranking targets, in order: what a rank
+    run trains on, so that the ranking evaluation never scores a pair the model was trained on."""
+    held_out = {(c.preference.user, c.target) for c in ranking_cases(data, history=history)}
+    train = pointwise_splits(data, history=history)["train"]
+    return [e for e in train if (e.preference.user, e.item) not in held_out]
+
+
 def unrated_sampler(data: InteractionData, seed: int = 0) -> Callable[[str], str]:
     """``user -> item id`` drawn uniformly (seeded) from the items the user never rated."""
     catalog = sorted(data.titles)

@@ -174,16 +174,15 @@ def _rank_splits(
     from rec_edge.data.recommend import (
         PointwiseExample,
         pointwise_splits,
-        ranking_cases,
+        rank_training_rows,
         unrated_sampler,
     )
 
     data = read_interactions(config.train_file, config.items_file)
     splits = pointwise_splits(data, history=config.history)
-    held_out = {(c.preference.user, c.target) for c in ranking_cases(data, history=config.history)}
     templates = resolve_templates(config)
     rng = random.Random(config.seed)
-    train = [e for e in splits["train"] if (e.preference.user, e.item) not in held_out]
+    train = rank_training_rows(data, config.history)
     if config.shots:
         train = rng.sample(train, min(config.shots, len(train)))
     draw = unrated_sampler(data, config.seed)
