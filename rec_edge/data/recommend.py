@@ -116,20 +116,27 @@ def ranking_cases(
     return cases
 
 
-def rank_training_rows(data: InteractionData, history: int = 10) -> list[PointwiseExample]:
-    """The pointwise training split minus the leave-one-out ranking targets, in order: what a rank
-    run trains on, so that the ranking evaluation never scores a pair the model was trained on."""
+def rank_training_rows(
+    data: InteractionData, train: list[PointwiseExample], history: int = 10
+) -> list[PointwiseExample]:
+    """The pointwise training split ``train`` minus the leave-one-out ranking targets, in order:
+    what a rank run trains on, so that the ranking evaluation never scores a trained pair."""
     held_out = {(c.preference.user, c.target) for c in ranking_cases(data, history=history)}
-    train = pointwise_splits(data, history=history)["train"]
     return [e for e in train if (e.preference.user, e.item) not in held_out]
+
+
+def rated_items(data: InteractionData) -> dict[str, set[str]]:
+    """``user -> the item ids they rated``."""
+    rated: dict[str, set[str]] = defaultdict(set)
+    for row in data.interactions:
+        rated[row.user].add(row.item)
+    return dict(rated)
 
 
 def unrated_sampler(data: InteractionData, seed: int = 0) -> Callable[[str], str]:
     """``user -> item id`` drawn uniformly (seeded) from the items the user never rated."""
     catalog = sorted(data.titles)
-    rated: dict[str, set[str]] = defaultdict(set)
-    for row in data.interactions:
-        rated[row.user].add(row.item)
+    rated = rated_items(data)
     rng = random.Random(seed)
 
     def draw(user: str) -> str:

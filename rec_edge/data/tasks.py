@@ -175,6 +175,7 @@ def _rank_splits(
         PointwiseExample,
         pointwise_splits,
         rank_training_rows,
+        rated_items,
         unrated_sampler,
     )
 
@@ -182,14 +183,14 @@ def _rank_splits(
     splits = pointwise_splits(data, history=config.history)
     templates = resolve_templates(config)
     rng = random.Random(config.seed)
-    train = rank_training_rows(data, config.history)
+    train = rank_training_rows(data, splits["train"], config.history)
     if config.shots:
         train = rng.sample(train, min(config.shots, len(train)))
     draw = unrated_sampler(data, config.seed)
-    rated: dict[str, set[str]] = {}
-    for interaction in data.interactions:
-        rated.setdefault(interaction.user, set()).add(data.titles[interaction.item])
-    rated_titles = {user: frozenset(titles) for user, titles in rated.items()}  # one per user
+    rated_titles = {  # one set per user, shared by the user's examples
+        user: frozenset(data.titles[item] for item in items)
+        for user, items in rated_items(data).items()
+    }
 
     def examples(rows: list[PointwiseExample], split: str, mixed: bool) -> list[Example]:
         out = []

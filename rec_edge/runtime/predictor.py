@@ -334,7 +334,8 @@ class Predictor:
         return sigmoid(pair_scores(user, self.item_outputs(items))).astype(np.float32)
 
     def item_outputs(self, items: Sequence[str]) -> np.ndarray:
-        """Rank bundles: the output rows of item texts, from the cache or encoded."""
+        """Rank bundles: the output rows of item texts, from the item index, the cache, or
+        encoded."""
         known = {t: self._catalog[t] for t in items if t in self._catalog}
         with self._lock:
             known.update((t, self._items[t]) for t in items if t in self._items)

@@ -71,9 +71,9 @@ def pair_collator(pad_id: int) -> Any:
     def collate(features: list[dict[str, Any]]) -> dict[str, Any]:
         batch: dict[str, Any] = {}
         for key in features[0]:
-            rows = [f[key] for f in features]
-            if key in ("negative_item", "rated_item"):
+            if key in ("negative_item", "rated_item"):  # read into negative_mask below
                 continue
+            rows = [f[key] for f in features]
             if key == "labels":
                 batch[key] = torch.tensor(rows, dtype=torch.float32)
                 continue
