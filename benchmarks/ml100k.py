@@ -1,8 +1,9 @@
-"""MovieLens-100K as instruction following: train (TALLRec pointwise pairs), export (int8 gate),
-then in one evaluation run the bundle's test AUC, its leave-one-out ranking over 20 candidates,
-the baselines (random, most popular, rating biases, item-kNN and ALS from `implicit`), and the
+"""MovieLens-100K as instruction following: train (TALLRec pointwise pairs, then the collaborative
+tables), export (int8 gate), then in one evaluation run the bundle's test AUC, its leave-one-out
+ranking over 20 candidates, each of its two parts alone (the text towers, the tables), the
+baselines (random, most popular, rating biases, item-kNN and ALS from `implicit`), and the
 latency of ranking 20 candidates for one user, with every candidate encoded and from the
-bundle's item index, interleaved.
+bundle's item index, interleaved. ``--run`` on a run without tables fits them first.
 
     python benchmarks/ml100k.py --shots 64 --out benchmarks/results/ml100k-64
     python benchmarks/ml100k.py --run runs/ml100k-full --out benchmarks/results/ml100k-full
@@ -30,9 +31,11 @@ from rec_edge.data.baselines import (
     rank_baselines,
 )
 from rec_edge.data.interactions import read_interactions
-from rec_edge.data.recommend import pointwise_splits, ranking_cases
-from rec_edge.metrics import pair_report, ranking_metrics
+from rec_edge.data.recommend import PointwiseExample, pointwise_splits, ranking_cases
+from rec_edge.metrics import pair_report, ranking_metrics, roc_auc
+from rec_edge.runtime.collab import add_tables, rank_values
 from rec_edge.runtime.predictor import pair_scores
+from rec_edge.train.collab import COLLAB_FILE, fit_collaborative
 from rec_edge.versions import machine, versions
 
 
@@ -81,9 +84,14 @@ def main() -> None:
                                  validation_limit=300 if args.shots else 1000, dropout=0.0,
                                  lora_dropout=0.0, early_stopping_patience=None, force=True)
             run_dir = str(train(config).run_dir)
+        elif not (Path(run_dir) / COLLAB_FILE).is_file():  # a run from before the stage existed
+            print(f"fitting the collaborative tables of {run_dir}")
+            fit_collaborative(run_dir)
         bundle = str(export(ExportConfig(run_dir=run_dir, out=f"exports/{Path(run_dir).name}", force=True)).bundle_dir)
     predictor = Predictor.load(bundle)
     run_info = predictor.manifest.source
+    tables = predictor.collaborative
+    print("collaborative tables:", "none" if tables is None else f"dim {tables.dim}")
 
     data = read_interactions(args.data)
     splits = pointwise_splits(data)
@@ -92,8 +100,16 @@ def main() -> None:
     users = [render(e.preference.liked, e.preference.disliked) for e in test]
     unique = list(dict.fromkeys(users + [e.candidate for e in test]))
     rows = dict(zip(unique, predictor.logits(unique, batch_size=64), strict=True))
-    scores = pair_scores(np.stack([rows[u] for u in users]), np.stack([rows[e.candidate] for e in test]))
-    pointwise = pair_report([int(e.label == "yes") for e in test], scores)
+    text = pair_scores(np.stack([rows[u] for u in users]), np.stack([rows[e.candidate] for e in test]))
+    labels = [int(e.label == "yes") for e in test]
+
+    def like(e: PointwiseExample, t: float) -> float:  # Predictor.score's logit: text + the tables' like terms
+        return float(add_tables(tables, e.preference.liked, e.preference.disliked, [e.candidate], np.array([t]))[0][0])
+
+    pointwise = pair_report(labels, np.array([like(e, t) for e, t in zip(test, text, strict=True)]))
+    parts = {"text alone": {"AUC": roc_auc(labels, text.tolist())}}
+    if tables is not None:  # the bundle's two parts, each on its own
+        parts["tables alone"] = {"AUC": roc_auc(labels, [like(e, 0.0) for e in test])}
 
     cases = ranking_cases(data)
     if args.requests:
@@ -101,12 +117,22 @@ def main() -> None:
             "liked": c.preference.liked, "disliked": c.preference.disliked,
             "candidates": [data.titles[i] for i in c.candidates], "target": data.titles[c.target]}) + "\n"
             for c in cases), encoding="utf-8")
-    ranked = []
+    orders: dict[str, list[list[str]]] = {"model": [], "text alone": [], "tables alone": []}
     for case in cases:
-        history = {"liked": case.preference.liked, "disliked": case.preference.disliked}
-        p = predictor.score(history, [data.titles[item] for item in case.candidates])
-        ranked.append([case.candidates[i] for i in np.argsort(-p, kind="stable")])
-    model_rank = ranking_metrics(ranked, [c.target for c in cases])
+        liked, disliked = case.preference.liked, case.preference.disliked
+        titles = [data.titles[item] for item in case.candidates]
+        ranked = predictor.rank({"liked": liked, "disliked": disliked}, titles)
+        at = {t: i for i, t in enumerate(titles)}
+        orders["model"].append([case.candidates[at[r.item]] for r in ranked])
+        user = predictor.logits([render(liked, disliked)])[0]
+        values = {"text alone": pair_scores(user, predictor.item_outputs(titles))}
+        if tables is not None:
+            values["tables alone"] = rank_values(*add_tables(tables, liked, disliked, titles, np.zeros(len(titles))))
+        for key, v in values.items():
+            orders[key].append([case.candidates[i] for i in np.argsort(-v, kind="stable")])
+    targets = [c.target for c in cases]
+    model_rank = ranking_metrics(orders.pop("model"), targets)
+    rank_parts = {k: ranking_metrics(v, targets) for k, v in orders.items() if v}
 
     # latency: every candidate encoded (no item index, no cache) and the bundle's item index, interleaved
     engines = {"encoded": Predictor.load(bundle, item_cache=0, catalog=False), "item index": predictor}
@@ -124,10 +150,11 @@ def main() -> None:
     result = {
         "bundle": str(bundle), "run": run_info.get("run_name"), "recipe": predictor.manifest.recipe["name"],
         "training": _training(Path(run_info["run"])),
-        "pointwise_test": {**pointwise, "baselines": {
+        "collaborative": run_info.get("collaborative"),
+        "pointwise_test": {**pointwise, "parts": parts, "baselines": {
             **pointwise_baselines(data, splits["train"], test),
             **collaborative_pointwise_baselines(data, splits["train"], test)}},
-        "ranking": {"users": len(cases), "model": model_rank, "baselines": {
+        "ranking": {"users": len(cases), "model": model_rank, "parts": rank_parts, "baselines": {
             **rank_baselines(data, cases), **collaborative_rank_baselines(data, cases)}},
         "rank20_latency": latency, "threads": "onnxruntime default (all cores)",
         "machine": machine(), "versions": versions(),
@@ -136,10 +163,10 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "ml100k.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
     print(f"pointwise test (n={pointwise['n']}): AUC {pointwise['auc']:.4f}")
-    for base, m in result["pointwise_test"]["baselines"].items():
+    for base, m in [*parts.items(), *result["pointwise_test"]["baselines"].items()]:
         print(f"  {base:<34} AUC {m['AUC']:.4f}")
     print(f"ranking ({len(cases)} users, 20 candidates):")
-    for who, m in [("model", model_rank), *result["ranking"]["baselines"].items()]:
+    for who, m in [("model", model_rank), *rank_parts.items(), *result["ranking"]["baselines"].items()]:
         print(f"  {who:<34} HR@1 {m['HR@1']:.3f}  HR@5 {m['HR@5']:.3f}  NDCG@10 {m['NDCG@10']:.3f}")
     for key, stats in latency.items():
         print(f"rank 20 candidates, {key}: p50 {stats['p50'] * 1e3:.1f} ms  p95 {stats['p95'] * 1e3:.1f} ms  "

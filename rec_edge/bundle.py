@@ -16,7 +16,7 @@ from typing import Any
 
 from rec_edge.errors import BundleError
 
-SCHEMA_VERSION = "1.1"  # 1.1: items_file (rank bundles)
+SCHEMA_VERSION = "1.2"  # 1.1: items_file (rank bundles); 1.2: collaborative tables in it
 MANIFEST_FILE = "rec_edge.json"
 TASKS = ("classify", "rank")
 
@@ -39,7 +39,7 @@ class Manifest:
     outputs: list[str]
     model_file: str = "model.onnx"
     tokenizer_file: str = "tokenizer.json"
-    items_file: str | None = None  # rank: the catalog's item vectors (npz: titles, vectors)
+    items_file: str | None = None  # rank: npz of the catalog: titles, vectors, optional tables
     recipe: dict[str, Any] = field(default_factory=dict)  # the quantization recipe that was kept
     source: dict[str, Any] = field(default_factory=dict)  # model, run folder, run name
     metrics: dict[str, Any] = field(default_factory=dict)  # fp32, quantized, the gate's table

@@ -32,6 +32,7 @@ class TrainConfig:
     items_file: str | None = None  # rank with a JSONL interactions file: item titles
     history: int = 10  # rank: rated items before the target that state the preference
     negatives: int = 1  # rank: never-rated items drawn per example; shared by the batch, "no"
+    collaborative: bool = True  # rank: fit per-item tables after training (train.collab)
     text_field: str = "text"
     label_field: str = "label"
     instruction_field: str | None = None  # per-example instruction column, overrides `instruction`

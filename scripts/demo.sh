@@ -50,7 +50,7 @@ step "5/8 train: MovieLens-100K, 1,024 (history, candidate, liked?) examples, Lo
 rec-edge train data/ml-100k --task rank --name ml100k-demo --force --shots 1024 --epochs 2 \
   --max-length 128 --validation-limit 500 --dropout 0 --lora-dropout 0 >runs/ml100k-demo.train.log 2>&1 \
   || { tail -n 20 runs/ml100k-demo.train.log; exit 1; }
-grep -E "^(run written|validation|test)" runs/ml100k-demo.train.log
+grep -E "^(run written|validation|test|collaborative)" runs/ml100k-demo.train.log
 
 step "6/8 export: the same pipeline; the gate measures AUC on the time-split validation pairs"
 rec-edge export runs/ml100k-demo --out exports/ml100k-demo --force 2>/dev/null | grep -vE "^  (note|exporting)"

@@ -26,6 +26,7 @@ import numpy as np
 
 from rec_edge.bundle import load_bundle
 from rec_edge.data.templates import TemplateSet
+from rec_edge.runtime.collab import CollaborativeTables, add_tables, load_tables, rank_values
 from rec_edge.runtime.predictor import ITEM_BATCH, RankRequest, pair_scores, parse_rank_request
 
 NEEDS = {
@@ -72,8 +73,11 @@ class Engine:
         self.templates = TemplateSet.from_dict(self.bundle.manifest.templates)
         self.labels = self.bundle.manifest.labels
         self.rank = self.bundle.manifest.task == "rank"
+        self.collaborative: CollaborativeTables | None = None
         if self.rank:
             self._user_text = self.templates.preference_renderer()
+            if self.bundle.manifest.items_file:  # rank as the bundle does: with its tables
+                self.collaborative = load_tables(self.bundle.path / self.bundle.manifest.items_file)
         else:
             self._render = self.templates.renderer(self.labels)
         self.batches: list[Any] = []
@@ -99,7 +103,14 @@ class Engine:
         outputs = self.outputs(
             [self._user_text(request.liked, request.disliked), *request.candidates]
         )
-        return request.candidates[int(np.argmax(pair_scores(outputs[0], outputs[1:])))]
+        like, exposure = add_tables(
+            self.collaborative,
+            request.liked,
+            request.disliked,
+            request.candidates,
+            pair_scores(outputs[0], outputs[1:]),
+        )
+        return request.candidates[int(np.argmax(rank_values(like, exposure)))]
 
     def outputs(self, texts: list[str]) -> np.ndarray:
         """Rank bundles: the raw output rows of the user's text (first) and the candidates."""

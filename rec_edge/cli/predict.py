@@ -160,7 +160,12 @@ def _rank_requests(
             ranked = predictor.rank(r.history, r.candidates, r.k)
             out.write(
                 json.dumps(
-                    {"ranked": [{"item": r.item, "score": round(r.score, 6)} for r in ranked]}
+                    {
+                        "ranked": [
+                            {"item": r.item, "score": round(r.score, 6), "enjoy": round(r.enjoy, 6)}
+                            for r in ranked
+                        ]
+                    }
                 )
                 + "\n"
             )

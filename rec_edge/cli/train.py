@@ -62,6 +62,13 @@ def _label_names(
     "against every negative of its batch it never rated (batch size x this).",
 )
 @click.option(
+    "--collaborative/--no-collaborative",
+    default=True,
+    show_default=True,
+    help="rank: after training, fit per-item tables on the interactions with the encoder frozen "
+    "(what users watch and like beyond the titles); the bundle adds them to the text score.",
+)
+@click.option(
     "--text-field", default="text", show_default=True, help="Column/key of the input text."
 )
 @click.option("--label-field", default="label", show_default=True, help="Column/key of the label.")
@@ -202,6 +209,7 @@ def command(no_template: bool, as_json: bool, early_stopping_patience: int, **op
         "truncated_train_examples": result.truncated,
         "validation": {k: result.metrics["validation"][k] for k in keys},
         "test": {k: result.metrics["test"][k] for k in keys} if result.metrics["test"] else None,
+        "collaborative": result.metrics.get("collaborative"),
     }
     if as_json:
         echo_json(summary)
@@ -215,3 +223,9 @@ def command(no_template: bool, as_json: bool, early_stopping_patience: int, **op
             names = {"macro_f1": "macro-F1", "auc": "AUC"}
             figures = "  ".join(f"{names.get(k, k)} {m[k]:.4f}" for k in keys[:2])
             click.echo(f"{split}: {figures}  (n={m['n']})")
+    stage = summary["collaborative"]
+    if stage:
+        click.echo(
+            f"collaborative tables: validation AUC {stage['validation_auc']:.4f} with them, "
+            f"{stage['validation_auc_text_only']:.4f} without (epoch {stage['best_epoch']})"
+        )

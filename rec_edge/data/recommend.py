@@ -116,31 +116,44 @@ def ranking_cases(
     return cases
 
 
+def ranking_targets(data: InteractionData, history: int = 10) -> set[tuple[str, str]]:
+    """The (user, item) pairs the leave-one-out ranking holds out."""
+    return {(c.preference.user, c.target) for c in ranking_cases(data, history=history)}
+
+
 def rank_training_rows(
     data: InteractionData, train: list[PointwiseExample], history: int = 10
 ) -> list[PointwiseExample]:
     """The pointwise training split ``train`` minus the leave-one-out ranking targets, in order:
     what a rank run trains on, so that the ranking evaluation never scores a trained pair."""
-    held_out = {(c.preference.user, c.target) for c in ranking_cases(data, history=history)}
+    held_out = ranking_targets(data, history)
     return [e for e in train if (e.preference.user, e.item) not in held_out]
 
 
-def rated_items(data: InteractionData) -> dict[str, set[str]]:
-    """``user -> the item ids they rated``."""
+def rated_items(
+    data: InteractionData, held_out: set[tuple[str, str]] | None = None
+) -> dict[str, set[str]]:
+    """``user -> the item ids they rated``, leaving out the ``held_out`` (user, item) pairs: what
+    training may know, so that a held-out target can still be drawn as a negative."""
+    skip = held_out or set()
     rated: dict[str, set[str]] = defaultdict(set)
     for row in data.interactions:
-        rated[row.user].add(row.item)
+        if (row.user, row.item) not in skip:
+            rated[row.user].add(row.item)
     return dict(rated)
 
 
-def unrated_sampler(data: InteractionData, seed: int = 0) -> Callable[[str], str]:
-    """``user -> item id`` drawn uniformly (seeded) from the items the user never rated."""
+def unrated_sampler(
+    data: InteractionData, seed: int = 0, held_out: set[tuple[str, str]] | None = None
+) -> Callable[[str], str]:
+    """``user -> item id`` drawn uniformly (seeded) from the items the user never rated (the
+    ``held_out`` pairs count as never rated)."""
     catalog = sorted(data.titles)
-    rated = rated_items(data)
+    rated = rated_items(data, held_out)
     rng = random.Random(seed)
 
     def draw(user: str) -> str:
-        seen = rated[user]
+        seen = rated.get(user, set())
         if len(seen) >= len(catalog):
             raise ValueError(f"user {user} rated every item; no negative to draw")
         while True:

@@ -6,6 +6,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rec_edge.config import TrainConfig
 from rec_edge.data.readers import Example, read_examples
@@ -18,6 +19,10 @@ from rec_edge.data.templates import (
     load_template_file,
 )
 from rec_edge.errors import DataError
+
+if TYPE_CHECKING:
+    from rec_edge.data.interactions import InteractionData
+    from rec_edge.data.recommend import PointwiseExample
 
 
 @dataclass
@@ -158,6 +163,25 @@ def run_name(config: TrainConfig) -> str:
     return config.name or Path(config.train_file).stem
 
 
+def rank_rows(
+    config: TrainConfig, rng: random.Random | None = None
+) -> tuple[InteractionData, dict[str, list[PointwiseExample]]]:
+    """A rank run's interactions and its pointwise rows: the training split less the ranking
+    targets (``shots`` of them, drawn with ``rng``, seeded by ``config.seed`` if not given), the
+    validation and the test split. The one definition that training and its collaborative stage
+    (``train.collab``) share."""
+    from rec_edge.data.interactions import read_interactions
+    from rec_edge.data.recommend import pointwise_splits, rank_training_rows
+
+    data = read_interactions(config.train_file, config.items_file)
+    splits = pointwise_splits(data, history=config.history)
+    train = rank_training_rows(data, splits["train"], config.history)
+    if config.shots:
+        draw = rng or random.Random(config.seed)
+        train = draw.sample(train, min(config.shots, len(train)))
+    return data, {**splits, "train": train}
+
+
 def _rank_splits(
     config: TrainConfig,
 ) -> tuple[list[Example], list[Example], list[Example], list[str]]:
@@ -170,26 +194,17 @@ def _rank_splits(
     (see train.pairs). The leave-one-out ranking targets are left out of training, so the ranking
     evaluation never scores a pair the model was trained on.
     """
-    from rec_edge.data.interactions import read_interactions
-    from rec_edge.data.recommend import (
-        PointwiseExample,
-        pointwise_splits,
-        rank_training_rows,
-        rated_items,
-        unrated_sampler,
-    )
+    from rec_edge.data.recommend import ranking_targets, rated_items, unrated_sampler
 
-    data = read_interactions(config.train_file, config.items_file)
-    splits = pointwise_splits(data, history=config.history)
     templates = resolve_templates(config)
     rng = random.Random(config.seed)
-    train = rank_training_rows(data, splits["train"], config.history)
-    if config.shots:
-        train = rng.sample(train, min(config.shots, len(train)))
-    draw = unrated_sampler(data, config.seed)
+    data, splits = rank_rows(config, rng)
+    train = splits["train"]
+    held_out = ranking_targets(data, config.history)  # never known to training
+    draw = unrated_sampler(data, config.seed, held_out)
     rated_titles = {  # one set per user, shared by the user's examples
         user: frozenset(data.titles[item] for item in items)
-        for user, items in rated_items(data).items()
+        for user, items in rated_items(data, held_out).items()
     }
 
     def examples(rows: list[PointwiseExample], split: str, mixed: bool) -> list[Example]:

@@ -13,6 +13,14 @@ def model_card(m: Manifest) -> str:
         if m.task == "rank"
         else 'print(predictor.predict(["your text"])[0].label)'
     )
+    collab = m.source.get("collaborative")
+    tables = (
+        f"\n- Collaborative tables (dim {collab['config']['dim']}, fitted on {collab['rows']} rows "
+        f"with the encoder frozen): validation AUC {collab['validation_auc']:.4f}, text alone "
+        f"{collab['validation_auc_text_only']:.4f}; `rank` orders by P(watches) x P(enjoys)"
+        if collab
+        else ""
+    )
     rows = "\n".join(
         f"| {r['recipe']} | {r[r['metric']]:.4f} | {r['drop_points']:+.2f} | {r['ms_per_item']:.2f} | {r['size_mb']:.1f} | {'yes' if r['passed'] else 'no'} |"
         for r in m.metrics["gate"]
@@ -28,7 +36,7 @@ exported {m.created} with rec-edge {m.versions.get("rec-edge", "?")}.
   this bundle {chosen[metric]:.4f} (drop {chosen["drop_points"]:+.2f} points)
 - Size: {chosen["size_mb"]:.1f} MB (fp32 {fp32["size_mb"]:.1f} MB)
 - Parity of the fp32 graph with PyTorch: max |diff| {m.parity["max_abs_diff"]:.2e} on {m.parity["n"]} texts
-- Inference template: `{m.templates["templates"][0]!r}`, max length {m.max_length} tokens
+- Inference template: `{m.templates["templates"][0]!r}`, max length {m.max_length} tokens{tables}
 
 ## Recipes tried
 

@@ -233,7 +233,9 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
         shutil.copy(chosen.path, staging / "model.onnx")
         shutil.copy(tokenizer_file, staging / "tokenizer.json")
         if rank:
-            manifest.items_file = _item_index(run, evaluator.predictor(chosen.path), staging, log)
+            manifest.items_file = _item_index(
+                run, run_dir, evaluator.predictor(chosen.path), staging, log
+            )
         if config.keep_fp32 and chosen is not fp32:
             shutil.copy(fp32.path, staging / "model_fp32.onnx")
 
@@ -258,6 +260,7 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
             "model_type": model_config.model_type,
             "merged_at_export": model_dir.parent == work,  # the run held only a LoRA adapter
             "head": run.get("head", {"kind": "labels"}),
+            "collaborative": run.get("collaborative") if manifest.items_file else None,
             "run_metrics": run.get("metrics", {}),
             "export_config": config_to_dict(config),
             "dims": {
@@ -292,12 +295,16 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _item_index(run: dict[str, Any], predictor: Any, folder: Path, log: Any) -> str | None:
+def _item_index(
+    run: dict[str, Any], run_dir: Path, predictor: Any, folder: Path, log: Any
+) -> str | None:
     """Rank bundles: the vectors of every title in the run's catalog, so that serving never
-    encodes a known item; None (with a note) if the run's interactions cannot be read again."""
+    encodes a known item, and the run's collaborative tables if it has them (``collab.npz``, see
+    train.collab); None (with a note) if the run's interactions cannot be read again."""
     import numpy as np
 
     from rec_edge.data.interactions import read_interactions
+    from rec_edge.train.collab import COLLAB_FILE
 
     config = TrainConfig(**run["config"])
     try:
@@ -308,8 +315,20 @@ def _item_index(run: dict[str, Any], predictor: Any, folder: Path, log: Any) -> 
         log(f"note: no item index in the bundle: the run's interactions cannot be read ({error})")
         return None
     vectors = predictor.logits(titles, batch_size=32).astype(np.float32)
-    np.savez(folder / "items.npz", titles=np.array(titles), vectors=vectors)
-    log(f"item index: {len(titles)} titles of the run's catalog ({vectors.nbytes / 1e6:.1f} MB)")
+    arrays: dict[str, Any] = {"titles": np.array(titles), "vectors": vectors}
+    collab = run_dir / COLLAB_FILE
+    if collab.is_file():
+        with np.load(collab, allow_pickle=False) as tables:
+            if tables["titles"].tolist() != titles:
+                raise ExportError(
+                    f"{collab} was fitted on another catalog than {config.train_file}'s; "
+                    "refit it: rec_edge.train.collab.fit_collaborative(run_dir)"
+                )
+            arrays.update((k, tables[k]) for k in tables.files if k != "titles")
+        log(f"collaborative tables: {collab} (dim {arrays['like_vectors'].shape[1]})")
+    np.savez(folder / "items.npz", **arrays)
+    size = sum(a.nbytes for a in arrays.values()) / 1e6
+    log(f"item index: {len(titles)} titles of the run's catalog ({size:.1f} MB)")
     return "items.npz"
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from rec_edge.bundle import Bundle, load_bundle, verify_files
 from rec_edge.data.templates import TemplateSet
 from rec_edge.errors import BundleError, ConfigError, DataError
+from rec_edge.runtime.collab import CollaborativeTables, add_tables, rank_values
 from rec_edge.runtime.session import SessionConfig, create_session
 from rec_edge.runtime.tokenize import BundleTokenizer, pad_batch
 
@@ -32,7 +33,8 @@ ITEM_BATCH = 4
 @dataclass(frozen=True)
 class Ranked:
     item: str
-    score: float  # the model's probability that the user enjoys the item
+    score: float  # what the order follows: P(the user picks and enjoys the item)
+    enjoy: float  # P(the user enjoys the item | they watch it): ``Predictor.score``
 
 
 def pair_scores(user: Any, items: Any) -> Any:
@@ -150,10 +152,14 @@ class Predictor:
         self.truncated = 0  # inputs cut to max_length since load
         self.item_cache_size = item_cache
         self._items: dict[str, np.ndarray] = {}  # rank: item text -> output row, oldest first
-        self._catalog: dict[str, np.ndarray] = {}  # rank: the bundle's item index, if any
-        if catalog and self.manifest.items_file:
+        self._catalog: dict[str, np.ndarray] = {}  # rank: the item index's vectors (catalog)
+        self.collaborative: CollaborativeTables | None = None  # rank: the run's tables, if any
+        if self.manifest.items_file:
             with np.load(bundle.path / self.manifest.items_file, allow_pickle=False) as index:
-                self._catalog = dict(zip(index["titles"].tolist(), index["vectors"], strict=True))
+                if catalog:
+                    titles = index["titles"].tolist()
+                    self._catalog = dict(zip(titles, index["vectors"], strict=True))
+                self.collaborative = CollaborativeTables.from_arrays(index)
 
     @classmethod
     def load(
@@ -187,7 +193,7 @@ class Predictor:
         # Hash the two files the runtime reads while onnxruntime builds the session (both release
         # the GIL); other files (model card, --keep-fp32 copy) are checked for presence only.
         used = (bundle.manifest.model_file, bundle.manifest.tokenizer_file) + (
-            (bundle.manifest.items_file,) if catalog and bundle.manifest.items_file else ()
+            (bundle.manifest.items_file,) if bundle.manifest.items_file else ()
         )
         failure: list[BundleError] = []
 
@@ -304,13 +310,23 @@ class Predictor:
         ]
 
     def score(self, history: Mapping[str, Sequence[str]], candidates: Sequence[str]) -> np.ndarray:
-        """Rank bundles: P(the user enjoys each candidate), float32, in the order given.
+        """Rank bundles: P(the user enjoys each candidate | they watch it), float32, in the order
+        given.
 
         ``history`` holds the titles the user ``liked`` and ``disliked`` (oldest first). The user's
         text is encoded once; each candidate's vector comes from the bundle's item index (the
         run's catalog, ``catalog=True``), from the item cache (the last ``item_cache`` items
-        encoded since load), or is encoded: sorted by length, ``ITEM_BATCH`` per run.
+        encoded since load), or is encoded: sorted by length, ``ITEM_BATCH`` per run. The run's
+        collaborative tables (in the item index file, used with either ``catalog``) add their
+        like terms.
         """
+        return sigmoid(self._logits(history, candidates)[0]).astype(np.float32)
+
+    def _logits(
+        self, history: Mapping[str, Sequence[str]], candidates: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The like logits of ``candidates`` and, with collaborative tables, their exposure
+        logits."""
         if self.manifest.task != "rank":
             raise ConfigError(
                 f"Bundle {self.bundle.path} is a {self.manifest.task!r} bundle; rank() needs a 'rank' one."
@@ -329,9 +345,10 @@ class Predictor:
         liked, disliked = list(history.get("liked", [])), list(history.get("disliked", []))
         _check_texts(liked + disliked)
         if not items:  # nothing to score: no encoder run
-            return np.zeros(0, dtype=np.float32)
+            return np.zeros(0, dtype=np.float32), None
         user = self.logits([self._user_text(liked, disliked)])[0]
-        return sigmoid(pair_scores(user, self.item_outputs(items))).astype(np.float32)
+        text = pair_scores(user, self.item_outputs(items))
+        return add_tables(self.collaborative, liked, disliked, items, text)
 
     def item_outputs(self, items: Sequence[str]) -> np.ndarray:
         """Rank bundles: the output rows of item texts, from the item index, the cache, or
@@ -354,11 +371,19 @@ class Predictor:
     def rank(
         self, history: Mapping[str, Sequence[str]], candidates: Sequence[str], k: int | None = None
     ) -> list[Ranked]:
-        """Candidates by the probability that the user enjoys them, best first (rank bundles)."""
+        """Candidates best first (rank bundles): by P(picks and enjoys) = P(watches) x P(enjoys |
+        watches) with the run's collaborative tables, by P(enjoys) without them."""
         items = _check_texts(candidates)
-        scores = self.score(history, items).tolist()
+        like, exposure = self._logits(history, items)
+        if like.size == 0:
+            return []
+        enjoy = sigmoid(like)
+        order = rank_values(like, exposure)
         ranked = sorted(
-            (Ranked(item, score) for item, score in zip(items, scores, strict=True)),
+            (
+                Ranked(item, float(np.exp(value)), float(p))
+                for item, value, p in zip(items, order.tolist(), enjoy.tolist(), strict=True)
+            ),
             key=lambda r: -r.score,
         )
         return ranked[:k] if k is not None else ranked

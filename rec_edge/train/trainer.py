@@ -248,4 +248,11 @@ def train(config: TrainConfig) -> TrainResult:
         if not config.keep_checkpoints:
             shutil.rmtree(work / "checkpoints", ignore_errors=True)
         finish_run_dir(work, final)
+        if rank and config.collaborative:
+            from rec_edge.train.collab import fit_collaborative
+
+            stage = fit_collaborative(final)
+            metrics["collaborative"] = {
+                k: stage[k] for k in ("validation_auc", "validation_auc_text_only", "best_epoch")
+            }
     return TrainResult(final, metrics, train_seconds, len(data.skipped), train_set.truncated)

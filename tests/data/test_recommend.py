@@ -202,10 +202,14 @@ def test_rank_training_pairs_leave_out_ranking_targets_and_draw_unrated_negative
     kept = [e for e in splits["train"] if (e.preference.user, e.candidate) not in held_out]
     assert len(kept) < len(splits["train"]) and train.candidates == [e.candidate for e in kept]
     assert train.rated is not None and built.validation.rated is None
+    known = {  # what training may know: every rating but the held-out ranking targets
+        user: titles - {t for u, t in held_out if u == user} for user, titles in by_user.items()
+    }
+    assert any(known[u] != by_user[u] for u in by_user)
     for example, negatives, rated in zip(kept, train.negatives, train.rated, strict=True):
         assert len(negatives) == 1  # the default
-        assert not set(negatives) & by_user[example.preference.user]  # never rated by this user
-        assert rated == by_user[example.preference.user]  # masks the batch's other negatives
+        assert not set(negatives) & known[example.preference.user]  # never rated by this user
+        assert rated == known[example.preference.user]  # masks the batch's other negatives
     again = build_classification(TrainConfig(train_file=str(folders["ml"]), task="rank"))
     assert again.train.negatives == train.negatives  # seeded
     three = build_classification(

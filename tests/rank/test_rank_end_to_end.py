@@ -13,6 +13,7 @@ from rec_edge.config import ExportConfig
 from rec_edge.errors import ConfigError, DataError
 from rec_edge.export import export
 from rec_edge.runtime import Predictor
+from rec_edge.runtime.predictor import pair_scores
 from rec_edge.train import train
 from tests.conftest import tiny_train_config
 from tests.data.test_recommend import synthetic
@@ -70,14 +71,21 @@ def test_rank_scores_every_candidate_in_order(rank_bundle) -> None:
     assert "Movie 1; Movie 2" in user_text and "liked 2" in user_text
     user = predictor.logits([user_text])[0]
     item = predictor.logits([ranked[0].item])[0]
-    by_hand = 1 / (1 + np.exp(-(user[:-1] @ item[:-1] + user[-1] + item[-1])))
-    assert np.isclose(by_hand, ranked[0].score, atol=1e-5)
+    text = user[:-1] @ item[:-1] + user[-1] + item[-1]
+    # plus the run's collaborative tables (train.collab): like and exposure terms
+    tables = predictor.collaborative
+    assert tables is not None
+    terms = tables.user(history["liked"], history["disliked"])
+    like = text + tables.like(terms, [ranked[0].item])[0]
+    exposure = tables.exposure(terms, [ranked[0].item])[0]
+    assert np.isclose(1 / (1 + np.exp(-like)), ranked[0].enjoy, atol=1e-5)
+    assert np.isclose(ranked[0].enjoy / (1 + np.exp(-exposure)), ranked[0].score, atol=1e-5)
     assert [r.item for r in predictor.rank(history, candidates, k=5)] == [
         r.item for r in ranked[:5]
     ]
     # a candidate's score does not depend on the others it is ranked with
     alone = predictor.score(history, [ranked[3].item])[0]
-    assert np.isclose(alone, ranked[3].score, atol=1e-5)
+    assert np.isclose(alone, ranked[3].enjoy, atol=1e-5)
 
 
 def test_item_cache_gives_the_same_scores_and_stays_bounded(rank_bundle) -> None:
@@ -106,10 +114,31 @@ def test_item_index_of_the_catalog_is_in_the_bundle_and_used(rank_bundle) -> Non
     known = [f"Movie {i}" for i in range(20)]
     indexed = Predictor.load(rank_bundle)
     encoded = Predictor.load(rank_bundle, item_cache=0, catalog=False)
-    np.testing.assert_allclose(
-        indexed.score(history, known), encoded.score(history, known), atol=1e-5
-    )
+    tables = indexed.collaborative  # fitted after training, copied into the item index
+    assert tables is not None and set(tables.index) == {f"Movie {i}" for i in range(40)}
+    like, exposure = indexed._logits(history, known)
+    np.testing.assert_allclose(like, encoded._logits(history, known)[0], atol=1e-5)
+    assert exposure is not None
+    user_row = indexed.logits([indexed._user_text(history["liked"], history["disliked"])])[0]
+    text = pair_scores(user_row, encoded.logits(known))
+    user = tables.user(history["liked"], history["disliked"])
+    np.testing.assert_allclose(like, text + tables.like(user, known), atol=1e-5)
+    np.testing.assert_allclose(exposure, tables.exposure(user, known), atol=1e-6)
+    assert not np.allclose(like, text)  # the tables moved the scores
     assert not indexed._items  # every candidate came from the index: nothing encoded
+    # score() is P(enjoys | watches); rank() orders by P(watches) x P(enjoys | watches)
+    np.testing.assert_allclose(indexed.score(history, known), 1 / (1 + np.exp(-like)), atol=1e-6)
+    ranked = indexed.rank(history, known)
+    by_hand = {
+        t: 1 / (1 + np.exp(-a)) / (1 + np.exp(-b))
+        for t, a, b in zip(known, like, exposure, strict=True)
+    }
+    assert [r.item for r in ranked] == sorted(known, key=lambda t: -by_hand[t])
+    assert all(np.isclose(r.score, by_hand[r.item], rtol=1e-5) for r in ranked)
+    enjoy = dict(zip(known, indexed.score(history, known).tolist(), strict=True))
+    assert all(np.isclose(r.enjoy, enjoy[r.item], atol=1e-6) for r in ranked)
+    record = load_bundle(rank_bundle).manifest.source["collaborative"]
+    assert record["rows"] > 0 and record["best_epoch"] >= 0 and record["catalog"] == 40
     indexed.score(history, ["A title not in the catalog"])
     assert list(indexed._items) == ["A title not in the catalog"]
 
@@ -214,3 +243,29 @@ def test_rank_requests_are_checked_field_by_field(rank_bundle, tmp_path) -> None
     )
     assert result.exit_code == 1
     assert f"{tmp_path / 'in.jsonl'}:3: 'candidates' must be a list of strings" in result.output
+
+
+def test_collaborative_refit_reuses_the_encoder_scores(rank_bundle, tmp_path, monkeypatch) -> None:
+    import shutil
+    from pathlib import Path
+
+    from rec_edge.bundle import load_bundle
+    from rec_edge.train import collab
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(Path(load_bundle(rank_bundle).manifest.source["run"]), run_dir)
+    with np.load(run_dir / collab.COLLAB_FILE) as fitted:
+        before = {k: fitted[k] for k in fitted.files}
+
+    def no_encoder(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the encoder ran again")
+
+    monkeypatch.setattr(collab, "_encode", no_encoder)
+    collab.fit_collaborative(run_dir)  # the same texts and weights: the kept scores
+    with np.load(run_dir / collab.COLLAB_FILE) as again:
+        for key, value in before.items():
+            np.testing.assert_array_equal(again[key], value)  # seeded: the same tables
+    record = collab.fit_collaborative(run_dir, collab.CollabConfig(dim=4))
+    with np.load(run_dir / collab.COLLAB_FILE) as other:
+        assert other["like_vectors"].shape[1] == 4
+    assert json.loads((run_dir / "run.json").read_text())["collaborative"] == record

@@ -1,0 +1,289 @@
+"""The rank run's collaborative stage: with the trained text encoder frozen, fit per-item tables
+on the run's own training rows (formulas in ``rec_edge.runtime.collab``).
+
+A title says little about who watches a film and whether they like it; the run's interactions
+say both. The encoder's outputs for every training row and catalog title are computed once, then
+the tables are fitted in seconds: the like head on (user, item, liked?) rows, the exposure head
+on (user, rated item) against never-rated items drawn per batch. Epochs stop early on the
+validation AUC of the like head. ``collab.npz`` in the run folder holds them; export copies them
+into the bundle's item index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rec_edge.bundle import sha256_file
+from rec_edge.config import TrainConfig
+from rec_edge.data.interactions import InteractionData
+from rec_edge.data.recommend import PointwiseExample
+from rec_edge.runtime.collab import TABLES, CollaborativeTables
+from rec_edge.runtime.predictor import pair_scores
+
+COLLAB_FILE = "collab.npz"
+TEXT_CACHE = "collab_text.npz"  # the frozen encoder's scores of the rows the tables fit on
+
+
+@dataclass(frozen=True)
+class CollabConfig:
+    # defaults chosen on MovieLens-100K validation rows that did not choose the epoch
+    # (benchmarks/RESULTS.md): dim 16 to 64, l2 1e-3 to 1e-2, rate 1e-3 to 3e-3 all within 0.01 AUC
+    dim: int = 16
+    learning_rate: float = 3e-3
+    l2: float = 1e-2  # on the vectors a batch touches, per row
+    batch_size: int = 256
+    negatives: int = 64  # never-rated items drawn per batch, shared by its users
+    epochs: int = 8
+    patience: int = 1  # epochs without a better validation AUC before stopping
+    validation_limit: int | None = 3000  # validation rows that choose the epoch (seeded sample)
+    seed: int = 0
+
+
+def _encode(model_dir: Path, texts: list[str], max_length: int, batch_size: int = 64) -> np.ndarray:
+    """The frozen encoder's output rows for ``texts``, sorted by length into batches."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    unique = list(dict.fromkeys(texts))
+    order = sorted(range(len(unique)), key=lambda i: len(unique[i]))
+    rows = np.zeros((len(unique), model.config.num_labels), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            batch = tokenizer(
+                [unique[i] for i in chunk],
+                truncation=True,
+                max_length=max_length,
+                padding=True,
+                return_tensors="pt",
+            )
+            rows[chunk] = model(**batch).logits.float().numpy()
+    where = {t: i for i, t in enumerate(unique)}
+    return rows[[where[t] for t in texts]]
+
+
+def _text_scores(
+    run_dir: Path, users: list[str], candidates: list[str], titles: list[str], run: dict[str, Any]
+) -> np.ndarray:
+    """The frozen encoder's pair logits of (user text, candidate), encoded once per run: kept in
+    ``TEXT_CACHE`` under a key of the texts and the model's weights, so refitting the tables
+    with other settings costs seconds."""
+    weights = sorted((run_dir / "model").glob("*.safetensors"))
+    key = hashlib.sha256()
+    for part in (*users, "\0", *candidates, "\0", str(run["max_length"])):
+        key.update(part.encode("utf-8") + b"\n")
+    for path in weights:
+        key.update(sha256_file(path).encode())
+    cache = run_dir / TEXT_CACHE
+    if cache.is_file():
+        with np.load(cache, allow_pickle=False) as kept:
+            if str(kept["key"]) == key.hexdigest():
+                return np.asarray(kept["scores"])
+    encoded = _encode(run_dir / "model", users + titles, run["max_length"])
+    user_rows, item_rows = encoded[: len(users)], encoded[len(users) :]
+    index = {t: i for i, t in enumerate(titles)}
+    scores = pair_scores(user_rows, item_rows[[index[c] for c in candidates]])
+    np.savez(cache, key=np.array(key.hexdigest()), scores=scores)
+    return np.asarray(scores)
+
+
+def collab_module(n_items: int, dim: int) -> Any:
+    """The tables as a torch module, row ``n_items`` a zero pad; the runtime's formulas."""
+    import torch
+    from torch import nn
+
+    class Tables(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.like_bias = nn.Parameter(torch.zeros(n_items + 1))
+            self.exposure_bias = nn.Parameter(torch.zeros(n_items + 1))
+            self.like_vectors = nn.Parameter(torch.randn(n_items + 1, dim) * 0.01)
+            self.liked_vectors = nn.Parameter(torch.randn(n_items + 1, dim) * 0.01)
+            self.disliked_vectors = nn.Parameter(torch.randn(n_items + 1, dim) * 0.01)
+            self.exposure_vectors = nn.Parameter(torch.randn(n_items + 1, dim) * 0.01)
+            self.share_weight = nn.Parameter(torch.zeros(()))
+
+        def user(self, liked: Any, disliked: Any) -> tuple[Any, Any]:
+            """``liked``, ``disliked``: [B, L] catalog rows, ``n_items`` where empty."""
+            q, counts = 0, []
+            for rows, table in ((liked, self.liked_vectors), (disliked, self.disliked_vectors)):
+                mask = (rows < n_items).float()
+                count = mask.sum(1, keepdim=True)
+                q = q + (table[rows] * mask[..., None]).sum(1) / count.clamp(min=1).sqrt()
+                counts.append(count.squeeze(1))
+            share = counts[0] / (counts[0] + counts[1]).clamp(min=1)
+            return q, self.share_weight * share
+
+        def like(self, q: Any, offset: Any, items: Any) -> Any:
+            """[B] items: one per user; [K] items with ``cross``: every user against all."""
+            return (q * self.like_vectors[items]).sum(-1) + self.like_bias[items] + offset
+
+        def exposure(self, q: Any, items: Any, cross: bool = False) -> Any:
+            if cross:
+                return q @ self.exposure_vectors[items].T + self.exposure_bias[items][None, :]
+            return (q * self.exposure_vectors[items]).sum(-1) + self.exposure_bias[items]
+
+        def tables(self, titles: list[str]) -> CollaborativeTables:
+            arrays = {k: getattr(self, k).detach()[:n_items].numpy().copy() for k in TABLES}
+            return CollaborativeTables(
+                {t: i for i, t in enumerate(titles)},
+                **arrays,
+                share_weight=float(self.share_weight.detach()),
+            )
+
+    return Tables()
+
+
+def _history_rows(rows: list[Any], index: dict[str, int], history: int) -> tuple[Any, Any]:
+    import torch
+
+    pad = len(index)
+    out = []
+    for side in ("liked", "disliked"):
+        table = np.full((len(rows), history), pad, dtype=np.int64)
+        for r, row in enumerate(rows):
+            titles = getattr(row.preference, side)[-history:]
+            table[r, : len(titles)] = [index[t] for t in titles]
+        out.append(torch.from_numpy(table))
+    return out[0], out[1]
+
+
+def fit_collaborative(run_dir: str | Path, config: CollabConfig = CollabConfig()) -> dict[str, Any]:
+    """Fit the tables of the rank run in ``run_dir`` (its ``model`` frozen) and write
+    ``collab.npz``; returns the stage's record, also kept in run.json under "collaborative"."""
+    from rec_edge.data.tasks import rank_rows
+    from rec_edge.data.templates import TemplateSet
+
+    run_dir = Path(run_dir)
+    run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    train_config = TrainConfig(**run["config"])
+    data, splits = rank_rows(train_config)
+    train, validation = splits["train"], splits["validation"]
+    if config.validation_limit and len(validation) > config.validation_limit:
+        validation = random.Random(config.seed).sample(validation, config.validation_limit)
+    titles = sorted(set(data.titles.values()))  # the bundle's item index is keyed by title
+    render = TemplateSet.from_dict(run["templates"]).preference_renderer()
+    started = time.perf_counter()
+    users = [render(r.preference.liked, r.preference.disliked) for r in train + validation]
+    text = _text_scores(run_dir, users, [r.candidate for r in train + validation], titles, run)
+    encode_seconds = time.perf_counter() - started
+    tables, record = fit_tables(
+        data,
+        train,
+        validation,
+        text[: len(train)],
+        text[len(train) :],
+        train_config.history,
+        config,
+    )
+    arrays = {"titles": np.array(titles), **tables.to_arrays()}
+    np.savez(run_dir / COLLAB_FILE, **arrays)  # type: ignore[arg-type]
+    record.update(
+        encode_seconds=round(encode_seconds, 1),
+        fit_seconds=round(time.perf_counter() - started - encode_seconds, 1),
+    )
+    run["collaborative"] = record
+    (run_dir / "run.json").write_text(json.dumps(run, indent=2), encoding="utf-8")
+    return record
+
+
+def fit_tables(
+    data: InteractionData,
+    train: list[PointwiseExample],
+    validation: list[PointwiseExample],
+    text_train: np.ndarray,
+    text_validation: np.ndarray,
+    history: int,
+    config: CollabConfig = CollabConfig(),
+) -> tuple[CollaborativeTables, dict[str, Any]]:
+    """The tables over the catalog of ``data`` (keyed by title), given the frozen text logits of
+    each training and validation row; the best epoch by validation AUC of the like logits."""
+    import torch
+
+    from rec_edge.data.recommend import ranking_targets, rated_items
+    from rec_edge.metrics import roc_auc
+
+    titles = sorted(set(data.titles.values()))
+    index = {t: i for i, t in enumerate(titles)}
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    module = collab_module(len(titles), config.dim)
+    optimizer = torch.optim.Adam(module.parameters(), lr=config.learning_rate)
+    liked, disliked = _history_rows(train, index, history)
+    target = torch.tensor([index[r.candidate] for r in train])
+    label = torch.tensor([float(r.label == "yes") for r in train])
+    base = torch.from_numpy(np.asarray(text_train, dtype=np.float32))
+    rated = rated_items(data, ranking_targets(data, history))  # a target may be a negative
+    unrated = {}  # user -> [N] True where the user rated no item of that title
+    for user in {r.preference.user for r in train}:
+        seen = {data.titles[item] for item in rated.get(user, set())}
+        unrated[user] = torch.tensor([t not in seen for t in titles])
+    owners = [r.preference.user for r in train]
+    v_liked, v_disliked = _history_rows(validation, index, history)
+    v_target = torch.tensor([index[r.candidate] for r in validation])
+    v_labels = [int(r.label == "yes") for r in validation]
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+
+    def validation_auc() -> float:
+        with torch.no_grad():
+            q, offset = module.user(v_liked, v_disliked)
+            like = module.like(q, offset, v_target).numpy()
+            return roc_auc(v_labels, (text_validation + like).tolist())
+
+    best: tuple[float, dict[str, Any], int] = (validation_auc(), _snapshot(module), 0)
+    epochs: list[dict[str, float]] = []
+    for epoch in range(1, config.epochs + 1):
+        total = 0.0
+        order = torch.from_numpy(rng.permutation(len(train)))
+        for start in range(0, len(train), config.batch_size):
+            b = order[start : start + config.batch_size]
+            q, offset = module.user(liked[b], disliked[b])
+            # like: (user, item, liked?) as trained; exposure: the rated item against
+            # never-rated ones drawn for the batch, masked where the user rated one
+            loss = bce(base[b] + module.like(q, offset, target[b]), label[b])
+            loss = loss + bce(module.exposure(q, target[b]), torch.ones(len(b)))
+            negatives = torch.from_numpy(rng.integers(0, len(titles), config.negatives))
+            mask = torch.stack([unrated[owners[i]][negatives] for i in b.tolist()]).float()
+            negative = bce(
+                module.exposure(q, negatives, cross=True),
+                torch.zeros(len(b), config.negatives),
+                reduction="none",
+            )
+            loss = loss + ((negative * mask).sum(1) / mask.sum(1).clamp(min=1)).mean()
+            touched = module.like_vectors[target[b]].pow(2).sum() + q.pow(2).sum()
+            loss = loss + config.l2 * touched / len(b)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(b)
+        auc = validation_auc()
+        epochs.append({"epoch": epoch, "loss": total / len(train), "validation_auc": auc})
+        if auc > best[0]:
+            best = (auc, _snapshot(module), epoch)
+        elif epoch - best[2] >= config.patience:
+            break
+    module.load_state_dict(best[1])
+    record = {
+        "config": asdict(config),
+        "rows": len(train),
+        "catalog": len(titles),
+        "epochs": epochs,
+        "best_epoch": best[2],
+        "validation_auc": best[0],
+        "validation_auc_text_only": roc_auc(v_labels, np.asarray(text_validation).tolist()),
+    }
+    return module.tables(titles), record
+
+
+def _snapshot(module: Any) -> dict[str, Any]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
