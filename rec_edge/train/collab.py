@@ -72,28 +72,36 @@ def _encode(model_dir: Path, texts: list[str], max_length: int, batch_size: int 
     return rows[[where[t] for t in texts]]
 
 
-def _text_scores(
-    run_dir: Path, users: list[str], candidates: list[str], titles: list[str], run: dict[str, Any]
+def text_scores(
+    run_dir: Path,
+    run: dict[str, Any],
+    rows: list[PointwiseExample],
+    titles: list[str],
+    cache: str = TEXT_CACHE,
 ) -> np.ndarray:
-    """The frozen encoder's pair logits of (user text, candidate), encoded once per run: kept in
-    ``TEXT_CACHE`` under a key of the texts and the model's weights, so refitting the tables
-    with other settings costs seconds."""
-    weights = sorted((run_dir / "model").glob("*.safetensors"))
+    """The frozen encoder's pair logits of each row's (user text, candidate), encoded once: kept
+    in ``run_dir / cache`` under a key of the texts and the model's weights, so refitting the
+    tables with other settings costs seconds."""
+    from rec_edge.data.templates import TemplateSet
+
+    render = TemplateSet.from_dict(run["templates"]).preference_renderer()
+    users = [render(r.preference.liked, r.preference.disliked) for r in rows]
+    candidates = [r.candidate for r in rows]
     key = hashlib.sha256()
     for part in (*users, "\0", *candidates, "\0", str(run["max_length"])):
         key.update(part.encode("utf-8") + b"\n")
-    for path in weights:
+    for path in sorted((run_dir / "model").glob("*.safetensors")):
         key.update(sha256_file(path).encode())
-    cache = run_dir / TEXT_CACHE
-    if cache.is_file():
-        with np.load(cache, allow_pickle=False) as kept:
+    path = run_dir / cache
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as kept:
             if str(kept["key"]) == key.hexdigest():
                 return np.asarray(kept["scores"])
     encoded = _encode(run_dir / "model", users + titles, run["max_length"])
     user_rows, item_rows = encoded[: len(users)], encoded[len(users) :]
     index = {t: i for i, t in enumerate(titles)}
     scores = pair_scores(user_rows, item_rows[[index[c] for c in candidates]])
-    np.savez(cache, key=np.array(key.hexdigest()), scores=scores)
+    np.savez(path, key=np.array(key.hexdigest()), scores=scores)
     return np.asarray(scores)
 
 
@@ -162,7 +170,6 @@ def fit_collaborative(run_dir: str | Path, config: CollabConfig = CollabConfig()
     """Fit the tables of the rank run in ``run_dir`` (its ``model`` frozen) and write
     ``collab.npz``; returns the stage's record, also kept in run.json under "collaborative"."""
     from rec_edge.data.tasks import rank_rows
-    from rec_edge.data.templates import TemplateSet
 
     run_dir = Path(run_dir)
     run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
@@ -172,10 +179,8 @@ def fit_collaborative(run_dir: str | Path, config: CollabConfig = CollabConfig()
     if config.validation_limit and len(validation) > config.validation_limit:
         validation = random.Random(config.seed).sample(validation, config.validation_limit)
     titles = sorted(set(data.titles.values()))  # the bundle's item index is keyed by title
-    render = TemplateSet.from_dict(run["templates"]).preference_renderer()
     started = time.perf_counter()
-    users = [render(r.preference.liked, r.preference.disliked) for r in train + validation]
-    text = _text_scores(run_dir, users, [r.candidate for r in train + validation], titles, run)
+    text = text_scores(run_dir, run, train + validation, titles)
     encode_seconds = time.perf_counter() - started
     tables, record = fit_tables(
         data,
