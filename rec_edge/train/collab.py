@@ -25,6 +25,7 @@ from rec_edge.bundle import sha256_file
 from rec_edge.config import TrainConfig
 from rec_edge.data.interactions import InteractionData
 from rec_edge.data.recommend import PointwiseExample
+from rec_edge.errors import RunError
 from rec_edge.runtime.collab import TABLES, CollaborativeTables
 from rec_edge.runtime.predictor import pair_scores
 
@@ -170,9 +171,15 @@ def fit_collaborative(run_dir: str | Path, config: CollabConfig = CollabConfig()
     """Fit the tables of the rank run in ``run_dir`` (its ``model`` frozen) and write
     ``collab.npz``; returns the stage's record, also kept in run.json under "collaborative"."""
     from rec_edge.data.tasks import rank_rows
+    from rec_edge.train.runs import RUN_FILE, load_run
 
     run_dir = Path(run_dir)
-    run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    run = load_run(run_dir)
+    if run["task"] != "rank" or not (run_dir / "model" / "config.json").is_file():
+        raise RunError(
+            f"{run_dir} is not a finished rank run with a merged model (model/config.json): "
+            "collaborative tables fit on a rank run's encoder (rec-edge train --task rank)."
+        )
     train_config = TrainConfig(**run["config"])
     data, splits = rank_rows(train_config)
     train, validation = splits["train"], splits["validation"]
@@ -198,7 +205,7 @@ def fit_collaborative(run_dir: str | Path, config: CollabConfig = CollabConfig()
         fit_seconds=round(time.perf_counter() - started - encode_seconds, 1),
     )
     run["collaborative"] = record
-    (run_dir / "run.json").write_text(json.dumps(run, indent=2), encoding="utf-8")
+    (run_dir / RUN_FILE).write_text(json.dumps(run, indent=2), encoding="utf-8")
     return record
 
 

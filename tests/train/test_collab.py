@@ -6,12 +6,14 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 import torch
 
 from rec_edge.data.interactions import Interaction, InteractionData
 from rec_edge.data.recommend import pointwise_splits
+from rec_edge.errors import RunError
 from rec_edge.runtime.collab import CollaborativeTables, log_sigmoid
-from rec_edge.train.collab import CollabConfig, collab_module, fit_tables
+from rec_edge.train.collab import CollabConfig, collab_module, fit_collaborative, fit_tables
 
 
 def test_torch_tables_match_the_runtime_formulas() -> None:
@@ -90,3 +92,12 @@ def test_fit_learns_exposure_and_quality_that_titles_do_not_carry() -> None:
     # exposure: the ten popular items above the thirty others
     exposure = tables.exposure_bias[rows]
     assert exposure[:10].min() > np.median(exposure[10:])
+
+
+@pytest.mark.slow  # trains the tiny classify run
+def test_fit_collaborative_wants_a_finished_rank_run(tiny_run) -> None:  # type: ignore[no-untyped-def]
+
+    with pytest.raises(RunError, match="not a finished rank run"):
+        fit_collaborative(tiny_run.run_dir)  # a classify run
+    with pytest.raises(RunError, match="does not exist"):
+        fit_collaborative("no/such/run")
