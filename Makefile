@@ -46,7 +46,7 @@ demo: install data ## BBC News topics: train -> export -> predict -> bench; Movi
 bench: install ## Rebuild the BANKING77 benchmark tables (benchmarks/RESULTS.md)
 	PATH=$(BIN):$$PATH bash benchmarks/banking77.sh
 
-bench-ml100k: install data ## MovieLens-100K at 64, 256 and all training examples, baselines, ranking latency (~1.5 h)
+bench-ml100k: install data ## MovieLens-100K at 64, 256 and all training examples, baselines, collaborative tables, ranking latency (~3 h on 2 cores)
 	PATH=$(BIN):$$PATH bash benchmarks/ml100k.sh
 
 bench-fewshot: install ## Few-shot BANKING77 with and without an instruction template
