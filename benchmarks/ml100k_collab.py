@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import random
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -22,7 +21,7 @@ from rec_edge.config import TrainConfig
 from rec_edge.data.tasks import rank_rows
 from rec_edge.metrics import roc_auc
 from rec_edge.runtime.collab import add_tables
-from rec_edge.train.collab import CollabConfig, fit_tables, text_scores
+from rec_edge.train.collab import CollabConfig, choosing_rows, fit_tables, text_scores
 from rec_edge.versions import machine, versions
 
 
@@ -37,7 +36,7 @@ def main() -> None:
     data, splits = rank_rows(train_config)
     train, validation = splits["train"], splits["validation"]
     base = CollabConfig()
-    chooser = random.Random(base.seed).sample(validation, base.validation_limit or len(validation))
+    chooser = choosing_rows(validation, base)  # the stage's own
     chosen = {id(r) for r in chooser}
     held = [r for r in validation if id(r) not in chosen]
     titles = sorted(set(data.titles.values()))

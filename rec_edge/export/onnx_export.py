@@ -36,24 +36,32 @@ def export_onnx(model_dir: Path, out_dir: Path, opset: int | None = None) -> Pat
     return path
 
 
-def torch_logits(model_dir: Path, texts: Sequence[str], max_length: int) -> np.ndarray:
+def torch_logits(
+    model_dir: Path, texts: Sequence[str], max_length: int, batch_size: int = 32
+) -> np.ndarray:
+    """PyTorch's output rows for ``texts`` (in order), each distinct text once, batched by length
+    so that a batch pads only to its own longest text."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
-    out = []
+    unique = list(dict.fromkeys(texts))
+    order = sorted(range(len(unique)), key=lambda i: len(unique[i]))
+    rows = np.zeros((len(unique), model.config.num_labels), dtype=np.float32)
     with torch.inference_mode():
-        for start in range(0, len(texts), 32):
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
             batch = tokenizer(
-                list(texts[start : start + 32]),
+                [unique[i] for i in chunk],
                 truncation=True,
                 max_length=max_length,
                 padding=True,
                 return_tensors="pt",
             )
-            out.append(model(**batch).logits.float().numpy())
-    return np.concatenate(out)
+            rows[chunk] = model(**batch).logits.float().numpy()
+    where = {t: i for i, t in enumerate(unique)}
+    return rows[[where[t] for t in texts]]
 
 
 def parity(reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:

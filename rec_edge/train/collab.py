@@ -48,31 +48,6 @@ class CollabConfig:
     seed: int = 0
 
 
-def _encode(model_dir: Path, texts: list[str], max_length: int, batch_size: int = 64) -> np.ndarray:
-    """The frozen encoder's output rows for ``texts``, sorted by length into batches."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
-    unique = list(dict.fromkeys(texts))
-    order = sorted(range(len(unique)), key=lambda i: len(unique[i]))
-    rows = np.zeros((len(unique), model.config.num_labels), dtype=np.float32)
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            batch = tokenizer(
-                [unique[i] for i in chunk],
-                truncation=True,
-                max_length=max_length,
-                padding=True,
-                return_tensors="pt",
-            )
-            rows[chunk] = model(**batch).logits.float().numpy()
-    where = {t: i for i, t in enumerate(unique)}
-    return rows[[where[t] for t in texts]]
-
-
 def text_scores(
     run_dir: Path,
     run: dict[str, Any],
@@ -98,7 +73,9 @@ def text_scores(
         with np.load(path, allow_pickle=False) as kept:
             if str(kept["key"]) == key.hexdigest():
                 return np.asarray(kept["scores"])
-    encoded = _encode(run_dir / "model", users + titles, run["max_length"])
+    from rec_edge.export.onnx_export import torch_logits
+
+    encoded = torch_logits(run_dir / "model", users + titles, run["max_length"], batch_size=64)
     user_rows, item_rows = encoded[: len(users)], encoded[len(users) :]
     index = {t: i for i, t in enumerate(titles)}
     scores = pair_scores(user_rows, item_rows[[index[c] for c in candidates]])
@@ -167,6 +144,15 @@ def _history_rows(rows: list[Any], index: dict[str, int], history: int) -> tuple
     return out[0], out[1]
 
 
+def choosing_rows(
+    validation: list[PointwiseExample], config: CollabConfig
+) -> list[PointwiseExample]:
+    """The validation rows that choose the epoch: ``validation_limit`` of them, seeded."""
+    if config.validation_limit and len(validation) > config.validation_limit:
+        return random.Random(config.seed).sample(validation, config.validation_limit)
+    return validation
+
+
 def fit_collaborative(run_dir: str | Path, config: CollabConfig = CollabConfig()) -> dict[str, Any]:
     """Fit the tables of the rank run in ``run_dir`` (its ``model`` frozen) and write
     ``collab.npz``; returns the stage's record, also kept in run.json under "collaborative"."""
@@ -182,9 +168,7 @@ def fit_collaborative(run_dir: str | Path, config: CollabConfig = CollabConfig()
         )
     train_config = TrainConfig(**run["config"])
     data, splits = rank_rows(train_config)
-    train, validation = splits["train"], splits["validation"]
-    if config.validation_limit and len(validation) > config.validation_limit:
-        validation = random.Random(config.seed).sample(validation, config.validation_limit)
+    train, validation = splits["train"], choosing_rows(splits["validation"], config)
     titles = sorted(set(data.titles.values()))  # the bundle's item index is keyed by title
     started = time.perf_counter()
     text = text_scores(run_dir, run, train + validation, titles)
