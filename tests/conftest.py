@@ -49,7 +49,9 @@ def minilm_path() -> str:
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory, minilm_path: str) -> str:
-    """A 2-layer random BERT with MiniLM's tokenizer: fast, for plumbing tests."""
+    """A 2-layer random BERT with MiniLM's tokenizer: fast, for plumbing tests. Seeded: its
+    weights must not depend on which tests drew from torch's global generator before it."""
+    import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     folder = tmp_path_factory.mktemp("tiny-bert")
@@ -61,7 +63,9 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, minilm_path: str) -> st
         intermediate_size=64,
         max_position_embeddings=128,
     )
-    BertModel(config).save_pretrained(folder)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        BertModel(config).save_pretrained(folder)
     AutoTokenizer.from_pretrained(minilm_path).save_pretrained(folder)
     return str(folder)
 
