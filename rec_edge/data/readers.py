@@ -60,7 +60,9 @@ def _rows(path: Path, fmt: str, text: str) -> list[tuple[int, dict[str, object] 
     """(line number, row) pairs; a row that cannot be parsed is a message string."""
     rows: list[tuple[int, dict[str, object] | str]] = []
     if fmt == "jsonl":
-        for number, line in enumerate(text.splitlines(), start=1):
+        # "\n" alone ends a line: JSON strings may hold raw U+2028, \x85 or \x1c, which
+        # str.splitlines() would cut at; a "\r" before the "\n" is JSON whitespace
+        for number, line in enumerate(text.split("\n"), start=1):
             if not line.strip():
                 continue
             try:
@@ -70,6 +72,8 @@ def _rows(path: Path, fmt: str, text: str) -> list[tuple[int, dict[str, object] 
                 continue
             rows.append((number, value if isinstance(value, dict) else "a JSON object is expected"))
         return rows
+    # the csv module refuses cells over 128 KiB by default; a long article is a valid cell
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if fmt == "tsv" else ",")
     try:
         if reader.fieldnames is None:

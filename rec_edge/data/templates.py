@@ -57,6 +57,18 @@ def template_fields(template: str) -> list[str]:
         ) from None
 
 
+def _trial_render(template: str, allowed: set[str]) -> list[str]:
+    """A template whose fields are known can still fail to render (a format spec such as
+    ``{text:d}`` or ``{text:{instruction}}``): find out now, not at the first prediction."""
+    try:
+        template.format(**({name: "x" for name in allowed} | {"n_liked": 1, "n_rated": 2}))
+    except (ValueError, KeyError, IndexError, AttributeError, TypeError) as error:
+        return [
+            f"template {template!r} cannot be rendered ({error}); use plain {{field}} placeholders"
+        ]
+    return []
+
+
 @dataclass
 class TemplateSet:
     """The templates of one task, with the instruction and verbalizer they are rendered with."""
@@ -76,6 +88,7 @@ class TemplateSet:
         required, allowed = TASK_FIELDS[self.task]
         problems = []
         for template in self.templates:
+            known = len(problems)
             names = template_fields(template)
             if not required & set(names):
                 problems.append(
@@ -86,6 +99,8 @@ class TemplateSet:
                 problems.append(
                     f"template {template!r} uses unknown fields {sorted(unknown)} (known: {', '.join(sorted(allowed))})"
                 )
+            if len(problems) == known:
+                problems += _trial_render(template, allowed)
         if problems:
             raise ConfigError("; ".join(problems))
 
