@@ -121,9 +121,10 @@ class ExportConfig:
 
     run_dir: str
     out: str | None = None  # default: exports/<run name>
-    quantize: str = "auto"  # auto | fp32 | dynamic | dynamic-per-channel | static | fp16 | a preset
+    quantize: str = "auto"  # auto | fp32 | calibrated... | dynamic... | static | fp16 | a preset
     optimize: str = "portable"  # none | portable (fusions only; never hardware-specific)
     max_accuracy_drop: float = 1.0  # accuracy points
+    allow_batch_variance: bool = False  # accept graphs whose scores depend on batch-mates
     fallback: str = "fail"  # fail | fp32
     eval_file: str | None = None
     eval_limit: int | None = 2000  # at most this many evaluation examples for the gate

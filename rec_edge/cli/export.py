@@ -9,8 +9,9 @@ import click
 from rec_edge.cli._common import echo_json
 
 RECIPE_HELP = (
-    "auto (accuracy-gated int8), fp32, dynamic, dynamic-per-channel, dynamic-per-channel-rr, "
-    "static, fp16, or a CPU preset: avx512-vnni, avx2, arm64."
+    "auto (accuracy-gated, batch-invariant int8), fp32, calibrated, calibrated-per-channel, "
+    "calibrated-per-channel-rr, dynamic, dynamic-per-channel, dynamic-per-channel-rr (these three "
+    "need --allow-batch-variance), static, fp16, or a CPU preset: avx512-vnni, avx2, arm64."
 )
 
 
@@ -30,6 +31,11 @@ RECIPE_HELP = (
     default=1.0,
     show_default=True,
     help="Accuracy points the quantized model may lose against fp32.",
+)
+@click.option(
+    "--allow-batch-variance",
+    is_flag=True,
+    help="Accept a graph whose scores depend on what a text is batched with (dynamic int8).",
 )
 @click.option(
     "--fallback",

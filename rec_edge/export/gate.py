@@ -1,7 +1,16 @@
-"""The accuracy gate: evaluate candidate graphs with the real runtime, keep the fastest that passes."""
+"""The accuracy gate: evaluate candidate graphs with the real runtime, keep the best that passes.
+
+A candidate passes when it loses at most ``max_drop`` points of the gate's metric against fp32 and
+its scores do not depend on batching (batch 1 vs 32 vs a seeded mix of 1..64: no label changes,
+probabilities within ``INVARIANCE_ATOL``), unless batch variance is allowed. The choice is a pure
+function of the metrics: the best metric, ties broken by the candidates' fixed order. Timings are
+measured and reported (with their spread) but never decide, so the same run, data and flags give
+the same bundle on a quiet or a loaded machine.
+"""
 
 from __future__ import annotations
 
+import random
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -12,12 +21,25 @@ from typing import Any
 import numpy as np
 
 from rec_edge.bundle import Bundle, Manifest
-from rec_edge.export.quantize import GATE_CANDIDATES, RECIPES, Recipe, quantizable_nodes, quantize
+from rec_edge.export.quantize import (
+    GATE_CANDIDATES,
+    RECIPES,
+    VARIANT_CANDIDATES,
+    Recipe,
+    quantizable_nodes,
+    quantize,
+)
 from rec_edge.metrics import classification_report, pair_report
 from rec_edge.runtime import Predictor, SessionConfig
-from rec_edge.runtime.predictor import pair_scores
+from rec_edge.runtime.predictor import pair_scores, sigmoid, softmax
 
 SENSITIVITY_STEPS = (2, 4, 8, 16)
+INVARIANCE_ATOL = 1e-3  # largest probability change allowed between batchings of the same text
+CHOICE_RULE = (
+    "best {metric} among the candidates within max_accuracy_drop of fp32 and batch-invariant "
+    "(batch 1 vs 32 vs a mix of 1..64: same labels, probabilities within {atol:g}); ties: the "
+    "first in the order tried; timings reported, never deciding"
+)
 
 
 @dataclass
@@ -28,9 +50,16 @@ class Candidate:
     metrics: dict[str, float]  # the gate's metric first, then the others reported
     seconds_per_item: float
     size_bytes: int
+    timing_spread: float = 0.0  # (slowest - fastest) / fastest of the timed passes
+    batch_variance: float = 0.0  # largest probability change between batchings of one text
+    label_changes: int = 0  # texts whose label changed between batchings
     drop_points: float = 0.0
     passed: bool = True
     note: str = ""
+
+    @property
+    def batch_invariant(self) -> bool:
+        return self.label_changes == 0 and self.batch_variance <= INVARIANCE_ATOL
 
     @property
     def metric(self) -> str:
@@ -42,7 +71,11 @@ class Candidate:
             "metric": self.metric,
             **{k: round(self.score if k == self.metric else v, 4) for k, v in self.metrics.items()},
             "drop_points": round(self.drop_points, 2),
+            "batch_variance": float(f"{self.batch_variance:.3g}"),
+            "label_changes": self.label_changes,
+            "batch_invariant": self.batch_invariant,
             "ms_per_item": round(self.seconds_per_item * 1e3, 3),
+            "timing_spread": round(self.timing_spread, 3),
             "size_mb": round(self.size_bytes / 1e6, 2),
             "passed": self.passed,
             "note": self.note,
@@ -61,7 +94,8 @@ class Evaluator:
     label_ids: Sequence[int]
     candidates: Sequence[str] | None = None  # rank: the item scored against each text
     timing_texts: int = 128
-    cache: dict[str, Candidate] = field(default_factory=dict)
+    invariance_texts: int = 64
+    seed: int = 0
 
     @property
     def metric(self) -> str:
@@ -82,6 +116,54 @@ class Evaluator:
         report = pair_report([int(i == yes) for i in self.label_ids], scores)
         return {"auc": report["auc"], "accuracy": report["accuracy"]}
 
+    def batch_variance(self, predictor: Predictor) -> tuple[float, int]:
+        """The largest probability change and the number of label changes of the first
+        ``invariance_texts`` examples between batch 1, batch 32 and a seeded mix of batches of 1
+        to 64 in shuffled order."""
+        n = self.invariance_texts
+        if self.candidates is None:
+            texts = list(self.texts[:n])
+        else:  # both towers' texts of the first pairs
+            texts = list(dict.fromkeys([*self.texts[: n // 2], *self.candidates[: n // 2]]))
+        order = list(range(len(texts)))
+        random.Random(self.seed).shuffle(order)
+        mixed = np.zeros((len(texts), 0), dtype=np.float32)
+        start = 0
+        rng = random.Random(self.seed + 1)
+        while start < len(order):
+            chunk = order[start : start + rng.randint(1, 64)]
+            rows = predictor.logits([texts[i] for i in chunk], batch_size=64)
+            if mixed.shape[1] == 0:
+                mixed = np.zeros((len(texts), rows.shape[1]), dtype=np.float32)
+            mixed[chunk] = rows
+            start += len(chunk)
+        batchings = [
+            self._probabilities(texts, rows)
+            for rows in (
+                np.concatenate([predictor.logits([t], batch_size=1) for t in texts]),
+                predictor.logits(texts, batch_size=32),
+                mixed,
+            )
+        ]
+        reference = batchings[0]
+        variance = max(float(np.abs(p - reference).max()) for p in batchings[1:])
+        labels = [_labels(p) for p in batchings]
+        changes = int(sum(np.any([lab != labels[0] for lab in labels[1:]], axis=0)))
+        return variance, changes
+
+    def _probabilities(self, texts: list[str], rows: np.ndarray) -> np.ndarray:
+        """Classify: the label probabilities; rank: P(yes) of each of the sample's pairs."""
+        if self.candidates is None:
+            return softmax(rows)
+        index = {t: i for i, t in enumerate(texts)}
+        pairs = [
+            (index[t], index[c])
+            for t, c in zip(self.texts, self.candidates, strict=True)
+            if t in index and c in index
+        ]
+        users, items = zip(*pairs, strict=True) if pairs else ((), ())
+        return sigmoid(pair_scores(rows[list(users)], rows[list(items)]))[:, None]
+
     def predictor(self, model: Path) -> Predictor:
         folder = model.parent
         if not (folder / self.manifest.tokenizer_file).exists():
@@ -92,6 +174,7 @@ class Evaluator:
     def evaluate(self, recipe: Recipe, model: Path, note: str = "") -> Candidate:
         predictor = self.predictor(model)
         report = self.report(predictor)
+        variance, changes = self.batch_variance(predictor)
         sample = list(self.texts[: self.timing_texts])
         timings = []
         for _ in range(3):  # min of 3: the least disturbed pass on a shared machine
@@ -105,8 +188,18 @@ class Evaluator:
             report,
             min(timings),
             model.stat().st_size,
+            timing_spread=(max(timings) - min(timings)) / min(timings),
+            batch_variance=variance,
+            label_changes=changes,
             note=note,
         )
+
+
+def _labels(probabilities: np.ndarray) -> np.ndarray:
+    """The label of each row (rank: yes when P(yes) > 0.5)."""
+    if probabilities.shape[1] == 1:
+        return probabilities[:, 0] > 0.5
+    return probabilities.argmax(-1)
 
 
 def sensitivity(
@@ -133,6 +226,7 @@ class Gate:
     max_drop: float  # points of the gate's metric (accuracy; AUC for rank)
     calibration: list[dict[str, np.ndarray]]
     log: Callable[[str], None] = print
+    allow_batch_variance: bool = False
     tried: list[Candidate] = field(default_factory=list)
     ranking: list[tuple[str, float]] = field(default_factory=list)  # sensitivity, worst first
 
@@ -145,20 +239,28 @@ class Gate:
         quantize(self.fused, path, recipe, self.calibration, unfused_src=self.unfused)
         candidate = self.evaluator.evaluate(recipe, path, note)
         candidate.drop_points = (self.fp32.score - candidate.score) * 100
-        candidate.passed = candidate.drop_points <= self.max_drop
+        invariant = candidate.batch_invariant or self.allow_batch_variance
+        candidate.passed = candidate.drop_points <= self.max_drop and invariant
+        if not invariant:
+            candidate.note = (
+                f"{candidate.note}; " if candidate.note else ""
+            ) + "batch-variant (--allow-batch-variance to accept)"
         self.log(
             f"  {recipe.name:<28} {candidate.metric} {candidate.score:.4f} (drop {candidate.drop_points:+.2f} pts) "
-            f"{candidate.seconds_per_item * 1e3:.2f} ms/item {candidate.size_bytes / 1e6:.1f} MB "
-            f"{'pass' if candidate.passed else 'FAIL'}"
+            f"batch variance {candidate.batch_variance:.1e} "
+            f"{candidate.seconds_per_item * 1e3:.2f} ms/item (±{candidate.timing_spread:.0%}) "
+            f"{candidate.size_bytes / 1e6:.1f} MB {'pass' if candidate.passed else 'FAIL'}"
         )
         self.tried.append(candidate)
         return candidate
 
-    def run(
-        self, names: Sequence[str] = GATE_CANDIDATES, sensitivity_texts: int = 64
-    ) -> Candidate | None:
-        """Every recipe in ``names``; if none passes, the sensitivity pass; the fastest that passed."""
-        for name in names:
+    @property
+    def candidates(self) -> tuple[str, ...]:
+        return GATE_CANDIDATES + (VARIANT_CANDIDATES if self.allow_batch_variance else ())
+
+    def run(self, sensitivity_texts: int = 64) -> Candidate | None:
+        """Every candidate recipe; if none passes, the sensitivity pass; then ``choose``."""
+        for name in self.candidates:
             self.attempt(RECIPES[name])
         if not any(c.passed for c in self.tried[1:]):
             self._sensitivity_pass(sensitivity_texts)
@@ -178,7 +280,7 @@ class Gate:
             return self.evaluator.predictor(probe).logits(sample)
 
         self.ranking = sensitivity(reference, only, nodes)
-        base = RECIPES["dynamic-per-channel"]
+        base = RECIPES[GATE_CANDIDATES[0]]
         for k in SENSITIVITY_STEPS:
             if k >= len(nodes):
                 break
@@ -189,10 +291,11 @@ class Gate:
                 break
 
     def choose(self) -> Candidate | None:
-        """The fastest passing quantized candidate (ties: the smaller accuracy drop)."""
+        """The passing quantized candidate with the best metric; ties: the first tried
+        (``CHOICE_RULE``). Timings never decide: they move with the machine's load."""
         passing = [c for c in self.tried if c.passed and c.recipe.kind != "fp32"]
-        return (
-            min(passing, key=lambda c: (round(c.seconds_per_item, 5), c.drop_points))
-            if passing
-            else None
-        )
+        return max(passing, key=lambda c: c.score) if passing else None  # max keeps the first
+
+    @property
+    def rule(self) -> str:
+        return CHOICE_RULE.format(metric=self.fp32.metric, atol=INVARIANCE_ATOL)

@@ -26,7 +26,7 @@ from rec_edge.export.gate import Candidate, Evaluator, Gate
 from rec_edge.export.merge import model_to_export
 from rec_edge.export.onnx_export import export_onnx, parity, torch_logits
 from rec_edge.export.optimize import optimize_graph
-from rec_edge.export.quantize import get_recipe
+from rec_edge.export.quantize import Recipe, get_recipe
 from rec_edge.runtime.tokenize import BundleTokenizer, pad_batch
 from rec_edge.train.runs import load_run
 from rec_edge.versions import versions
@@ -92,6 +92,16 @@ def _calibration(
     return feeds
 
 
+def _check_recipe(recipe: Recipe, config: ExportConfig) -> None:
+    if not recipe.batch_invariant and not config.allow_batch_variance:
+        raise ConfigError(
+            f"--quantize {recipe.name} scales activations over the whole batch at run time: a "
+            "text's scores would depend on what it is batched with. Pass --allow-batch-variance "
+            f"to accept that, or use --quantize calibrated{recipe.name.removeprefix('dynamic')} "
+            "(the same kernels with calibrated scales)."
+        )
+
+
 def _check_target(out: Path, force: bool) -> None:
     if out.exists() and not force:
         raise OutputExistsError(
@@ -120,7 +130,7 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
     _check_target(out, config.force)
     recipe_name = config.quantize
     if recipe_name != "auto":
-        get_recipe(recipe_name)
+        _check_recipe(get_recipe(recipe_name), config)
     train_examples, validation, problem = _run_data(run)
     examples, eval_source = _eval_examples(config, run, validation, problem)
     index = {label: i for i, label in enumerate(run["labels"])}
@@ -208,7 +218,16 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
         if rank:  # both towers' inputs: user texts and item texts
             calibration_texts += [e.candidate or "" for e in calibration_examples]
         calibration = _calibration(calibration_texts, tokenizer, predictor.render, manifest.inputs)
-        gate = Gate(evaluator, fused, unfused, fp32, config.max_accuracy_drop, calibration, log)
+        gate = Gate(
+            evaluator,
+            fused,
+            unfused,
+            fp32,
+            config.max_accuracy_drop,
+            calibration,
+            log,
+            config.allow_batch_variance,
+        )
         chosen: Candidate | None = fp32
         if recipe_name == "auto":
             log(f"accuracy gate (max drop {config.max_accuracy_drop} pts):")
@@ -222,11 +241,14 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
             if config.fallback != "fp32":
                 lines = "\n".join(
                     f"  {r['recipe']:<28} {r['metric']} {r[r['metric']]:.4f} drop {r['drop_points']:+.2f} pts"
+                    f" batch variance {r['batch_variance']:.1e}"
                     for r in table
                 )
                 raise AccuracyGateError(
-                    f"No quantization recipe stayed within {config.max_accuracy_drop} {fp32.metric} points of fp32:\n{lines}\n"
-                    "Raise --max-accuracy-drop, or pass --fallback fp32 to ship the fp32 model."
+                    f"No quantization recipe stayed within {config.max_accuracy_drop} {fp32.metric} points of fp32 "
+                    f"with batch-invariant scores:\n{lines}\n"
+                    "Raise --max-accuracy-drop, pass --allow-batch-variance if batch-variant scores are "
+                    "acceptable, or --fallback fp32 to ship the fp32 model."
                 )
             log("no recipe passed the gate: keeping fp32 (--fallback fp32)")
             chosen = fp32
@@ -252,6 +274,9 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
             "optimize": config.optimize,
             "fusions": fusions,
             "max_accuracy_drop": config.max_accuracy_drop,
+            "batch_invariant": chosen.batch_invariant,
+            "batch_variance": chosen.row()["batch_variance"],
+            "choice_rule": gate.rule,
         }
         manifest.source = {
             "run": str(run_dir.resolve()),

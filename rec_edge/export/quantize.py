@@ -1,4 +1,11 @@
-"""Quantization recipes: dynamic int8 (s8 weights), static int8 (QDQ), fp16, or none.
+"""Quantization recipes: calibrated int8, dynamic int8 (s8 weights), static int8 (QDQ), fp16, or none.
+
+Dynamic int8 quantizes each activation with a scale taken from the whole tensor at run time: the
+whole padded batch, so a text's scores depend on its batch-mates. ``calibrated`` is the same graph
+(fused integer Attention, embedding and MatMul kernels) with each activation's scale fixed from
+calibration texts: a text's scores depend on that text alone, at the speed of dynamic int8. Static
+QDQ is invariant too but slower: onnxruntime fuses QDQ into integer kernels only for u8
+activations and leaves attention unfused (benchmarks/RESULTS.md, "Batch invariance").
 
 The fused graph (Attention, SkipLayerNormalization) needs ``DefaultTensorType`` for the
 quantizer's shape inference; optimum's ORTQuantizer cannot pass it, so onnxruntime's functions are
@@ -25,13 +32,18 @@ from rec_edge.errors import ConfigError
 @dataclass(frozen=True)
 class Recipe:
     name: str
-    kind: str  # fp32 | dynamic | static | fp16
+    kind: str  # fp32 | calibrated | dynamic | static | fp16
     per_channel: bool = False
     reduce_range: bool = False  # 7-bit weights: no u8*s8 overflow on CPUs without VNNI
     exclude: tuple[str, ...] = ()  # nodes left in fp32
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @property
+    def batch_invariant(self) -> bool:
+        """By construction; the gate measures it on every candidate all the same."""
+        return self.kind != "dynamic"
 
     def with_exclusions(self, nodes: Sequence[str]) -> Recipe:
         return dataclasses.replace(
@@ -41,6 +53,11 @@ class Recipe:
 
 RECIPES = {
     "fp32": Recipe("fp32", "fp32"),
+    "calibrated": Recipe("calibrated", "calibrated"),
+    "calibrated-per-channel": Recipe("calibrated-per-channel", "calibrated", per_channel=True),
+    "calibrated-per-channel-rr": Recipe(
+        "calibrated-per-channel-rr", "calibrated", per_channel=True, reduce_range=True
+    ),
     "dynamic": Recipe("dynamic", "dynamic"),
     "dynamic-per-channel": Recipe("dynamic-per-channel", "dynamic", per_channel=True),
     "dynamic-per-channel-rr": Recipe(
@@ -48,13 +65,16 @@ RECIPES = {
     ),
     "static": Recipe("static", "static", per_channel=True),
     "fp16": Recipe("fp16", "fp16"),
-    # presets by target CPU
-    "avx512-vnni": Recipe("avx512-vnni", "dynamic", per_channel=True),
-    "avx2": Recipe("avx2", "dynamic", per_channel=True, reduce_range=True),
-    "arm64": Recipe("arm64", "dynamic", per_channel=True),
+    # presets by target CPU (7-bit weights where u8*s8 products can overflow: no VNNI)
+    "avx512-vnni": Recipe("avx512-vnni", "calibrated", per_channel=True),
+    "avx2": Recipe("avx2", "calibrated", per_channel=True, reduce_range=True),
+    "arm64": Recipe("arm64", "calibrated", per_channel=True),
 }
-# What the accuracy gate tries first, in order of expected speed; then the sensitivity pass.
-GATE_CANDIDATES = ("dynamic", "dynamic-per-channel", "dynamic-per-channel-rr", "static")
+# What the accuracy gate tries, in this order (it breaks ties of the gate's metric); then the
+# sensitivity pass. The three run the same integer kernels, so timings never decide between them.
+GATE_CANDIDATES = ("calibrated-per-channel", "calibrated-per-channel-rr", "calibrated")
+# With allow_batch_variance: the dynamic forms too (slightly faster at large batches).
+VARIANT_CANDIDATES = ("dynamic-per-channel", "dynamic-per-channel-rr", "dynamic")
 
 
 def get_recipe(name: str) -> Recipe:
@@ -88,15 +108,16 @@ def quantize(
     if recipe.kind == "fp32":
         onnx.save(onnx.load(str(src)), str(dst))
     elif recipe.kind == "dynamic":
-        quantize_dynamic(
-            src,
-            dst,
-            per_channel=recipe.per_channel,
-            reduce_range=recipe.reduce_range,
-            weight_type=QuantType.QInt8,
-            nodes_to_exclude=list(recipe.exclude),
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
+        _quantize_dynamic(src, dst, recipe)
+    elif recipe.kind == "calibrated":
+        if not calibration:
+            raise ConfigError(
+                "Calibrated quantization needs calibration data (a sample of the training texts)."
+            )
+        dynamic = dst.with_name(f"{dst.stem}.dynamic.onnx")
+        _quantize_dynamic(src, dynamic, recipe)
+        fix_activation_scales(dynamic, dst, calibration)
+        dynamic.unlink()
     elif recipe.kind == "static":
         if not calibration:
             raise ConfigError(
@@ -127,6 +148,76 @@ def quantize(
         model.save_model_to_file(str(dst))
     else:  # pragma: no cover - Recipe kinds are fixed above
         raise ConfigError(f"Unknown recipe kind {recipe.kind!r}")
+
+
+def _quantize_dynamic(src: Path, dst: Path, recipe: Recipe) -> None:
+    quantize_dynamic(
+        src,
+        dst,
+        per_channel=recipe.per_channel,
+        reduce_range=recipe.reduce_range,
+        weight_type=QuantType.QInt8,
+        nodes_to_exclude=list(recipe.exclude),
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
+
+
+def activation_ranges(
+    model: onnx.ModelProto, tensors: Sequence[str], calibration: list[dict[str, np.ndarray]]
+) -> dict[str, tuple[float, float]]:
+    """(min, max) of each named tensor over the calibration feeds, 0 included, padding excluded
+    (token rows where the attention mask is 0 are left out)."""
+    import onnxruntime as ort
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    outputs = {o.name for o in probe.graph.output}
+    probe.graph.output.extend(
+        onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+        for name in tensors
+        if name not in outputs
+    )
+    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    ranges = dict.fromkeys(tensors, (0.0, 0.0))
+    for feed in calibration:
+        mask = feed["attention_mask"].astype(bool) if "attention_mask" in feed else None
+        for name, value in zip(tensors, session.run(list(tensors), feed), strict=True):
+            if mask is not None and value.ndim == 3 and value.shape[:2] == mask.shape:
+                value = value[mask]  # [batch, tokens, features] -> the real tokens' rows
+            low, high = ranges[name]
+            ranges[name] = (min(low, float(value.min())), max(high, float(value.max())))
+    return ranges
+
+
+def fix_activation_scales(
+    src: Path, dst: Path, calibration: list[dict[str, np.ndarray]]
+) -> dict[str, tuple[float, float]]:
+    """Replace each DynamicQuantizeLinear of a dynamically quantized graph by a QuantizeLinear
+    with the u8 scale and zero point that DynamicQuantizeLinear would compute over the
+    calibration texts' range. The integer kernels after it (QAttention, MatMulInteger) are
+    unchanged; a text's scores no longer depend on what it is batched with. Returns the ranges."""
+    model = onnx.load(str(src))
+    graph = model.graph
+    dynamic = [n for n in graph.node if n.op_type == "DynamicQuantizeLinear"]
+    ranges = activation_ranges(model, [n.input[0] for n in dynamic], calibration)
+    for node in dynamic:
+        low, high = ranges[node.input[0]]
+        scale = (high - low) / 255.0 or 1.0  # an all-zero tensor: any scale
+        zero_point = int(np.clip(round(-low / scale), 0, 255))
+        quantized, scale_name, zero_name = node.output
+        graph.initializer.extend(
+            [
+                onnx.numpy_helper.from_array(np.array(scale, np.float32), scale_name),
+                onnx.numpy_helper.from_array(np.array(zero_point, np.uint8), zero_name),
+            ]
+        )
+        fixed = onnx.helper.make_node(
+            "QuantizeLinear", [node.input[0], scale_name, zero_name], [quantized], name=node.name
+        )
+        graph.node.insert(list(graph.node).index(node), fixed)
+        graph.node.remove(node)
+    onnx.save(model, str(dst))
+    return ranges
 
 
 def quantizable_nodes(path: Path) -> list[str]:

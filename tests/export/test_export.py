@@ -14,7 +14,7 @@ from rec_edge.bundle import load_bundle
 from rec_edge.config import ExportConfig
 from rec_edge.errors import AccuracyGateError, OutputExistsError, RunError
 from rec_edge.export import export
-from rec_edge.export.quantize import RECIPES
+from rec_edge.export.quantize import GATE_CANDIDATES, RECIPES, VARIANT_CANDIDATES
 from rec_edge.runtime import Predictor
 from tests.conftest import make_examples
 
@@ -40,7 +40,9 @@ def test_default_bundle(tiny_bundle: Path, tiny_run) -> None:
     assert m.inputs == ["input_ids", "attention_mask", "token_type_ids"]
     assert set(m.files) == {"README.md", "model.onnx", "model_fp32.onnx", "tokenizer.json"}
     assert m.parity["max_abs_diff"] <= m.parity["atol"] == 1e-4
-    assert m.metrics["gate"][0]["recipe"] == "fp32" and len(m.metrics["gate"]) >= 5
+    assert [row["recipe"] for row in m.metrics["gate"]] == ["fp32", *GATE_CANDIDATES]
+    assert m.recipe["kind"] == "calibrated" and m.recipe["batch_invariant"] is True
+    assert m.recipe["batch_variance"] <= 1e-3 and "never deciding" in m.recipe["choice_rule"]
     assert m.recipe["fusions"]["Attention"] == 2
     assert m.metrics["chosen"]["drop_points"] <= 1.0
     assert m.source["run_name"] == "tiny" and m.versions["onnxruntime"]
@@ -50,9 +52,14 @@ def test_default_bundle(tiny_bundle: Path, tiny_run) -> None:
 @pytest.mark.parametrize("recipe", sorted(RECIPES))
 def test_every_recipe(recipe: str, tiny_run, tiny_bundle: Path, tmp_path: Path) -> None:
     out = tmp_path / recipe
+    invariant = RECIPES[recipe].batch_invariant
     result = export(
         ExportConfig(
-            run_dir=str(tiny_run.run_dir), out=str(out), quantize=recipe, max_accuracy_drop=100.0
+            run_dir=str(tiny_run.run_dir),
+            out=str(out),
+            quantize=recipe,
+            max_accuracy_drop=100.0,
+            allow_batch_variance=not invariant,
         ),
         **QUIET,
     )
@@ -67,8 +74,56 @@ def test_every_recipe(recipe: str, tiny_run, tiny_bundle: Path, tmp_path: Path) 
     assert agreement >= 0.9, (recipe, agreement)
     size = (out / "model.onnx").stat().st_size
     fp32_size = (tiny_bundle / "model_fp32.onnx").stat().st_size
-    if RECIPES[recipe].kind == "dynamic":
+    if RECIPES[recipe].kind in ("dynamic", "calibrated"):
         assert size < fp32_size / 2.5  # int8 weights (the embedding table included)
+    if invariant:  # a text's probabilities do not depend on its batch-mates or padding
+        alone = np.concatenate([candidate.predict_proba([t], batch_size=1) for t in texts])
+        np.testing.assert_allclose(candidate.predict_proba(texts, batch_size=32), alone, atol=1e-5)
+        assert result.recipe["batch_invariant"] is True
+
+
+def test_batch_variant_recipe_needs_consent(tiny_run, tmp_path: Path) -> None:
+    from rec_edge.errors import ConfigError
+
+    config = ExportConfig(
+        run_dir=str(tiny_run.run_dir), out=str(tmp_path / "b"), quantize="dynamic"
+    )
+    with pytest.raises(ConfigError, match="--allow-batch-variance .* --quantize calibrated"):
+        export(config, **QUIET)
+    assert not (tmp_path / "b").exists()
+
+
+def test_gate_is_deterministic(tiny_run, tiny_bundle: Path, tmp_path: Path) -> None:
+    """The same run, data and flags give the same bundle: the same recipe, the same graph."""
+    from rec_edge.bundle import sha256_file
+
+    again = export(ExportConfig(run_dir=str(tiny_run.run_dir), out=str(tmp_path / "b")), **QUIET)
+    first = load_bundle(tiny_bundle).manifest
+    assert again.recipe["name"] == first.recipe["name"]
+    assert [row[row["metric"]] for row in again.gate] == [
+        row[row["metric"]] for row in first.metrics["gate"]
+    ]
+    assert sha256_file(again.bundle_dir / "model.onnx") == first.files["model.onnx"]
+
+
+def test_gate_refuses_batch_variance(
+    monkeypatch: pytest.MonkeyPatch, tiny_run, tmp_path: Path
+) -> None:
+    """Every candidate made to look batch-variant: refused unless allowed, real graphs otherwise."""
+    from rec_edge.export import gate
+
+    monkeypatch.setattr(gate.Evaluator, "batch_variance", lambda self, predictor: (0.05, 2))
+    monkeypatch.setattr(gate, "SENSITIVITY_STEPS", (2,))
+    out = tmp_path / "b"
+    with pytest.raises(AccuracyGateError, match="allow-batch-variance") as info:
+        export(ExportConfig(run_dir=str(tiny_run.run_dir), out=str(out)), **QUIET)
+    assert "batch variance 5.0e-02" in str(info.value) and not out.exists()
+    result = export(
+        ExportConfig(run_dir=str(tiny_run.run_dir), out=str(out), allow_batch_variance=True),
+        **QUIET,
+    )
+    assert result.recipe["batch_invariant"] is False
+    assert [row["recipe"] for row in result.gate][4:] == list(VARIANT_CANDIDATES)
 
 
 def _fp32_predictor(bundle: Path) -> Predictor:
@@ -131,14 +186,14 @@ def test_gate_failure_then_fallback(failing_gate, tiny_run, tmp_path: Path) -> N
     out = tmp_path / "gated"
     with pytest.raises(AccuracyGateError, match="No quantization recipe stayed within 1.0") as info:
         export(ExportConfig(run_dir=str(tiny_run.run_dir), out=str(out)), **QUIET)
-    assert "dynamic-per-channel+fp32x2" in str(info.value)  # the sensitivity pass ran
+    assert "calibrated-per-channel+fp32x2" in str(info.value)  # the sensitivity pass ran
     assert not out.exists()
     result = export(
         ExportConfig(run_dir=str(tiny_run.run_dir), out=str(out), fallback="fp32"), **QUIET
     )
     manifest = json.loads((out / "rec_edge.json").read_text())
     assert result.recipe["name"] == manifest["recipe"]["name"] == "fp32"
-    assert [row["passed"] for row in manifest["metrics"]["gate"][1:]] == [False] * 5
+    assert [row["passed"] for row in manifest["metrics"]["gate"][1:]] == [False] * 4
     assert manifest["metrics"]["sensitivity"]  # per-node ranking saved in the bundle
 
 
