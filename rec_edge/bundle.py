@@ -70,9 +70,58 @@ class Manifest:
             problems.append(f"field '{name}' is missing")
         if data.get("task") not in (*TASKS, None):
             problems.append(f"field 'task' is {data.get('task')!r} (allowed: {', '.join(TASKS)})")
+        problems += _type_problems(data)
         if problems:
             raise BundleError(f"{source}: " + "; ".join(problems))
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _is_list_of_str(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _is_file_name(value: Any) -> bool:
+    """A file inside the bundle folder: relative, no way out of it."""
+    return (
+        isinstance(value, str)
+        and bool(value)
+        and not value.startswith("/")
+        and ".." not in value.split("/")
+    )
+
+
+# field -> (check, what it must be)
+_FIELD_TYPES: dict[str, tuple[Any, str]] = {
+    "labels": (lambda v: _is_list_of_str(v) and len(v) > 0, "a non-empty list of strings"),
+    "templates": (lambda v: isinstance(v, dict), "an object"),
+    "max_length": (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+        "a positive integer",
+    ),
+    "inputs": (_is_list_of_str, "a list of strings"),
+    "outputs": (_is_list_of_str, "a list of strings"),
+    "model_file": (_is_file_name, "a file name inside the bundle"),
+    "tokenizer_file": (_is_file_name, "a file name inside the bundle"),
+    "items_file": (
+        lambda v: v is None or _is_file_name(v),
+        "null or a file name inside the bundle",
+    ),
+    "files": (
+        lambda v: (
+            isinstance(v, dict)
+            and all(_is_file_name(k) and isinstance(h, str) for k, h in v.items())
+        ),
+        "an object of file name -> sha256",
+    ),
+}
+
+
+def _type_problems(data: dict[str, Any]) -> list[str]:
+    return [
+        f"field '{name}' must be {what}, got {json.dumps(data[name])[:60]}"
+        for name, (check, what) in _FIELD_TYPES.items()
+        if name in data and not check(data[name])
+    ]
 
 
 @dataclass

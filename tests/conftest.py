@@ -122,3 +122,46 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_run) -> Path:  # 
         ExportConfig(run_dir=str(tiny_run.run_dir), out=str(out), keep_fp32=True),
         log=lambda _: None,
     ).bundle_dir
+
+
+@pytest.fixture(scope="session")
+def rank_bundle(tmp_path_factory, tiny_model):  # type: ignore[no-untyped-def]
+    """A rank run of the tiny model on synthetic interactions, exported in fp32."""
+    from rec_edge.config import ExportConfig
+    from rec_edge.export import export
+    from rec_edge.train import train
+    from tests.data.test_recommend import synthetic
+
+    folder = tmp_path_factory.mktemp("rank")
+    rows = synthetic(users=12, items=40, per_user=20, seed=4)
+    (folder / "inter.jsonl").write_text(
+        "".join(
+            json.dumps({"user": u, "item": i, "rating": r, "timestamp": t}) + "\n"
+            for u, i, r, t in rows
+        )
+    )
+    (folder / "items.jsonl").write_text(
+        "".join(json.dumps({"item": f"i{i}", "title": f"Movie {i}"}) + "\n" for i in range(40))
+    )
+    config = tiny_train_config(
+        tiny_model,
+        {"train": folder / "inter.jsonl", "test": folder / "inter.jsonl"},
+        folder,
+        name="rank",
+        task="rank",
+        items_file=str(folder / "items.jsonl"),
+        test_file=None,
+        max_length=96,
+        epochs=2,
+        negatives=2,  # the flattened [batch * 2] negative batch and its [batch, 2] scores
+    )
+    run = train(config)
+    assert run.metrics["test"] is not None and run.metrics["test"]["n"] > 0
+    run_json = json.loads((run.run_dir / "run.json").read_text())
+    assert run_json["task"] == "rank" and run_json["labels"] == ["no", "yes"]
+    assert run_json["templates"]["task"] == "rank"
+    result = export(
+        ExportConfig(run_dir=str(run.run_dir), out=str(folder / "bundle"), quantize="fp32"),
+        log=lambda _: None,
+    )
+    return result.bundle_dir

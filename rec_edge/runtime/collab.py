@@ -55,6 +55,10 @@ class CollaborativeTables:
             return None
         titles = arrays["titles"].tolist()
         tables = {k: np.asarray(arrays[k], dtype=np.float32) for k in TABLES}
+        wrong = [f"{k} {v.shape}" for k, v in tables.items() if len(v) != len(titles)]
+        dims = {v.shape[1] for k, v in tables.items() if v.ndim == 2}
+        if wrong or len(dims) > 1:
+            raise ValueError(f"tables do not fit {len(titles)} titles: {', '.join(wrong) or dims}")
         return cls(
             {t: i for i, t in enumerate(titles)},
             **tables,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from rec_edge.bundle import Bundle, load_bundle, verify_files
+from rec_edge.bundle import MANIFEST_FILE, Bundle, load_bundle, verify_files
 from rec_edge.data.templates import TemplateSet
-from rec_edge.errors import BundleError, ConfigError, DataError
+from rec_edge.errors import BundleError, ConfigError, DataError, RecEdgeError
 from rec_edge.runtime.collab import CollaborativeTables, add_tables, rank_values
 from rec_edge.runtime.session import SessionConfig, create_session
 from rec_edge.runtime.tokenize import BundleTokenizer, pad_batch
@@ -126,6 +127,40 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=-1, keepdims=True)
 
 
+def _open_session(path: Path, config: SessionConfig) -> Any:
+    """The onnxruntime session; a file onnxruntime cannot load is a BundleError naming it."""
+    try:
+        return create_session(path, config)
+    except RecEdgeError:
+        raise
+    except Exception as error:  # onnxruntime's own classes (InvalidProtobuf, Fail, ...)
+        reason = (
+            str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        )
+        raise BundleError(
+            f"{path} cannot be loaded by onnxruntime ({reason}). Re-export the bundle."
+        ) from None
+
+
+def _read_item_index(
+    path: Path, catalog: bool
+) -> tuple[dict[str, np.ndarray], CollaborativeTables | None]:
+    """A rank bundle's item index: title -> output row, and the collaborative tables if any."""
+    try:
+        with np.load(path, allow_pickle=False) as index:
+            titles = index["titles"].tolist()
+            vectors = index["vectors"]
+            if vectors.ndim != 2 or len(vectors) != len(titles):
+                raise ValueError(f"{len(titles)} titles but vectors of shape {vectors.shape}")
+            tables = CollaborativeTables.from_arrays(index)
+            rows = dict(zip(titles, vectors, strict=True)) if catalog else {}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        raise BundleError(
+            f"{path} is not a usable item index ({type(error).__name__}: {error}). Re-export the bundle."
+        ) from None
+    return rows, tables
+
+
 class Predictor:
     """Load with ``Predictor.load(path)``; safe to call from several threads at once."""
 
@@ -135,14 +170,20 @@ class Predictor:
         self.bundle = bundle
         self.manifest = bundle.manifest
         self.config = config
-        self.templates = TemplateSet.from_dict(self.manifest.templates)
+        try:
+            self.templates = TemplateSet.from_dict(self.manifest.templates)
+        except (ConfigError, KeyError, TypeError, AttributeError) as error:
+            raise BundleError(
+                f"{bundle.path / MANIFEST_FILE}: field 'templates' is unusable ({error}). "
+                "Re-export the bundle."
+            ) from None
         if self.manifest.task == "rank":  # logits() encodes texts as they are; rank() renders
             self._render: Callable[[str], str] = str
             self._user_text = self.templates.preference_renderer()
         else:
             self._render = self.templates.renderer(self.manifest.labels)
         self.tokenizer = BundleTokenizer(bundle.tokenizer_path, self.manifest.max_length)
-        self.session = create_session(bundle.model_path, config)
+        self.session = _open_session(bundle.model_path, config)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_name = self.session.get_outputs()[0].name
         self._check_graph()
@@ -155,11 +196,9 @@ class Predictor:
         self._catalog: dict[str, np.ndarray] = {}  # rank: the item index's vectors (catalog)
         self.collaborative: CollaborativeTables | None = None  # rank: the run's tables, if any
         if self.manifest.items_file:
-            with np.load(bundle.path / self.manifest.items_file, allow_pickle=False) as index:
-                if catalog:
-                    titles = index["titles"].tolist()
-                    self._catalog = dict(zip(titles, index["vectors"], strict=True))
-                self.collaborative = CollaborativeTables.from_arrays(index)
+            self._catalog, self.collaborative = _read_item_index(
+                bundle.path / self.manifest.items_file, catalog
+            )
 
     @classmethod
     def load(
@@ -232,6 +271,12 @@ class Predictor:
         ):
             problems.append(
                 f"the graph gives {width} scores for {len(self.manifest.labels)} labels"
+            )
+        dim = self.manifest.source.get("head", {}).get("dim")
+        rank = self.manifest.task == "rank"
+        if rank and isinstance(width, int) and isinstance(dim, int) and width != dim + 1:
+            problems.append(
+                f"the graph gives rows of {width} values, the two-tower head {dim} + a bias"
             )
         if problems:
             raise BundleError(

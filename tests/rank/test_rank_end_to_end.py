@@ -9,53 +9,11 @@ import pytest
 from click.testing import CliRunner
 
 from rec_edge.cli import main
-from rec_edge.config import ExportConfig
 from rec_edge.errors import ConfigError, DataError
-from rec_edge.export import export
 from rec_edge.runtime import Predictor
 from rec_edge.runtime.predictor import pair_scores
-from rec_edge.train import train
-from tests.conftest import tiny_train_config
-from tests.data.test_recommend import synthetic
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def rank_bundle(tmp_path_factory, tiny_model):  # type: ignore[no-untyped-def]
-    folder = tmp_path_factory.mktemp("rank")
-    rows = synthetic(users=12, items=40, per_user=20, seed=4)
-    (folder / "inter.jsonl").write_text(
-        "".join(
-            json.dumps({"user": u, "item": i, "rating": r, "timestamp": t}) + "\n"
-            for u, i, r, t in rows
-        )
-    )
-    (folder / "items.jsonl").write_text(
-        "".join(json.dumps({"item": f"i{i}", "title": f"Movie {i}"}) + "\n" for i in range(40))
-    )
-    config = tiny_train_config(
-        tiny_model,
-        {"train": folder / "inter.jsonl", "test": folder / "inter.jsonl"},
-        folder,
-        name="rank",
-        task="rank",
-        items_file=str(folder / "items.jsonl"),
-        test_file=None,
-        max_length=96,
-        epochs=2,
-        negatives=2,  # the flattened [batch * 2] negative batch and its [batch, 2] scores
-    )
-    run = train(config)
-    assert run.metrics["test"] is not None and run.metrics["test"]["n"] > 0
-    run_json = json.loads((run.run_dir / "run.json").read_text())
-    assert run_json["task"] == "rank" and run_json["labels"] == ["no", "yes"]
-    assert run_json["templates"]["task"] == "rank"
-    result = export(
-        ExportConfig(run_dir=str(run.run_dir), out=str(folder / "bundle"), quantize="fp32"),
-        log=lambda _: None,
-    )
-    return result.bundle_dir
 
 
 def test_rank_scores_every_candidate_in_order(rank_bundle) -> None:
