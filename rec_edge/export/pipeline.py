@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import glob
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -102,6 +104,37 @@ def _check_recipe(recipe: Recipe, config: ExportConfig) -> None:
         )
 
 
+def _scratch_folders(out: Path) -> tuple[Path, Path]:
+    """The work folder (in the temp dir) and the staging folder (beside ``out``, renamed into
+    place when complete). Both names carry this process's id, so that the next export removes
+    what a killed one (kill -9: no finally runs) left behind."""
+    pid = os.getpid()
+    _remove_orphans(Path(tempfile.gettempdir()), "rec-edge-export-")
+    _remove_orphans(out.parent, f".{out.name}.")
+    work = Path(tempfile.mkdtemp(prefix=f"rec-edge-export-{pid}-"))
+    staging = Path(
+        tempfile.mkdtemp(prefix=f".{out.name}.{pid}-", suffix=".partial", dir=out.parent)
+    )
+    return work, staging
+
+
+def _remove_orphans(folder: Path, prefix: str) -> None:
+    for path in folder.glob(f"{glob.escape(prefix)}*"):
+        pid = path.name.removeprefix(prefix).split("-")[0]
+        if path.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def _check_target(out: Path, force: bool) -> None:
     if out.exists() and not force:
         raise OutputExistsError(
@@ -140,8 +173,7 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
     candidates = [e.candidate or "" for e in examples] if rank else None
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="rec-edge-export-"))
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    work, staging = _scratch_folders(out)
     try:
         model_dir = model_to_export(run_dir, run, work)  # merges the adapter if needed
         tokenizer_file = model_dir / "tokenizer.json"
