@@ -4,16 +4,17 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+BANKING77 ?= ../shared/data/banking77
 PIP := $(BIN)/pip install --disable-pip-version-check -c constraints.txt
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast demo data data-bbc bench bench-ml100k bench-fewshot lint format clean
+.PHONY: help install test test-fast demo data data-bbc bench bench-ml100k bench-fewshot bench-invariance lint format clean
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +49,10 @@ bench: install ## Rebuild the BANKING77 benchmark tables (benchmarks/RESULTS.md)
 
 bench-ml100k: install data ## MovieLens-100K at 64, 256 and all training examples, baselines, collaborative tables, ranking latency (~3 h on 2 cores)
 	PATH=$(BIN):$$PATH bash benchmarks/ml100k.sh
+
+bench-invariance: install data-bbc ## Batch invariance, accuracy, latency of every int8 form and the gate's determinism (needs runs/bbc-demo from make demo, runs/banking77 from make bench)
+	PATH=$(BIN):$$PATH bash benchmarks/batch_invariance.sh runs/bbc-demo data/bbc/test.jsonl label bbc-invariance
+	PATH=$(BIN):$$PATH bash benchmarks/batch_invariance.sh runs/banking77 $(BANKING77)/test.csv category banking77-invariance
 
 bench-fewshot: install ## Few-shot BANKING77 with and without an instruction template
 	PATH=$(BIN):$$PATH bash benchmarks/banking77_fewshot.sh

@@ -86,7 +86,7 @@ class TemplateSet:
                 f"Unknown template task {self.task!r} (known: {', '.join(TASK_FIELDS)})."
             )
         required, allowed = TASK_FIELDS[self.task]
-        problems = []
+        problems: list[str] = []
         for template in self.templates:
             known = len(problems)
             names = template_fields(template)
