@@ -10,8 +10,8 @@ run=$1 test=$2 label=$3 name=$4
 out=benchmarks/results/$name
 mkdir -p "$out"
 bundles=()
-for recipe in fp32 dynamic dynamic-per-channel dynamic-per-channel-rr static \
-  calibrated calibrated-per-channel calibrated-per-channel-rr; do
+recipes=${RECIPES:-fp32 dynamic dynamic-per-channel dynamic-per-channel-rr static calibrated calibrated-per-channel calibrated-per-channel-rr}
+for recipe in $recipes; do
   dir=exports/$name-$recipe
   [ -d "$dir" ] || rec-edge export "$run" --out "$dir" --quantize "$recipe" --max-accuracy-drop 100 \
     --allow-batch-variance >"$out/export-$recipe.log" 2>&1

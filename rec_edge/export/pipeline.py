@@ -154,187 +154,259 @@ def _replace(staging: Path, out: Path) -> None:
         staging.rename(out)
 
 
-def export(config: ExportConfig, log: Any = print) -> ExportResult:
+@dataclass
+class _GateData:
+    """The labelled texts the gate scores candidates on, and the calibration texts."""
+
+    texts: list[str]
+    label_ids: list[int]
+    candidates: list[str] | None  # rank: the item paired with each text
+    source: str  # where the texts come from, for messages and the manifest
+    calibration_texts: list[str]
+
+
+def _gate_data(config: ExportConfig, run: dict[str, Any]) -> _GateData:
+    train_examples, validation, problem = _run_data(run)
+    examples, source = _eval_examples(config, run, validation, problem)
+    index = {label: i for i, label in enumerate(run["labels"])}
+    rank = run["task"] == "rank"  # texts are the users' side; each pairs with its candidate
+    # a sample of the training texts; the evaluation texts if the training data is gone
+    calibration = train_examples[: config.calibration_size] or examples[: config.calibration_size]
+    calibration_texts = [e.text for e in calibration]
+    if rank:  # both towers' inputs: user texts and item texts
+        calibration_texts += [e.candidate or "" for e in calibration]
+    return _GateData(
+        [e.text for e in examples],
+        [index[str(e.label)] for e in examples],
+        [e.candidate or "" for e in examples] if rank else None,
+        source,
+        calibration_texts,
+    )
+
+
+@dataclass
+class _Graphs:
+    unfused: Path  # optimum's export (static QDQ quantizes this one)
+    fused: Path  # with the portable fusions: what the other recipes quantize
+    fusions: dict[str, Any]
+    model_config: Any  # transformers' config of the exported model
+
+
+def _tokenizer_file(model_dir: Path, max_length: int) -> Path:
+    path = model_dir / "tokenizer.json"
+    if not path.is_file():
+        raise RunError(
+            f"{path} is missing: the runtime needs a fast tokenizer's tokenizer.json. Re-run training."
+        )
+    BundleTokenizer(path, max_length)  # fails early on a corrupt file
+    return path
+
+
+def _onnx_graphs(model_dir: Path, work: Path, config: ExportConfig, log: Any) -> _Graphs:
     from transformers import AutoConfig
 
+    model_config = AutoConfig.from_pretrained(model_dir)
+    log(f"exporting {model_dir} to ONNX (optimum, text-classification)")
+    unfused = export_onnx(model_dir, work / "onnx")
+    fused = work / "fused.onnx"
+    fusions: dict[str, Any] = {}
+    if config.optimize == "portable":
+        fusions = optimize_graph(
+            unfused,
+            fused,
+            model_config.model_type,
+            getattr(model_config, "num_attention_heads", 0),
+            getattr(model_config, "hidden_size", 0),
+        )
+        log(f"fused: {fusions or 'nothing'}")
+    else:
+        shutil.copy(unfused, fused)
+    return _Graphs(unfused, fused, fusions, model_config)
+
+
+def _new_manifest(run: dict[str, Any], graph_path: Path) -> Manifest:
+    import onnx
+
+    graph = onnx.load(str(graph_path), load_external_data=False).graph
+    return Manifest(
+        task=run["task"],
+        labels=run["labels"],
+        templates=run["templates"],
+        max_length=run["max_length"],
+        inputs=[i.name for i in graph.input],
+        outputs=[o.name for o in graph.output],
+    )
+
+
+def _evaluate_fp32(evaluator: Evaluator, fused: Path, data: _GateData, log: Any) -> Candidate:
+    folder = evaluator.work / "fp32"
+    folder.mkdir(parents=True)
+    shutil.copy(fused, folder / "model.onnx")
+    fp32 = evaluator.evaluate(get_recipe("fp32"), folder / "model.onnx")
+    n = len(data.texts)
+    log(f"fp32: {fp32.metric} {fp32.score:.4f} on {n} examples of {data.source}")
+    if n < 1000:
+        log(
+            f"note: with {n} evaluation examples one example is {100 / n:.2f} points; "
+            "the gate's decisions are that coarse (pass --eval-file with more labelled data)"
+        )
+    return fp32
+
+
+def _check_parity(
+    model_dir: Path, predictor: Any, texts: list[str], max_length: int, atol: float, log: Any
+) -> dict[str, Any]:
+    """The fp32 graph against PyTorch on the first 64 evaluation texts; ExportError past atol."""
+    sample = texts[:64]
+    figures = parity(
+        torch_logits(model_dir, predictor.render(sample), max_length), predictor.logits(sample)
+    )
+    figures["atol"] = atol
+    log(f"parity with PyTorch: max |diff| {figures['max_abs_diff']:.2e} (atol {atol:g})")
+    if figures["max_abs_diff"] > atol:
+        raise ExportError(
+            f"The fp32 ONNX graph differs from PyTorch by {figures['max_abs_diff']:.2e} "
+            f"(> atol {atol:g}) on {len(sample)} validation texts. Try --optimize none; "
+            "if that passes, the fusions are at fault for this model."
+        )
+    return figures
+
+
+def _choose(gate: Gate, config: ExportConfig, log: Any) -> Candidate:
+    """The gate's choice (``auto``), or the named recipe if it passes; fp32 with --fallback fp32
+    when nothing passes; else an AccuracyGateError with the gate's table."""
+    chosen: Candidate | None = gate.fp32
+    if config.quantize == "auto":
+        log(f"accuracy gate (max drop {config.max_accuracy_drop} pts):")
+        chosen = gate.run()
+    elif get_recipe(config.quantize).kind != "fp32":
+        candidate = gate.attempt(get_recipe(config.quantize))
+        chosen = candidate if candidate.passed else None
+    if chosen is not None:
+        return chosen
+    if config.fallback != "fp32":
+        lines = "\n".join(
+            f"  {r['recipe']:<28} {r['metric']} {r[r['metric']]:.4f} drop {r['drop_points']:+.2f} pts"
+            f" batch variance {r['batch_variance']:.1e}"
+            for r in (c.row() for c in gate.tried)
+        )
+        raise AccuracyGateError(
+            f"No quantization recipe stayed within {config.max_accuracy_drop} {gate.fp32.metric} "
+            f"points of fp32 with batch-invariant scores:\n{lines}\n"
+            "Raise --max-accuracy-drop, pass --allow-batch-variance if batch-variant scores are "
+            "acceptable, or --fallback fp32 to ship the fp32 model."
+        )
+    log("no recipe passed the gate: keeping fp32 (--fallback fp32)")
+    return gate.fp32
+
+
+def _describe(
+    manifest: Manifest,
+    config: ExportConfig,
+    run: dict[str, Any],
+    run_dir: Path,
+    merged: bool,
+    graphs: _Graphs,
+    gate: Gate,
+    chosen: Candidate,
+    data: _GateData,
+    parity_figures: dict[str, Any],
+) -> None:
+    """Fill the manifest: recipe and choice, source, metrics and the gate's table, parity."""
+    manifest.recipe = {
+        **chosen.recipe.to_dict(),
+        "optimize": config.optimize,
+        "fusions": graphs.fusions,
+        "max_accuracy_drop": config.max_accuracy_drop,
+        "batch_invariant": chosen.batch_invariant,
+        "batch_variance": chosen.row()["batch_variance"],
+        "choice_rule": gate.rule,
+    }
+    dims = ("hidden_size", "num_hidden_layers", "intermediate_size", "num_attention_heads")
+    manifest.source = {
+        "run": str(run_dir.resolve()),
+        "run_name": run["name"],
+        "model": run["source_model"],
+        "model_type": graphs.model_config.model_type,
+        "merged_at_export": merged,  # the run held only a LoRA adapter
+        "head": run.get("head", {"kind": "labels"}),
+        "collaborative": run.get("collaborative") if manifest.items_file else None,
+        "run_metrics": run.get("metrics", {}),
+        "export_config": config_to_dict(config),
+        "dims": {k: getattr(graphs.model_config, k, None) for k in (*dims, "vocab_size")},
+    }
+    manifest.metrics = {
+        "eval_source": data.source,
+        "eval_n": len(data.texts),
+        "fp32": _summary(gate.fp32),
+        "chosen": _summary(chosen),
+        "gate": [c.row() for c in gate.tried],
+        "sensitivity": [{"node": n, "mse": e} for n, e in gate.ranking],
+    }
+    manifest.parity = parity_figures
+    manifest.versions = versions()
+    manifest.created = datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def export(config: ExportConfig, log: Any = print) -> ExportResult:
+    """A finished run -> ``config.out``: ONNX, fusions, the gate's int8 recipe, the manifest.
+
+    Written in a staging folder beside ``out`` and renamed into place when complete."""
     run_dir = Path(config.run_dir)
     run = load_run(run_dir)
     out = Path(config.out or Path("exports") / run["name"])
     _check_target(out, config.force)
-    recipe_name = config.quantize
-    if recipe_name != "auto":
-        _check_recipe(get_recipe(recipe_name), config)
-    train_examples, validation, problem = _run_data(run)
-    examples, eval_source = _eval_examples(config, run, validation, problem)
-    index = {label: i for i, label in enumerate(run["labels"])}
-    texts = [e.text for e in examples]
-    label_ids = [index[str(e.label)] for e in examples]
-    rank = run["task"] == "rank"  # texts are the users' side; each pairs with its candidate
-    candidates = [e.candidate or "" for e in examples] if rank else None
-
+    if config.quantize != "auto":
+        _check_recipe(get_recipe(config.quantize), config)
+    data = _gate_data(config, run)
     out.parent.mkdir(parents=True, exist_ok=True)
     work, staging = _scratch_folders(out)
     try:
         model_dir = model_to_export(run_dir, run, work)  # merges the adapter if needed
-        tokenizer_file = model_dir / "tokenizer.json"
-        if not tokenizer_file.is_file():
-            raise RunError(
-                f"{tokenizer_file} is missing: the runtime needs a fast tokenizer's tokenizer.json. Re-run training."
-            )
-        tokenizer = BundleTokenizer(
-            tokenizer_file, run["max_length"]
-        )  # fails early on a corrupt file
-        model_config = AutoConfig.from_pretrained(model_dir)
-        log(f"exporting {model_dir} to ONNX (optimum, text-classification)")
-        unfused = export_onnx(model_dir, work / "onnx")
-        fused = work / "fused.onnx"
-        fusions: dict[str, Any] = {}
-        if config.optimize == "portable":
-            fusions = optimize_graph(
-                unfused,
-                fused,
-                model_config.model_type,
-                getattr(model_config, "num_attention_heads", 0),
-                getattr(model_config, "hidden_size", 0),
-            )
-            log(f"fused: {fusions or 'nothing'}")
-        else:
-            shutil.copy(unfused, fused)
-        import onnx
-
-        graph = onnx.load(str(fused), load_external_data=False).graph
-        manifest = Manifest(
-            task=run["task"],
-            labels=run["labels"],
-            templates=run["templates"],
-            max_length=run["max_length"],
-            inputs=[i.name for i in graph.input],
-            outputs=[o.name for o in graph.output],
-        )
+        tokenizer_file = _tokenizer_file(model_dir, run["max_length"])
+        graphs = _onnx_graphs(model_dir, work, config, log)
+        manifest = _new_manifest(run, graphs.fused)
         evaluator = Evaluator(
-            work / "candidates", manifest, tokenizer_file, texts, label_ids, candidates
+            work / "candidates",
+            manifest,
+            tokenizer_file,
+            data.texts,
+            data.label_ids,
+            data.candidates,
         )
-        fp32_dir = work / "candidates" / "fp32"
-        fp32_dir.mkdir(parents=True)
-        shutil.copy(fused, fp32_dir / "model.onnx")
-        fp32 = evaluator.evaluate(get_recipe("fp32"), fp32_dir / "model.onnx")
-        log(f"fp32: {fp32.metric} {fp32.score:.4f} on {len(texts)} examples of {eval_source}")
-        if len(texts) < 1000:
-            log(
-                f"note: with {len(texts)} evaluation examples one example is {100 / len(texts):.2f} points; "
-                "the gate's decisions are that coarse (pass --eval-file with more labelled data)"
-            )
-
-        sample = texts[:64]
+        fp32 = _evaluate_fp32(evaluator, graphs.fused, data, log)
         predictor = evaluator.predictor(fp32.path)
-        parity_figures = parity(
-            torch_logits(model_dir, predictor.render(sample), run["max_length"]),
-            predictor.logits(sample),
+        parity_figures = _check_parity(
+            model_dir, predictor, data.texts, run["max_length"], config.parity_atol, log
         )
-        parity_figures["atol"] = config.parity_atol
-        log(
-            f"parity with PyTorch: max |diff| {parity_figures['max_abs_diff']:.2e} (atol {config.parity_atol:g})"
+        tokenizer = BundleTokenizer(tokenizer_file, run["max_length"])
+        calibration = _calibration(
+            data.calibration_texts, tokenizer, predictor.render, manifest.inputs
         )
-        if parity_figures["max_abs_diff"] > config.parity_atol:
-            raise ExportError(
-                f"The fp32 ONNX graph differs from PyTorch by {parity_figures['max_abs_diff']:.2e} "
-                f"(> atol {config.parity_atol:g}) on {len(sample)} validation texts. Try --optimize none; "
-                "if that passes, the fusions are at fault for this model."
-            )
-
-        # a sample of the training texts; the evaluation texts if the training data is gone
-        calibration_examples = (
-            train_examples[: config.calibration_size] or examples[: config.calibration_size]
-        )
-        calibration_texts = [e.text for e in calibration_examples]
-        if rank:  # both towers' inputs: user texts and item texts
-            calibration_texts += [e.candidate or "" for e in calibration_examples]
-        calibration = _calibration(calibration_texts, tokenizer, predictor.render, manifest.inputs)
         gate = Gate(
             evaluator,
-            fused,
-            unfused,
+            graphs.fused,
+            graphs.unfused,
             fp32,
             config.max_accuracy_drop,
             calibration,
             log,
             config.allow_batch_variance,
         )
-        chosen: Candidate | None = fp32
-        if recipe_name == "auto":
-            log(f"accuracy gate (max drop {config.max_accuracy_drop} pts):")
-            chosen = gate.run()
-        elif get_recipe(recipe_name).kind != "fp32":
-            candidate = gate.attempt(get_recipe(recipe_name))
-            chosen = candidate if candidate.passed else None
-        tried, ranking = gate.tried, gate.ranking
-        table = [c.row() for c in tried]
-        if chosen is None:
-            if config.fallback != "fp32":
-                lines = "\n".join(
-                    f"  {r['recipe']:<28} {r['metric']} {r[r['metric']]:.4f} drop {r['drop_points']:+.2f} pts"
-                    f" batch variance {r['batch_variance']:.1e}"
-                    for r in table
-                )
-                raise AccuracyGateError(
-                    f"No quantization recipe stayed within {config.max_accuracy_drop} {fp32.metric} points of fp32 "
-                    f"with batch-invariant scores:\n{lines}\n"
-                    "Raise --max-accuracy-drop, pass --allow-batch-variance if batch-variant scores are "
-                    "acceptable, or --fallback fp32 to ship the fp32 model."
-                )
-            log("no recipe passed the gate: keeping fp32 (--fallback fp32)")
-            chosen = fp32
+        chosen = _choose(gate, config, log)
+
         shutil.copy(chosen.path, staging / "model.onnx")
         shutil.copy(tokenizer_file, staging / "tokenizer.json")
-        if rank:
+        if run["task"] == "rank":
             manifest.items_file = _item_index(
                 run, run_dir, evaluator.predictor(chosen.path), staging, log
             )
         if config.keep_fp32 and chosen is not fp32:
             shutil.copy(fp32.path, staging / "model_fp32.onnx")
-
-        metrics = {
-            "eval_source": eval_source,
-            "eval_n": len(texts),
-            "fp32": _summary(fp32),
-            "chosen": _summary(chosen),
-            "gate": table,
-            "sensitivity": [{"node": n, "mse": e} for n, e in ranking],
-        }
-        manifest.recipe = {
-            **chosen.recipe.to_dict(),
-            "optimize": config.optimize,
-            "fusions": fusions,
-            "max_accuracy_drop": config.max_accuracy_drop,
-            "batch_invariant": chosen.batch_invariant,
-            "batch_variance": chosen.row()["batch_variance"],
-            "choice_rule": gate.rule,
-        }
-        manifest.source = {
-            "run": str(run_dir.resolve()),
-            "run_name": run["name"],
-            "model": run["source_model"],
-            "model_type": model_config.model_type,
-            "merged_at_export": model_dir.parent == work,  # the run held only a LoRA adapter
-            "head": run.get("head", {"kind": "labels"}),
-            "collaborative": run.get("collaborative") if manifest.items_file else None,
-            "run_metrics": run.get("metrics", {}),
-            "export_config": config_to_dict(config),
-            "dims": {
-                k: getattr(model_config, k, None)
-                for k in (
-                    "hidden_size",
-                    "num_hidden_layers",
-                    "intermediate_size",
-                    "num_attention_heads",
-                    "vocab_size",
-                )
-            },
-        }
-        manifest.metrics = metrics
-        manifest.parity = parity_figures
-        manifest.versions = versions()
-        manifest.created = datetime.now(UTC).isoformat(timespec="seconds")
+        merged = model_dir.parent == work
+        _describe(
+            manifest, config, run, run_dir, merged, graphs, gate, chosen, data, parity_figures
+        )
         (staging / "README.md").write_text(model_card(manifest), encoding="utf-8")
         write_manifest(staging, manifest)
         _check_target(out, config.force)
@@ -343,8 +415,8 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
         return ExportResult(
             out,
             manifest.recipe,
-            {"fp32": metrics["fp32"], "chosen": metrics["chosen"]},
-            table,
+            {"fp32": manifest.metrics["fp32"], "chosen": manifest.metrics["chosen"]},
+            manifest.metrics["gate"],
             parity_figures,
         )
     finally:

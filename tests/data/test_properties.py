@@ -25,8 +25,14 @@ TEXT = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=6
 )
 LABEL = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=12)
 ROWS = st.lists(st.tuples(TEXT, LABEL), min_size=1, max_size=8)
+# derandomized: the same inputs on every run and machine (a suite that never flakes); no
+# example database written into the working tree
 SETTINGS = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
 
