@@ -227,3 +227,29 @@ def test_collaborative_refit_reuses_the_encoder_scores(rank_bundle, tmp_path, mo
     with np.load(run_dir / collab.COLLAB_FILE) as other:
         assert other["like_vectors"].shape[1] == 4
     assert json.loads((run_dir / "run.json").read_text())["collaborative"] == record
+
+
+def test_rank_export_is_batch_invariant(rank_bundle, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The gate measures rank bundles too (P(yes) of its validation pairs at every batching) and
+    keeps a calibrated int8 graph: an item's vector does not depend on its batch-mates."""
+    from rec_edge.bundle import load_bundle
+    from rec_edge.config import ExportConfig
+    from rec_edge.export import export
+
+    run_dir = load_bundle(rank_bundle).manifest.source["run"]
+    result = export(
+        ExportConfig(run_dir=run_dir, out=str(tmp_path / "int8"), max_accuracy_drop=100.0),
+        log=lambda _: None,
+    )
+    assert result.recipe["kind"] == "calibrated" and result.recipe["batch_invariant"] is True
+    assert all(row["batch_invariant"] for row in result.gate)
+    predictor = Predictor.load(result.bundle_dir, catalog=False, item_cache=0)
+    titles = [f"Movie {i}" for i in range(40)] + ["A title nobody rated"]
+    alone = np.concatenate([predictor.logits([t], batch_size=1) for t in titles])
+    np.testing.assert_allclose(predictor.logits(titles, batch_size=32), alone, atol=1e-5)
+    history = {"liked": ["Movie 1", "Movie 2"], "disliked": ["Movie 3"]}
+    np.testing.assert_allclose(
+        predictor.score(history, titles),
+        np.concatenate([predictor.score(history, [t]) for t in titles]),
+        atol=1e-6,
+    )
