@@ -22,8 +22,15 @@ def model_card(m: Manifest) -> str:
         else ""
     )
     rows = "\n".join(
-        f"| {r['recipe']} | {r[r['metric']]:.4f} | {r['drop_points']:+.2f} | {r['ms_per_item']:.2f} | {r['size_mb']:.1f} | {'yes' if r['passed'] else 'no'} |"
+        f"| {r['recipe']} | {r[r['metric']]:.4f} | {r['drop_points']:+.2f} | {r.get('batch_variance', float('nan')):.1e} "
+        f"| {r['ms_per_item']:.2f} | {r['size_mb']:.1f} | {'yes' if r['passed'] else 'no'} |"
         for r in m.metrics["gate"]
+    )
+    invariance = (
+        "scores do not depend on batching (measured: largest probability change "
+        f"{m.recipe['batch_variance']:.1e} between batch 1, 32 and a mix)"
+        if m.recipe.get("batch_invariant")
+        else "**scores depend on what a text is batched with** (exported with --allow-batch-variance)"
     )
     return f"""# {m.source.get("run_name", "bundle")}: a rec-edge bundle
 
@@ -31,7 +38,8 @@ Task `{m.task}` with {len(m.labels)} labels, from `{m.source.get("model")}` (`{m
 exported {m.created} with rec-edge {m.versions.get("rec-edge", "?")}.
 
 - Recipe: **{m.recipe["name"]}** ({m.recipe["kind"]}, per-channel {m.recipe["per_channel"]},
-  reduce_range {m.recipe["reduce_range"]}, {len(m.recipe["exclude"])} nodes left in fp32); optimize `{m.recipe["optimize"]}`
+  reduce_range {m.recipe["reduce_range"]}, {len(m.recipe["exclude"])} nodes left in fp32); optimize `{m.recipe["optimize"]}`;
+  {invariance}
 - {metric} on {m.metrics["eval_n"]} examples of {m.metrics["eval_source"]}: fp32 {fp32[metric]:.4f},
   this bundle {chosen[metric]:.4f} (drop {chosen["drop_points"]:+.2f} points)
 - Size: {chosen["size_mb"]:.1f} MB (fp32 {fp32["size_mb"]:.1f} MB)
@@ -40,10 +48,11 @@ exported {m.created} with rec-edge {m.versions.get("rec-edge", "?")}.
 
 ## Recipes tried
 
-| recipe | {metric} | drop (pts) | ms/item | MB | passed |
-|---|---|---|---|---|---|
+| recipe | {metric} | drop (pts) | batch variance | ms/item | MB | passed |
+|---|---|---|---|---|---|---|
 {rows}
 
+Chosen by: {m.recipe.get("choice_rule", "the fastest passing recipe (before rec-edge 0.2)")}.
 Latency here is the gate's quick measure on the export machine; use `rec-edge bench` for figures.
 
 ```python
