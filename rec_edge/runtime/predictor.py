@@ -187,6 +187,14 @@ class Predictor:
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_name = self.session.get_outputs()[0].name
         self._check_graph()
+        if self.manifest.recipe.get("kind") == "dynamic":
+            log.warning(
+                "%s was quantized with dynamic int8 (%s): a text's scores depend on what it is "
+                "batched with. Re-export it with rec-edge export (calibrated int8) for scores that "
+                "do not.",
+                bundle.path,
+                self.manifest.recipe.get("name"),
+            )
         self.provider = self.session.get_providers()[0]
         self._io_binding = self.provider == "CUDAExecutionProvider"
         self._lock = threading.Lock()

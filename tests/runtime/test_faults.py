@@ -149,3 +149,16 @@ def test_item_index_that_does_not_fit(rank_bundle: Path, tmp_path: Path) -> None
     _lie(folder)
     with pytest.raises(BundleError, match=r"items\.npz is not a usable item index"):
         Predictor.load(folder)
+
+
+def test_batch_variant_bundle_is_flagged_at_load(tiny_bundle: Path, tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    """A bundle made before calibrated int8 (or with --allow-batch-variance) still loads, with a
+    warning that says how to get batch-invariant scores."""
+    folder = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, folder)
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    manifest["recipe"].update(kind="dynamic", name="dynamic-per-channel-rr")
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with caplog.at_level("WARNING", logger="rec_edge"):
+        Predictor.load(folder)
+    assert "depend on what it is batched with" in caplog.text and "Re-export" in caplog.text
