@@ -48,7 +48,7 @@ def test_banking77_int8_bundle_without_torch(tmp_path) -> None:
     code = BLOCK_TORCH + (
         "from rec_edge import Predictor\n"
         f"p = Predictor.load({str(bundle)!r})\n"
-        "assert p.manifest.recipe['kind'] == 'dynamic' and len(p.labels) == 77\n"
+        "assert p.manifest.recipe['kind'] == 'calibrated' and len(p.labels) == 77\n"
         "out = p.predict(['I am still waiting on my card?', 'How do I top up by cheque?'])\n"
         "assert all(o.label in p.labels and 0 < o.score <= 1 for o in out)\n"
         "assert not [m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'optimum', 'peft')]\n"
