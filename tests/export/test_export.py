@@ -205,10 +205,12 @@ def test_interrupted_export_leaves_nothing(
     def interrupt(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise KeyboardInterrupt
 
-    workdir = tmp_path / "cwd"
+    workdir, temp = tmp_path / "cwd", tmp_path / "tmp"
     workdir.mkdir()
+    temp.mkdir()
     monkeypatch.chdir(workdir)
-    before = set(Path(tempfile.gettempdir()).glob("rec-edge-export-*"))
+    # a temp dir of its own: other exports (another test session, another user) share /tmp
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     monkeypatch.setattr(pipeline, "write_manifest", interrupt)
     out = tmp_path / "exports" / "x"
     with pytest.raises(KeyboardInterrupt):
@@ -217,7 +219,7 @@ def test_interrupted_export_leaves_nothing(
         )
     assert list((tmp_path / "exports").iterdir()) == []
     assert list(workdir.iterdir()) == []
-    assert set(Path(tempfile.gettempdir()).glob("rec-edge-export-*")) == before
+    assert list(temp.glob("rec-edge-export-*")) == []
 
 
 def test_adapter_only_run_is_merged(tmp_path: Path, tiny_model, topic_files) -> None:
