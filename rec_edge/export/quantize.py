@@ -104,7 +104,8 @@ def quantize(
     unfused_src: Path | None = None,
 ) -> None:
     """Write ``src`` quantized by ``recipe`` to ``dst``. Static quantization reads ``unfused_src``
-    (QDQ pairs with plain MatMuls, which onnxruntime fuses at load time)."""
+    (QDQ pairs around plain MatMuls; with s8 activations onnxruntime's x86 kernels do not fuse
+    them, so each weight is dequantized at every call: the slow recipe, kept for comparison)."""
     if recipe.kind == "fp32":
         onnx.save(onnx.load(str(src)), str(dst))
     elif recipe.kind == "dynamic":
