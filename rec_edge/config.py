@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,8 +46,13 @@ class TrainConfig:
     instruction: str | None = None  # the task instruction rendered into {instruction}
     templates: list[str] = field(default_factory=list)  # empty: built-in templates of the task
     template_file: str | None = None  # TOML/JSON with templates, instruction, label_names
-    use_templates: bool = True  # False: the raw text alone (for comparisons)
+    # True: instruction templates; False: the raw text alone; None: templates when an instruction,
+    # templates or a template file are given (and always for rank), else the raw text, which
+    # scored as well as the built-in instruction at a fraction of the tokens (benchmarks/RESULTS.md)
+    use_templates: bool | None = None
     label_names: dict[str, str] = field(default_factory=dict)  # verbalizer: label -> words
+    descriptions: dict[str, str] = field(default_factory=dict)  # label -> a sentence (the head's)
+    head: str = "descriptions"  # classify: descriptions (train.heads) | linear (a fresh matrix)
     max_length: int = 128
     method: str = "lora"  # lora | full
     lora_r: int = 16
@@ -57,11 +63,13 @@ class TrainConfig:
     )
     target_modules: list[str] | None = None  # None: chosen per architecture
     epochs: float = 5.0
+    min_steps: int = 100  # the schedule's floor in optimizer steps: few examples still learn
+    max_steps: int | None = None  # the schedule in optimizer steps, overriding epochs and the floor
     batch_size: int = 32
     gradient_accumulation_steps: int = 1
     learning_rate: float | None = None  # None: 1e-3 for lora, 5e-5 for full
     weight_decay: float = 0.01
-    warmup_ratio: float = 0.06
+    warmup_ratio: float = 0.1
     early_stopping_patience: int | None = 2
     seed: int = 42
     skip_invalid: bool = False  # skip (and count) invalid rows instead of failing
@@ -87,8 +95,19 @@ class TrainConfig:
             p.append(f"validation_fraction={self.validation_fraction} (must be in (0, 1))")
         if self.validation_limit is not None and self.validation_limit < 1:
             p.append(f"validation_limit={self.validation_limit} (must be >= 1)")
-        if self.shots is not None and self.shots < 1:
-            p.append(f"shots={self.shots} (must be >= 1)")
+        if self.shots is not None and self.shots < 0:
+            p.append(f"shots={self.shots} (must be >= 0; 0 is zero-shot)")
+        if self.head not in ("descriptions", "linear"):
+            p.append(f"head={self.head!r} (allowed: descriptions, linear)")
+        if self.shots == 0 and (self.task != "classify" or self.head != "descriptions"):
+            p.append(
+                "shots=0 (zero-shot) needs task=classify and head=descriptions: only label "
+                "descriptions can score labels that have no example"
+            )
+        if self.min_steps < 0:
+            p.append(f"min_steps={self.min_steps} (must be >= 0)")
+        if self.max_steps is not None and self.max_steps < 1:
+            p.append(f"max_steps={self.max_steps} (must be >= 1)")
         for name in (
             "max_length",
             "lora_r",
@@ -108,11 +127,32 @@ class TrainConfig:
             p.append("force and resume together (choose one: --force replaces, --resume continues)")
         _check(p, "TrainConfig")
 
-    @property
-    def resolved_learning_rate(self) -> float:
+    def resolved_use_templates(self, template_file: dict[str, Any]) -> bool:
+        """``use_templates``, or None resolved as its comment says (``template_file``: the
+        keys read from --template-file)."""
+        if self.use_templates is not None:
+            return self.use_templates
+        return self.task == "rank" or bool(
+            self.templates
+            or self.instruction
+            or template_file.get("templates")
+            or template_file.get("instruction")
+        )
+
+    def resolved_learning_rate(self, examples: int) -> float:
+        """--learning-rate, else the method's rate, lowered for small data sets: a few examples
+        seen for many steps need smaller steps (sqrt(examples / 1024), at most 1, at least 1/10)."""
         if self.learning_rate is not None:
             return self.learning_rate
-        return 1e-3 if self.method == "lora" else 5e-5
+        base = 1e-3 if self.method == "lora" else 5e-5
+        return base * min(1.0, max(0.1, (examples / 1024) ** 0.5))
+
+    def resolved_steps(self, examples: int) -> int:
+        """Optimizer steps: --max-steps, else the epochs' steps with the --min-steps floor."""
+        if self.max_steps is not None:
+            return self.max_steps
+        per_epoch = math.ceil(examples / (self.batch_size * self.gradient_accumulation_steps))
+        return max(self.min_steps, math.ceil(self.epochs * max(1, per_epoch)))
 
 
 @dataclass
@@ -125,6 +165,7 @@ class ExportConfig:
     optimize: str = "portable"  # none | portable (fusions only; never hardware-specific)
     max_accuracy_drop: float = 1.0  # accuracy points
     allow_batch_variance: bool = False  # accept graphs whose scores depend on batch-mates
+    add_labels: dict[str, str] = field(default_factory=dict)  # description runs: name -> sentence
     fallback: str = "fail"  # fail | fp32
     eval_file: str | None = None
     eval_limit: int | None = 2000  # at most this many evaluation examples for the gate
@@ -146,6 +187,11 @@ class ExportConfig:
             p.append(f"calibration_size={self.calibration_size} (must be >= 1)")
         if self.eval_limit is not None and self.eval_limit < 1:
             p.append(f"eval_limit={self.eval_limit} (must be >= 1)")
+        p += [
+            f"add_labels[{name!r}]: the description is empty"
+            for name, text in self.add_labels.items()
+            if not name or not str(text).strip()
+        ]
         _check(p, "ExportConfig")
 
 

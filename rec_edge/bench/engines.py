@@ -15,6 +15,7 @@ torch and optimum are imported only inside their worker (they need the [train] e
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -62,7 +63,13 @@ def optimum_folder(bundle: Path) -> Path:
     for file in source_model_dir(bundle).iterdir():
         if file.suffix in (".json", ".txt") and file.is_file():
             shutil.copy(file, folder / file.name)
-    shutil.copy(load_bundle(bundle, verify=False).model_path, folder / "model.onnx")
+    manifest = load_bundle(bundle, verify=False).manifest
+    shutil.copy(bundle / manifest.model_file, folder / "model.onnx")
+    if manifest.task == "classify":  # a description head's encoder config names no labels
+        config = json.loads((folder / "config.json").read_text())
+        config["id2label"] = dict(enumerate(manifest.labels))
+        config["label2id"] = {label: i for i, label in enumerate(manifest.labels)}
+        (folder / "config.json").write_text(json.dumps(config))
     return folder
 
 
@@ -174,8 +181,19 @@ class TorchEngine(Engine):
         self.torch = torch
         model_dir = source_model_dir(bundle)
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
         self.max_length = self.bundle.manifest.max_length
+        head = self.bundle.manifest.source.get("head", {})
+        if head.get("kind") == "descriptions":  # the encoder and the run's head, as trained
+            from transformers import AutoModel
+
+            from rec_edge.train.heads import LabelHead, description_classifier
+
+            self.model = description_classifier(
+                AutoModel.from_pretrained(model_dir),
+                LabelHead.load(model_dir.parent / head["file"]),
+            ).eval()
+        else:
+            self.model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
 
     def _logits(self, texts: list[str]) -> Any:
         with self.torch.inference_mode():
@@ -186,7 +204,7 @@ class TorchEngine(Engine):
                 padding=True,
                 return_tensors="pt",
             )
-            return self.model(**inputs).logits
+            return self.model(**inputs)["logits"]
 
     def classify(self, texts: list[str]) -> list[str]:
         return [self.labels[i] for i in self._logits(self.render(texts)).argmax(-1).tolist()]

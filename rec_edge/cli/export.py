@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from rec_edge.cli._common import echo_json
+from rec_edge.cli._common import echo_json, label_pairs
 
 RECIPE_HELP = (
     "auto (accuracy-gated, batch-invariant int8), fp32, calibrated, calibrated-per-channel, "
@@ -63,6 +63,14 @@ RECIPE_HELP = (
     default=1e-4,
     show_default=True,
     help="Largest allowed |logit difference| between PyTorch and the fp32 graph.",
+)
+@click.option(
+    "--add-label",
+    "add_labels",
+    multiple=True,
+    callback=label_pairs,
+    help="NAME=DESCRIPTION: a label the run never saw, scored by its description's embedding "
+    "(runs with the description head); repeatable.",
 )
 @click.option(
     "--keep-fp32", is_flag=True, help="Also keep the fp32 model in the bundle (model_fp32.onnx)."

@@ -6,25 +6,11 @@ from typing import Any
 
 import click
 
-from rec_edge.cli._common import echo_json
+from rec_edge.cli._common import echo_json, label_pairs
 
 
 def _split_csv(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
-
-
-def _label_names(
-    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
-) -> dict[str, str]:
-    names = {}
-    for value in values:
-        label, sep, words = value.partition("=")
-        if not sep or not label or not words:
-            raise click.BadParameter(
-                f"{value!r}: expected LABEL=WORDS, e.g. card_arrival='card not arrived'"
-            )
-        names[label] = words
-    return names
 
 
 @click.command("train")
@@ -101,7 +87,8 @@ def _label_names(
 @click.option(
     "--shots",
     type=int,
-    help="Few-shot: K training examples per class (stratified, seeded); with --task rank, K in all.",
+    help="Few-shot: K training examples per class (stratified, seeded); with --task rank, K in "
+    "all. 0: zero-shot, nothing is trained (the labels come from TRAIN_FILE).",
 )
 @click.option(
     "--instruction",
@@ -118,13 +105,39 @@ def _label_names(
     type=click.Path(dir_okay=False),
     help="TOML/JSON with templates, instruction, label_names.",
 )
-@click.option("--no-template", is_flag=True, help="Train on the raw text alone (no instruction).")
+@click.option(
+    "--no-template",
+    is_flag=True,
+    help="Train on the raw text alone, even with --instruction or --template-file.",
+)
+@click.option(
+    "--with-template",
+    is_flag=True,
+    help="Wrap the text in the built-in instruction templates. [default: only when --instruction, "
+    "--template or --template-file is given; the raw text otherwise, which scores as well]",
+)
 @click.option(
     "--label-name",
     "label_names",
     multiple=True,
-    callback=_label_names,
+    callback=label_pairs,
     help="Verbalizer: LABEL=WORDS, repeatable.",
+)
+@click.option(
+    "--description",
+    "descriptions",
+    multiple=True,
+    callback=label_pairs,
+    help="LABEL=SENTENCE the description head embeds for LABEL, repeatable. "
+    "[default: 'This is about <label name>.']",
+)
+@click.option(
+    "--head",
+    type=click.Choice(["descriptions", "linear"]),
+    default="descriptions",
+    show_default=True,
+    help="classify: descriptions scores each text against the encoded label descriptions "
+    "(zero-shot with --shots 0, labels added at export); linear is a fresh label matrix.",
 )
 @click.option(
     "--max-length", default=128, show_default=True, help="Truncate inputs to this many tokens."
@@ -150,6 +163,15 @@ def _label_names(
     help="Comma-separated module names for LoRA. [default: per architecture]",
 )
 @click.option("--epochs", default=5.0, show_default=True, help="Training epochs.")
+@click.option(
+    "--min-steps",
+    default=100,
+    show_default=True,
+    help="The schedule's floor in optimizer steps, whatever the epochs give (few examples).",
+)
+@click.option(
+    "--max-steps", type=int, help="Train exactly this many optimizer steps (overrides --epochs)."
+)
 @click.option("--batch-size", default=32, show_default=True, help="Per-device batch size.")
 @click.option(
     "--gradient-accumulation-steps",
@@ -158,13 +180,17 @@ def _label_names(
     help="Batches per optimizer step.",
 )
 @click.option(
-    "--learning-rate", type=float, help="Peak learning rate. [default: 1e-3 lora, 5e-5 full]"
+    "--learning-rate",
+    type=float,
+    help="Peak learning rate. [default: 1e-3 lora, 5e-5 full, times sqrt(examples / 1024) "
+    "within [1/10, 1]]",
 )
 @click.option(
     "--early-stopping-patience",
     default=2,
     show_default=True,
-    help="Epochs without improvement before stopping (0: off).",
+    help="Evaluations without improvement before stopping (0: off). Evaluation: each epoch, or 5 "
+    "times when --min-steps or --max-steps sets the length.",
 )
 @click.option(
     "--seed", default=42, show_default=True, help="Seed for sampling, templates, and training."
@@ -182,7 +208,13 @@ def _label_names(
     "--keep-checkpoints", is_flag=True, help="Keep the Trainer checkpoints in the run folder."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def command(no_template: bool, as_json: bool, early_stopping_patience: int, **options: Any) -> None:
+def command(
+    no_template: bool,
+    with_template: bool,
+    as_json: bool,
+    early_stopping_patience: int,
+    **options: Any,
+) -> None:
     """Tune a model on TRAIN_FILE through instruction templates.
 
     classify: TRAIN_FILE is JSONL, CSV or TSV with a text and a label. rank: TRAIN_FILE holds
@@ -194,9 +226,11 @@ def command(no_template: bool, as_json: bool, early_stopping_patience: int, **op
     from rec_edge.config import TrainConfig
     from rec_edge.train import train
 
+    if no_template and with_template:
+        raise click.UsageError("--no-template and --with-template contradict; pass one of them.")
     options["templates"] = list(options["templates"])
     config = TrainConfig(
-        use_templates=not no_template,
+        use_templates=False if no_template else True if with_template else None,
         early_stopping_patience=early_stopping_patience or None,
         **options,
     )

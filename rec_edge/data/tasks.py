@@ -13,6 +13,7 @@ from rec_edge.data.readers import Example, read_examples
 from rec_edge.data.sampling import few_shot, stratified_split
 from rec_edge.data.templates import (
     BUILTIN_TEMPLATES,
+    DEFAULT_DESCRIPTION,
     DEFAULT_INSTRUCTIONS,
     RAW_TEMPLATES,
     TemplateSet,
@@ -48,7 +49,7 @@ class ClassificationData:
 
 def resolve_templates(config: TrainConfig) -> TemplateSet:
     from_file = load_template_file(config.template_file) if config.template_file else {}
-    if not config.use_templates:
+    if not config.resolved_use_templates(from_file):
         templates = [RAW_TEMPLATES[config.task]]
     else:
         templates = config.templates or from_file.get("templates") or BUILTIN_TEMPLATES[config.task]
@@ -56,7 +57,15 @@ def resolve_templates(config: TrainConfig) -> TemplateSet:
         config.instruction or from_file.get("instruction") or DEFAULT_INSTRUCTIONS[config.task]
     )
     label_names = {**from_file.get("label_names", {}), **config.label_names}
-    return TemplateSet(list(templates), instruction, label_names, config.task)
+    descriptions = {**from_file.get("descriptions", {}), **config.descriptions}
+    return TemplateSet(
+        list(templates),
+        instruction,
+        label_names,
+        config.task,
+        descriptions,
+        from_file.get("description_template") or DEFAULT_DESCRIPTION,
+    )
 
 
 def _read(path: str, config: TrainConfig, skipped: list[str]) -> list[Example]:
@@ -105,7 +114,7 @@ def read_splits(
     else:
         train, validation = stratified_split(train, config.validation_fraction, config.seed)
     test = _read(config.test_file, config, skipped) if config.test_file else None
-    if config.shots:
+    if config.shots:  # 0: zero-shot; the file still gives the label set (and calibration texts)
         train = few_shot(train, config.shots, config.seed)
     return train, _limit(validation, config), test, skipped
 

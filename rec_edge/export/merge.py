@@ -8,17 +8,24 @@ from typing import Any
 from rec_edge.errors import RunError
 
 
-def merge_adapter(adapter_dir: Path, base: str, labels: list[str], out: Path) -> Path:
-    """Load the base model with the run's head shape, apply the adapter, merge, save to ``out``."""
+def merge_adapter(
+    adapter_dir: Path, base: str, labels: list[str], out: Path, encoder_only: bool = False
+) -> Path:
+    """Load the base model with the run's head shape (``encoder_only``: the bare encoder of a
+    description run, whose head is in head.npz), apply the adapter, merge, save to ``out``."""
     from peft import PeftModel
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            base,
-            num_labels=len(labels),
-            id2label=dict(enumerate(labels)),
-            label2id={label: i for i, label in enumerate(labels)},
+        model = (
+            AutoModel.from_pretrained(base)
+            if encoder_only
+            else AutoModelForSequenceClassification.from_pretrained(
+                base,
+                num_labels=len(labels),
+                id2label=dict(enumerate(labels)),
+                label2id={label: i for i, label in enumerate(labels)},
+            )
         )
         tokenizer = AutoTokenizer.from_pretrained(base)
     except OSError as error:
@@ -37,6 +44,7 @@ def model_to_export(run_dir: Path, run: dict[str, Any], work: Path) -> Path:
     merged = run_dir / "model"
     if (merged / "config.json").is_file():
         return merged
+    encoder_only = run.get("head", {}).get("kind") == "descriptions"
     return merge_adapter(
-        run_dir / "adapter", run["source_model_path"], run["labels"], work / "merged"
+        run_dir / "adapter", run["source_model_path"], run["labels"], work / "merged", encoder_only
     )

@@ -10,19 +10,23 @@ from typing import Any
 import numpy as np
 
 from rec_edge.errors import ExportError
+from rec_edge.train.heads import LabelHead, embed
 
 log = logging.getLogger("rec_edge")
 
 
-def export_onnx(model_dir: Path, out_dir: Path, opset: int | None = None) -> Path:
-    """optimum's exporter, task text-classification; its own output validation runs too."""
+def export_onnx(
+    model_dir: Path, out_dir: Path, task: str = "text-classification", opset: int | None = None
+) -> Path:
+    """optimum's exporter (text-classification, or feature-extraction for the description head);
+    its own output validation runs too."""
     from optimum.exporters.onnx import main_export
 
     try:
         main_export(
             str(model_dir),
             out_dir,
-            task="text-classification",
+            task=task,
             opset=opset,
             local_files_only=True,
             do_validation=True,
@@ -37,16 +41,27 @@ def export_onnx(model_dir: Path, out_dir: Path, opset: int | None = None) -> Pat
 
 
 def torch_logits(
-    model_dir: Path, texts: Sequence[str], max_length: int, batch_size: int = 32
+    model_dir: Path,
+    texts: Sequence[str],
+    max_length: int,
+    batch_size: int = 32,
+    head: LabelHead | None = None,
 ) -> np.ndarray:
     """PyTorch's output rows for ``texts`` (in order), each distinct text once, batched by length
-    so that a batch pads only to its own longest text."""
+    so that a batch pads only to its own longest text; with ``head``, the description head's
+    scores of the encoder's mean-pooled embeddings."""
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
     unique = list(dict.fromkeys(texts))
+    if head is not None:
+        rows = head.logits(
+            embed(AutoModel.from_pretrained(model_dir), tokenizer, unique, max_length)
+        )
+        where = {t: i for i, t in enumerate(unique)}
+        return rows[[where[t] for t in texts]]
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
     order = sorted(range(len(unique)), key=lambda i: len(unique[i]))
     rows = np.zeros((len(unique), model.config.num_labels), dtype=np.float32)
     with torch.inference_mode():

@@ -25,11 +25,13 @@ from rec_edge.errors import (
 )
 from rec_edge.export.card import model_card
 from rec_edge.export.gate import Candidate, Evaluator, Gate
+from rec_edge.export.head_graph import append_head
 from rec_edge.export.merge import model_to_export
 from rec_edge.export.onnx_export import export_onnx, parity, torch_logits
 from rec_edge.export.optimize import optimize_graph
 from rec_edge.export.quantize import Recipe, get_recipe
 from rec_edge.runtime.tokenize import BundleTokenizer, pad_batch
+from rec_edge.train.heads import HEAD_FILE, HEAD_KIND, LabelHead, extend_head
 from rec_edge.train.runs import load_run
 from rec_edge.versions import versions
 
@@ -53,7 +55,11 @@ def _run_data(run: dict[str, Any]) -> tuple[list[Example], list[Example], str | 
 
 
 def _eval_examples(
-    config: ExportConfig, run: dict[str, Any], validation: list[Example], problem: str | None
+    config: ExportConfig,
+    run: dict[str, Any],
+    validation: list[Example],
+    problem: str | None,
+    labels: list[str],
 ) -> tuple[list[Example], str]:
     train_config = TrainConfig(**run["config"])
     if config.eval_file and train_config.task == "rank":
@@ -74,10 +80,11 @@ def _eval_examples(
         examples = validation
         kind = "time-split validation" if train_config.task == "rank" else "hold-out"
         source = train_config.validation_file or f"{train_config.train_file} (the run's {kind})"
-    unknown = sorted({str(e.label) for e in examples} - set(run["labels"]))
+    unknown = sorted({str(e.label) for e in examples} - set(labels))
     if unknown:
         raise DataError(
-            f"{source}: labels {unknown} are not among the run's {len(run['labels'])} labels"
+            f"{source}: labels {unknown} are not among the bundle's {len(labels)} labels "
+            "(add a described label with --add-label NAME=DESCRIPTION)"
         )
     return examples[: config.eval_limit] if config.eval_limit else examples, source
 
@@ -165,10 +172,10 @@ class _GateData:
     calibration_texts: list[str]
 
 
-def _gate_data(config: ExportConfig, run: dict[str, Any]) -> _GateData:
+def _gate_data(config: ExportConfig, run: dict[str, Any], labels: list[str]) -> _GateData:
     train_examples, validation, problem = _run_data(run)
-    examples, source = _eval_examples(config, run, validation, problem)
-    index = {label: i for i, label in enumerate(run["labels"])}
+    examples, source = _eval_examples(config, run, validation, problem, labels)
+    index = {label: i for i, label in enumerate(labels)}
     rank = run["task"] == "rank"  # texts are the users' side; each pairs with its candidate
     # a sample of the training texts; the evaluation texts if the training data is gone
     calibration = train_examples[: config.calibration_size] or examples[: config.calibration_size]
@@ -202,12 +209,18 @@ def _tokenizer_file(model_dir: Path, max_length: int) -> Path:
     return path
 
 
-def _onnx_graphs(model_dir: Path, work: Path, config: ExportConfig, log: Any) -> _Graphs:
+def _onnx_graphs(
+    model_dir: Path, work: Path, config: ExportConfig, log: Any, head: LabelHead | None
+) -> _Graphs:
     from transformers import AutoConfig
 
     model_config = AutoConfig.from_pretrained(model_dir)
-    log(f"exporting {model_dir} to ONNX (optimum, text-classification)")
-    unfused = export_onnx(model_dir, work / "onnx")
+    task = "feature-extraction" if head else "text-classification"
+    log(f"exporting {model_dir} to ONNX (optimum, {task})")
+    unfused = export_onnx(model_dir, work / "onnx", task)
+    if head is not None:
+        append_head(unfused, head)
+        log(f"description head appended: {len(head.labels)} labels")
     fused = work / "fused.onnx"
     fusions: dict[str, Any] = {}
     if config.optimize == "portable":
@@ -224,13 +237,47 @@ def _onnx_graphs(model_dir: Path, work: Path, config: ExportConfig, log: Any) ->
     return _Graphs(unfused, fused, fusions, model_config)
 
 
-def _new_manifest(run: dict[str, Any], graph_path: Path) -> Manifest:
+def _label_head(
+    run: dict[str, Any], run_dir: Path, model_dir: Path, config: ExportConfig, log: Any
+) -> LabelHead | None:
+    """A description run's head (train.heads), with the --add-label rows embedded by the
+    trained encoder; None for a linear or two-tower head."""
+    if run.get("head", {}).get("kind") != HEAD_KIND:
+        return None
+    head = LabelHead.load(run_dir / run["head"].get("file", HEAD_FILE))
+    if not config.add_labels:
+        return head
+    from transformers import AutoModel, AutoTokenizer
+
+    encoder = AutoModel.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    head = extend_head(head, encoder, tokenizer, config.add_labels, run["max_length"])
+    log(f"labels added without training: {', '.join(config.add_labels)}")
+    return head
+
+
+def _bundle_labels(run: dict[str, Any], config: ExportConfig) -> list[str]:
+    """The run's labels and the --add-label ones (a description run's only)."""
+    if not config.add_labels:
+        return list(run["labels"])
+    if run.get("head", {}).get("kind") != HEAD_KIND:
+        raise ConfigError(
+            f"--add-label needs a run trained with the description head (--head descriptions); "
+            f"{run['name']} has a {run.get('head', {}).get('kind', 'labels')!r} head."
+        )
+    clash = sorted(set(config.add_labels) & set(run["labels"]))
+    if clash:
+        raise ConfigError(f"--add-label {clash}: already labels of the run {run['name']}.")
+    return list(run["labels"]) + list(config.add_labels)
+
+
+def _new_manifest(run: dict[str, Any], graph_path: Path, labels: list[str]) -> Manifest:
     import onnx
 
     graph = onnx.load(str(graph_path), load_external_data=False).graph
     return Manifest(
         task=run["task"],
-        labels=run["labels"],
+        labels=labels,
         templates=run["templates"],
         max_length=run["max_length"],
         inputs=[i.name for i in graph.input],
@@ -254,12 +301,19 @@ def _evaluate_fp32(evaluator: Evaluator, fused: Path, data: _GateData, log: Any)
 
 
 def _check_parity(
-    model_dir: Path, predictor: Any, texts: list[str], max_length: int, atol: float, log: Any
+    model_dir: Path,
+    predictor: Any,
+    texts: list[str],
+    max_length: int,
+    atol: float,
+    log: Any,
+    head: LabelHead | None,
 ) -> dict[str, Any]:
     """The fp32 graph against PyTorch on the first 64 evaluation texts; ExportError past atol."""
     sample = texts[:64]
     figures = parity(
-        torch_logits(model_dir, predictor.render(sample), max_length), predictor.logits(sample)
+        torch_logits(model_dir, predictor.render(sample), max_length, head=head),
+        predictor.logits(sample),
     )
     figures["atol"] = atol
     log(f"parity with PyTorch: max |diff| {figures['max_abs_diff']:.2e} (atol {atol:g})")
@@ -311,6 +365,7 @@ def _describe(
     chosen: Candidate,
     data: _GateData,
     parity_figures: dict[str, Any],
+    head: LabelHead | None,
 ) -> None:
     """Fill the manifest: recipe and choice, source, metrics and the gate's table, parity."""
     manifest.recipe = {
@@ -329,7 +384,8 @@ def _describe(
         "model": run["source_model"],
         "model_type": graphs.model_config.model_type,
         "merged_at_export": merged,  # the run held only a LoRA adapter
-        "head": run.get("head", {"kind": "labels"}),
+        "head": head.to_dict() if head else run.get("head", {"kind": "labels"}),
+        "added_labels": dict(config.add_labels),
         "collaborative": run.get("collaborative") if manifest.items_file else None,
         "run_metrics": run.get("metrics", {}),
         "export_config": config_to_dict(config),
@@ -358,14 +414,16 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
     _check_target(out, config.force)
     if config.quantize != "auto":
         _check_recipe(get_recipe(config.quantize), config)
-    data = _gate_data(config, run)
+    labels = _bundle_labels(run, config)
+    data = _gate_data(config, run, labels)
     out.parent.mkdir(parents=True, exist_ok=True)
     work, staging = _scratch_folders(out)
     try:
         model_dir = model_to_export(run_dir, run, work)  # merges the adapter if needed
         tokenizer_file = _tokenizer_file(model_dir, run["max_length"])
-        graphs = _onnx_graphs(model_dir, work, config, log)
-        manifest = _new_manifest(run, graphs.fused)
+        head = _label_head(run, run_dir, model_dir, config, log)
+        graphs = _onnx_graphs(model_dir, work, config, log, head)
+        manifest = _new_manifest(run, graphs.fused, labels)
         evaluator = Evaluator(
             work / "candidates",
             manifest,
@@ -377,7 +435,7 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
         fp32 = _evaluate_fp32(evaluator, graphs.fused, data, log)
         predictor = evaluator.predictor(fp32.path)
         parity_figures = _check_parity(
-            model_dir, predictor, data.texts, run["max_length"], config.parity_atol, log
+            model_dir, predictor, data.texts, run["max_length"], config.parity_atol, log, head
         )
         tokenizer = BundleTokenizer(tokenizer_file, run["max_length"])
         calibration = _calibration(
@@ -405,7 +463,7 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
             shutil.copy(fp32.path, staging / "model_fp32.onnx")
         merged = model_dir.parent == work
         _describe(
-            manifest, config, run, run_dir, merged, graphs, gate, chosen, data, parity_figures
+            manifest, config, run, run_dir, merged, graphs, gate, chosen, data, parity_figures, head
         )
         (staging / "README.md").write_text(model_card(manifest), encoding="utf-8")
         write_manifest(staging, manifest)

@@ -27,6 +27,7 @@ from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, q
 from onnxruntime.quantization.calibrate import CalibrationDataReader
 
 from rec_edge.errors import ConfigError
+from rec_edge.export.head_graph import HEAD_PREFIX, head_nodes
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ def quantize(
             activation_type=QuantType.QInt8,
             weight_type=QuantType.QInt8,
             op_types_to_quantize=["MatMul", "Gather"],
-            nodes_to_exclude=list(recipe.exclude),
+            nodes_to_exclude=_excluded(unfused_src or src, recipe),
             extra_options={
                 "DefaultTensorType": onnx.TensorProto.FLOAT,
                 "ActivationSymmetric": False,
@@ -158,7 +159,7 @@ def _quantize_dynamic(src: Path, dst: Path, recipe: Recipe) -> None:
         per_channel=recipe.per_channel,
         reduce_range=recipe.reduce_range,
         weight_type=QuantType.QInt8,
-        nodes_to_exclude=list(recipe.exclude),
+        nodes_to_exclude=_excluded(src, recipe),
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )
 
@@ -222,6 +223,16 @@ def fix_activation_scales(
 
 
 def quantizable_nodes(path: Path) -> list[str]:
-    """Names of the nodes dynamic quantization turns into integer ops (MatMul, Attention)."""
+    """Names of the nodes dynamic quantization turns into integer ops (MatMul, Attention); the
+    description head's stay float whatever the recipe."""
     graph = onnx.load(str(path), load_external_data=False).graph
-    return [n.name for n in graph.node if n.op_type in ("MatMul", "Attention") and n.name]
+    return [
+        n.name
+        for n in graph.node
+        if n.op_type in ("MatMul", "Attention") and n.name and not n.name.startswith(HEAD_PREFIX)
+    ]
+
+
+def _excluded(src: Path, recipe: Recipe) -> list[str]:
+    """The recipe's fp32 nodes and the description head's (see export.head_graph)."""
+    return list(recipe.exclude) + head_nodes(src)

@@ -26,8 +26,15 @@ MODULES_TO_SAVE: dict[str, list[str]] = {
 
 
 def wrap_lora(
-    model: Any, r: int, alpha: int, dropout: float, target_modules: list[str] | None
+    model: Any,
+    r: int,
+    alpha: int,
+    dropout: float,
+    target_modules: list[str] | None,
+    features: bool = False,
 ) -> Any:
+    """LoRA on the encoder's linears. ``features``: ``model`` is a bare encoder (AutoModel) whose
+    head lives outside it (train.heads), so there is no classifier to train and save with it."""
     from peft import LoraConfig, TaskType, get_peft_model
 
     model_type = model.config.model_type
@@ -38,11 +45,11 @@ def wrap_lora(
             f"(known: {', '.join(sorted(TARGET_MODULES))}). Pass --target-modules NAME,NAME."
         )
     config = LoraConfig(
-        task_type=TaskType.SEQ_CLS,
+        task_type=TaskType.FEATURE_EXTRACTION if features else TaskType.SEQ_CLS,
         r=r,
         lora_alpha=alpha,
         lora_dropout=dropout,
         target_modules=targets,
-        modules_to_save=MODULES_TO_SAVE.get(model_type, ["classifier"]),
+        modules_to_save=None if features else MODULES_TO_SAVE.get(model_type, ["classifier"]),
     )
     return get_peft_model(model, config)

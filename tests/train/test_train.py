@@ -18,7 +18,12 @@ pytestmark = pytest.mark.slow
 
 def test_run_folder_contents(tiny_run) -> None:
     run_dir = tiny_run.run_dir
-    assert sorted(p.name for p in run_dir.iterdir()) == ["log.jsonl", "model", "run.json"]
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "head.npz",
+        "log.jsonl",
+        "model",
+        "run.json",
+    ]
     run = json.loads((run_dir / "run.json").read_text())
     assert run["labels"] == ["finance", "sports", "weather"]
     assert run["templates"]["instruction"] == "Which topic is this?"

@@ -1,0 +1,253 @@
+"""Few-shot and zero-shot: rec-edge against SetFit and a logistic probe, on the same examples and
+the same MiniLM body, K examples per label, several seeds (``make bench-fewshot``).
+
+For each data set, K and seed, one sample is drawn: K training and K validation examples per
+label (disjoint, seeded), written under runs/fewshot/. Then, interleaved on that sample:
+
+- ``rec-edge``: ``rec-edge train`` with its defaults (the description head, the raw text), then
+  ``rec-edge export`` (the int8 gate); test accuracy of PyTorch (train's report) and of the int8
+  bundle (the Predictor, onnxruntime);
+- ``rec-edge+instruction``: the same with the built-in instruction templates (the ablation: what
+  the instruction buys);
+- ``setfit`` and ``probe`` (benchmarks/fewshot_peers.py, in .venv-peers): SetFit with its
+  defaults, and logistic regression on frozen embeddings.
+
+K=0 is zero-shot: rec-edge only (``--shots 0``), from the label descriptions.
+Every run appends one JSON line to OUT/runs.jsonl (so an interrupted benchmark resumes where it
+stopped); OUT/summary.md gets mean, standard deviation and training seconds per cell.
+
+    python benchmarks/fewshot.py --datasets bbc,banking77,drugs --shots 0,8,16,64 --seeds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PEERS_PYTHON = ROOT / ".venv-peers" / "bin" / "python"
+# name -> (train file, test file, text field, label field)
+DATASETS = {
+    "bbc": ("data/bbc/train.jsonl", "data/bbc/test.jsonl", "text", "label"),
+    "banking77": (
+        os.environ.get("BANKING77", "../shared/data/banking77") + "/train.csv",
+        os.environ.get("BANKING77", "../shared/data/banking77") + "/test.csv",
+        "text",
+        "category",
+    ),
+    "drugs": ("data/drugs/train.jsonl", "data/drugs/test.jsonl", "text", "label"),
+}
+SYSTEMS = ("rec-edge", "rec-edge+instruction", "setfit", "probe")
+
+
+def read_rows(path: str, text_field: str, label_field: str) -> list[dict[str, str]]:
+    from rec_edge.data.readers import read_examples
+
+    examples = read_examples(path, text_field, label_field, None, None).examples
+    return [{"text": e.text, "label": str(e.label)} for e in examples]
+
+
+def sample(rows: list[dict[str, str]], k: int, seed: int) -> tuple[list[dict], list[dict]]:
+    """K training and K validation rows per label, disjoint, seeded."""
+    by_label: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for row in rows:
+        by_label[row["label"]].append(row)
+    rng = random.Random(seed)
+    train, validation = [], []
+    for label in sorted(by_label):
+        group = list(by_label[label])
+        rng.shuffle(group)
+        train += group[:k]
+        validation += group[k : 2 * k]
+    rng.shuffle(train)
+    return train, validation
+
+
+def write_jsonl(path: Path, rows: list[dict[str, str]]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    return path
+
+
+def run_rec_edge(
+    folder: Path, test_file: Path, k: int, seed: int, instruction: bool
+) -> dict[str, Any]:
+    """train (defaults) + export (the gate) + the int8 bundle's test accuracy. K=0: the sample
+    gives the label set, and its texts (labels unused) calibrate int8."""
+    from rec_edge import Predictor
+    from rec_edge.config import ExportConfig, TrainConfig
+    from rec_edge.export import export
+    from rec_edge.train import train
+
+    name = f"{folder.name}-{'instr' if instruction else 'raw'}"
+    config = TrainConfig(
+        train_file=str(folder / "train.jsonl"),
+        validation_file=str(folder / "validation.jsonl"),
+        test_file=str(test_file),
+        runs_dir=str(folder / "runs"),
+        name=name,
+        seed=seed,
+        shots=0 if k == 0 else None,
+        use_templates=instruction,
+        force=True,
+    )
+    started = time.perf_counter()
+    result = train(config)
+    train_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    bundle = export(
+        ExportConfig(
+            run_dir=str(result.run_dir), out=str(folder / "bundles" / name), force=True, seed=seed
+        ),
+        log=lambda _: None,
+    ).bundle_dir
+    export_seconds = time.perf_counter() - started
+    test = read_rows(str(test_file), "text", "label")
+    predictor = Predictor.load(bundle)
+    predicted = [p.label for p in predictor.predict([r["text"] for r in test])]
+    int8 = sum(p == r["label"] for p, r in zip(predicted, test, strict=True)) / len(test)
+    return {
+        "accuracy": result.metrics["test"]["accuracy"],  # PyTorch
+        "macro_f1": result.metrics["test"]["macro_f1"],
+        "int8_accuracy": int8,
+        "recipe": predictor.manifest.recipe.get("name"),
+        "train_seconds": round(train_seconds, 1),
+        "export_seconds": round(export_seconds, 1),
+        "steps": json.loads((result.run_dir / "run.json").read_text())["steps"],
+    }
+
+
+def run_peers(folder: Path, test_file: Path, seed: int, peers: list[str]) -> dict[str, Any]:
+    from rec_edge.models import resolve_model
+
+    if not PEERS_PYTHON.is_file():
+        raise SystemExit(f"{PEERS_PYTHON} is missing: run benchmarks/fewshot.sh (it makes it).")
+    out = folder / "peers.json"
+    subprocess.run(
+        [
+            str(PEERS_PYTHON),
+            str(ROOT / "benchmarks" / "fewshot_peers.py"),
+            resolve_model(None),
+            str(folder / "train.jsonl"),
+            str(test_file),
+            str(seed),
+            str(out),
+            ",".join(peers),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
+    )
+    return json.loads(out.read_text())
+
+
+def summarize(records: list[dict[str, Any]]) -> str:
+    cells: dict[tuple[str, int, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        cells[(r["dataset"], r["k"], r["system"])].append(r)
+    lines = [
+        "| data set | K | system | seeds | accuracy mean | std | int8 accuracy | train s (mean) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (dataset, k, system), rows in sorted(cells.items()):
+        acc = [r["accuracy"] for r in rows]
+        int8 = [r["int8_accuracy"] for r in rows if r.get("int8_accuracy") is not None]
+        std = statistics.stdev(acc) if len(acc) > 1 else 0.0
+        int8_text = f"{statistics.mean(int8):.4f}" if int8 else "-"
+        seconds = statistics.mean(r["train_seconds"] for r in rows)
+        lines.append(
+            f"| {dataset} | {k} | {system} | {len(rows)} | {statistics.mean(acc):.4f} | "
+            f"{std:.4f} | {int8_text} | {seconds:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default="bbc,banking77,drugs")
+    parser.add_argument("--shots", default="0,8,16,64")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument("--skip", default="", help="dataset:K:system triples to leave out")
+    parser.add_argument("--out", default="benchmarks/results/fewshot")
+    parser.add_argument("--work", default="runs/fewshot")
+    args = parser.parse_args()
+    out, work = Path(args.out), Path(args.work)
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "runs.jsonl"
+    done = (
+        {
+            (r["dataset"], r["k"], r["seed"], r["system"])
+            for r in (json.loads(line) for line in log.read_text().splitlines() if line)
+        }
+        if log.is_file()
+        else set()
+    )
+    skip = {tuple(s.split(":")) for s in args.skip.split(",") if s}
+    systems = args.systems.split(",")
+    for dataset in args.datasets.split(","):
+        train_file, test_file, text_field, label_field = DATASETS[dataset]
+        rows = read_rows(train_file, text_field, label_field)
+        folder_root = work / dataset
+        folder_root.mkdir(parents=True, exist_ok=True)
+        test = write_jsonl(
+            folder_root / "test.jsonl", read_rows(test_file, text_field, label_field)
+        )
+        for k in (int(x) for x in args.shots.split(",")):
+            for seed in range(args.seeds):
+                folder = folder_root / f"k{k}-s{seed}"
+                folder.mkdir(parents=True, exist_ok=True)
+                train, validation = (
+                    sample(rows, max(k, 8), seed) if k == 0 else sample(rows, k, seed)
+                )
+                write_jsonl(folder / "train.jsonl", train)
+                write_jsonl(folder / "validation.jsonl", validation)
+                todo = [
+                    s
+                    for s in systems
+                    if (dataset, k, seed, s) not in done
+                    and (dataset, str(k), s) not in skip
+                    and (k > 0 or s.startswith("rec-edge"))
+                ]
+                peers = [s for s in todo if s in ("setfit", "probe")]
+                results: dict[str, Any] = {}
+                for system in todo:
+                    if system.startswith("rec-edge"):
+                        results[system] = run_rec_edge(
+                            folder, test, k, seed, system.endswith("instruction")
+                        )
+                if peers:
+                    results.update(run_peers(folder, test, seed, peers))
+                with log.open("a", encoding="utf-8") as f:
+                    for system, figures in results.items():
+                        record = {
+                            "dataset": dataset,
+                            "k": k,
+                            "seed": seed,
+                            "system": system,
+                            **figures,
+                        }
+                        f.write(json.dumps(record) + "\n")
+                        print(json.dumps(record), flush=True)
+    records = [json.loads(line) for line in log.read_text().splitlines() if line]
+    from rec_edge.versions import machine, versions
+
+    (out / "summary.md").write_text(
+        summarize(records)
+        + f"\nmachine: {json.dumps(machine())}\nversions: {json.dumps(versions())}\n",
+        "utf-8",
+    )
+    print(summarize(records))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
