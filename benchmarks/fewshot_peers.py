@@ -13,7 +13,9 @@ test file; OUT.json gets accuracy, macro F1 and training seconds per peer.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,13 +40,15 @@ def setfit(model_dir: str, train: tuple, test: tuple, seed: int) -> dict[str, fl
 
     started = time.perf_counter()
     model = SetFitModel.from_pretrained(model_dir)
+    checkpoints = tempfile.mkdtemp(prefix="setfit-")  # its default is ./checkpoints
     trainer = Trainer(
         model=model,
-        args=TrainingArguments(seed=seed, report_to="none"),
+        args=TrainingArguments(seed=seed, report_to="none", output_dir=checkpoints),
         train_dataset=Dataset.from_dict({"text": train[0], "label": train[1]}),
     )
     trainer.train()
     seconds = time.perf_counter() - started
+    shutil.rmtree(checkpoints, ignore_errors=True)
     predicted = [str(p) for p in model.predict(test[0], batch_size=64)]
     return {**_scores(test[1], predicted), "train_seconds": round(seconds, 1)}
 
