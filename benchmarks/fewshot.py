@@ -150,13 +150,75 @@ def run_peers(folder: Path, test_file: Path, seed: int, peers: list[str]) -> dic
     return json.loads(out.read_text())
 
 
+def added_label(dataset: str, label: str, k: int, seed: int, work: Path) -> dict[str, Any]:
+    """Train on K per label without ``label``, add it at export from its description alone, and
+    score the bundle on the whole test set: how often the new label's texts get it, and the
+    accuracy on the others (against a bundle that never had it)."""
+    from rec_edge import Predictor
+    from rec_edge.config import ExportConfig, TrainConfig
+    from rec_edge.data.templates import DEFAULT_DESCRIPTION
+    from rec_edge.export import export
+    from rec_edge.train import train
+
+    train_file, test_file, text_field, label_field = DATASETS[dataset]
+    rows = [r for r in read_rows(train_file, text_field, label_field) if r["label"] != label]
+    folder = work / dataset / f"add-{label}-k{k}-s{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    train_rows, validation = sample(rows, k, seed)
+    config = TrainConfig(
+        train_file=str(write_jsonl(folder / "train.jsonl", train_rows)),
+        validation_file=str(write_jsonl(folder / "validation.jsonl", validation)),
+        runs_dir=str(folder / "runs"),
+        name="without",
+        seed=seed,
+        force=True,
+    )
+    run = train(config)
+    description = DEFAULT_DESCRIPTION.format(label=label.replace("_", " "))
+    bundles = {}
+    for name, added in (("without", {}), ("with", {label: description})):
+        bundles[name] = Predictor.load(
+            export(
+                ExportConfig(
+                    run_dir=str(run.run_dir),
+                    out=str(folder / name),
+                    add_labels=added,
+                    force=True,
+                    seed=seed,
+                ),
+                log=lambda _: None,
+            ).bundle_dir
+        )
+    test = read_rows(test_file, text_field, label_field)
+    new = [r for r in test if r["label"] == label]
+    old = [r for r in test if r["label"] != label]
+
+    def accuracy(predictor: Any, rows: list[dict[str, str]]) -> float:
+        predicted = predictor.predict([r["text"] for r in rows])
+        return sum(p.label == r["label"] for p, r in zip(predicted, rows, strict=True)) / len(rows)
+
+    return {
+        "dataset": dataset,
+        "added": label,
+        "description": description,
+        "k": k,
+        "seed": seed,
+        "new_label_recall": accuracy(bundles["with"], new),
+        "old_labels_accuracy_with": accuracy(bundles["with"], old),
+        "old_labels_accuracy_without": accuracy(bundles["without"], old),
+        "all_accuracy_with": accuracy(bundles["with"], test),
+        "n_new": len(new),
+        "n_old": len(old),
+    }
+
+
 def summarize(records: list[dict[str, Any]]) -> str:
     cells: dict[tuple[str, int, str], list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         cells[(r["dataset"], r["k"], r["system"])].append(r)
     lines = [
-        "| data set | K | system | seeds | accuracy mean | std | int8 accuracy | train s (mean) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| data set | K | system | seeds | accuracy mean | std | int8 accuracy | macro-F1 | train s (mean) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for (dataset, k, system), rows in sorted(cells.items()):
         acc = [r["accuracy"] for r in rows]
@@ -164,9 +226,10 @@ def summarize(records: list[dict[str, Any]]) -> str:
         std = statistics.stdev(acc) if len(acc) > 1 else 0.0
         int8_text = f"{statistics.mean(int8):.4f}" if int8 else "-"
         seconds = statistics.mean(r["train_seconds"] for r in rows)
+        f1 = statistics.mean(r["macro_f1"] for r in rows)
         lines.append(
             f"| {dataset} | {k} | {system} | {len(rows)} | {statistics.mean(acc):.4f} | "
-            f"{std:.4f} | {int8_text} | {seconds:.0f} |"
+            f"{std:.4f} | {int8_text} | {f1:.4f} | {seconds:.0f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -180,9 +243,27 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="dataset:K:system triples to leave out")
     parser.add_argument("--out", default="benchmarks/results/fewshot")
     parser.add_argument("--work", default="runs/fewshot")
+    parser.add_argument(
+        "--add-labels",
+        help="instead: per label of --datasets (comma-separated, or 'all'), train without it at "
+        "the first K and add it at export from its description",
+    )
     args = parser.parse_args()
     out, work = Path(args.out), Path(args.work)
     out.mkdir(parents=True, exist_ok=True)
+    if args.add_labels:
+        k = int(args.shots.split(",")[0])
+        with (out / "added_labels.jsonl").open("a", encoding="utf-8") as f:
+            for dataset in args.datasets.split(","):
+                train_file, _, text_field, label_field = DATASETS[dataset]
+                every = sorted({r["label"] for r in read_rows(train_file, text_field, label_field)})
+                chosen = every if args.add_labels == "all" else args.add_labels.split(",")
+                for label in chosen:
+                    for seed in range(args.seeds):
+                        record = added_label(dataset, label, k, seed, work)
+                        f.write(json.dumps(record) + "\n")
+                        print(json.dumps(record), flush=True)
+        return
     log = out / "runs.jsonl"
     done = (
         {

@@ -26,6 +26,15 @@ def model_card(m: Manifest) -> str:
         f"| {r['ms_per_item']:.2f} | {r['size_mb']:.1f} | {'yes' if r['passed'] else 'no'} |"
         for r in m.metrics["gate"]
     )
+    head = m.source.get("head", {})
+    added = m.source.get("added_labels") or {}
+    described = (
+        f"\n- Head: each text's mean-pooled embedding scored against each label's description "
+        f"(scale {head.get('scale')}); {len(added)} label(s) added at export without training"
+        + (": " + ", ".join(f"`{k}` ({v!r})" for k, v in added.items()) if added else "")
+        if head.get("kind") == "descriptions"
+        else ""
+    )
     invariance = (
         "scores do not depend on batching (measured: largest probability change "
         f"{m.recipe['batch_variance']:.1e} between batch 1, 32 and a mix)"
@@ -44,7 +53,7 @@ exported {m.created} with rec-edge {m.versions.get("rec-edge", "?")}.
   this bundle {chosen[metric]:.4f} (drop {chosen["drop_points"]:+.2f} points)
 - Size: {chosen["size_mb"]:.1f} MB (fp32 {fp32["size_mb"]:.1f} MB)
 - Parity of the fp32 graph with PyTorch: max |diff| {m.parity["max_abs_diff"]:.2e} on {m.parity["n"]} texts
-- Inference template: `{m.templates["templates"][0]!r}`, max length {m.max_length} tokens{tables}
+- Inference template: `{m.templates["templates"][0]!r}`, max length {m.max_length} tokens{described}{tables}
 
 ## Recipes tried
 

@@ -306,6 +306,102 @@ def _save_model(
     return best
 
 
+@dataclass
+class _Fitted:
+    """What fitting gave: the trained module, the Trainer's state (None: zero-shot), the
+    reports, the seconds and the checkpoint resumed from."""
+
+    module: Any
+    state: Any
+    metrics: dict[str, Any]
+    seconds: float
+    resumed_from: str | None
+    main_process: bool = True
+
+
+def _fit(
+    config: TrainConfig,
+    built: _Model,
+    work: Path,
+    sets: tuple[Any, Any, Any],
+    tokenizer: Any,
+    labels: list[str],
+) -> _Fitted:
+    """The Trainer's loop and the final reports; zero-shot (``shots=0``): the reports alone."""
+    train_set, validation_set, test_set = sets
+    started = time.perf_counter()
+    if config.shots == 0:  # zero-shot: the descriptions' head as it is
+        metrics = {
+            "validation": _head_report(built, validation_set, tokenizer, labels),
+            "test": _head_report(built, test_set, tokenizer, labels) if test_set else None,
+        }
+        return _Fitted(built.module, None, metrics, time.perf_counter() - started, None)
+    trainer = _trainer(config, built, work, (train_set, validation_set), tokenizer, labels)
+    resume_from = _last_checkpoint(work / "checkpoints") if config.resume else None
+    # The Trainer prints its logs on stdout; send them to stderr so stdout stays ours (--json).
+    with contextlib.redirect_stdout(sys.stderr):
+        trainer.train(resume_from_checkpoint=resume_from)
+        seconds = time.perf_counter() - started
+        metrics = {
+            "validation": _report(trainer, validation_set, labels, built.rank),
+            "test": _report(trainer, test_set, labels, built.rank) if test_set else None,
+        }
+    return _Fitted(
+        trainer.model,
+        trainer.state,
+        metrics,
+        seconds,
+        resume_from,
+        trainer.is_world_process_zero(),
+    )
+
+
+def _head_info(built: _Model, work: Path) -> dict[str, Any]:
+    if built.head is not None:
+        return LabelHead.load(work / HEAD_FILE).to_dict()
+    return {"kind": "two-tower", "dim": EMBEDDING_DIM} if built.rank else {"kind": "labels"}
+
+
+def _run_record(
+    config: TrainConfig,
+    final: Path,
+    data: ClassificationData,
+    model_path: str,
+    best: Any,
+    head: dict[str, Any],
+    fitted: _Fitted,
+    truncated: dict[str, int],
+) -> dict[str, Any]:
+    """run.json: what the export and a reader need to know of the run."""
+    state = fitted.state
+    best_checkpoint = Path(state.best_model_checkpoint or "").name or None if state else None
+    return {
+        "schema": 1,
+        "task": config.task,
+        "name": final.name,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "source_model": config.model or "minilm",
+        "source_model_path": model_path,
+        "model_type": best.config.model_type,
+        "labels": data.labels,
+        "head": head,
+        "templates": data.templates.to_dict(),
+        "max_length": config.max_length,
+        "config": config_to_dict(config),
+        "counts": data.counts,
+        "skipped": data.skipped,
+        "truncated": truncated,
+        "resumed_from": fitted.resumed_from,
+        "train_seconds": round(fitted.seconds, 1),
+        "steps": state.global_step if state else 0,
+        "best_checkpoint": best_checkpoint,
+        "epochs_run": state.epoch if state else 0,
+        "metrics": fitted.metrics,
+        "versions": versions(),
+        "machine": machine(),
+    }
+
+
 def train(config: TrainConfig) -> TrainResult:
     from transformers import set_seed
 
@@ -316,70 +412,23 @@ def train(config: TrainConfig) -> TrainResult:
 
     set_seed(config.seed)  # before the head and the LoRA matrices are initialized
     tokenizer = _tokenizer(model_path)
-    labels = data.labels
     built = _build_model(config, model_path, tokenizer, data)
     encode: Any = PairDataset if built.rank else _Encoded
     train_set = encode(data.train, tokenizer, config.max_length)
     validation_set = encode(data.validation, tokenizer, config.max_length)
     test_set = encode(data.test, tokenizer, config.max_length) if data.test else None
+    sets = (train_set, validation_set, test_set)
+    fitted = _fit(config, built, work, sets, tokenizer, data.labels)
+    metrics = fitted.metrics
+    result = TrainResult(final, metrics, fitted.seconds, len(data.skipped), train_set.truncated)
+    if not fitted.main_process:
+        return result
 
-    resume_from = None
-    started = time.perf_counter()
-    if config.shots == 0:  # zero-shot: the descriptions' head as it is
-        trained, state = built.module, None
-        metrics = {
-            "validation": _head_report(built, validation_set, tokenizer, labels),
-            "test": _head_report(built, test_set, tokenizer, labels) if test_set else None,
-        }
-        train_seconds = time.perf_counter() - started
-    else:
-        trainer = _trainer(config, built, work, (train_set, validation_set), tokenizer, labels)
-        resume_from = _last_checkpoint(work / "checkpoints") if config.resume else None
-        # The Trainer prints its logs on stdout; send them to stderr so stdout stays ours (--json).
-        with contextlib.redirect_stdout(sys.stderr):
-            trainer.train(resume_from_checkpoint=resume_from)
-            train_seconds = time.perf_counter() - started
-            metrics = {
-                "validation": _report(trainer, validation_set, labels, built.rank),
-                "test": _report(trainer, test_set, labels, built.rank) if test_set else None,
-            }
-        if not trainer.is_world_process_zero():
-            return TrainResult(
-                final, metrics, train_seconds, len(data.skipped), train_set.truncated
-            )
-        trained, state = trainer.model, trainer.state
-    best = _save_model(config, built, trained, work, tokenizer)
-    if built.head is not None:
-        head_info = LabelHead.load(work / HEAD_FILE).to_dict()
-    elif built.rank:
-        head_info = {"kind": "two-tower", "dim": EMBEDDING_DIM}
-    else:
-        head_info = {"kind": "labels"}
-    run = {
-        "schema": 1,
-        "task": config.task,
-        "name": final.name,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "source_model": config.model or "minilm",
-        "source_model_path": model_path,
-        "model_type": best.config.model_type,
-        "labels": labels,
-        "head": head_info,
-        "templates": data.templates.to_dict(),
-        "max_length": config.max_length,
-        "config": config_to_dict(config),
-        "counts": data.counts,
-        "skipped": data.skipped,
-        "truncated": {"train": train_set.truncated, "validation": validation_set.truncated},
-        "resumed_from": resume_from,
-        "train_seconds": round(train_seconds, 1),
-        "steps": state.global_step if state else 0,
-        "best_checkpoint": Path(state.best_model_checkpoint or "").name or None if state else None,
-        "epochs_run": state.epoch if state else 0,
-        "metrics": metrics,
-        "versions": versions(),
-        "machine": machine(),
-    }
+    best = _save_model(config, built, fitted.module, work, tokenizer)
+    truncated = {"train": train_set.truncated, "validation": validation_set.truncated}
+    run = _run_record(
+        config, final, data, model_path, best, _head_info(built, work), fitted, truncated
+    )
     (work / RUN_FILE).write_text(json.dumps(run, indent=2), encoding="utf-8")
     if not config.keep_checkpoints:
         shutil.rmtree(work / "checkpoints", ignore_errors=True)
@@ -391,4 +440,4 @@ def train(config: TrainConfig) -> TrainResult:
         metrics["collaborative"] = {
             k: stage[k] for k in ("validation_auc", "validation_auc_text_only", "best_epoch")
         }
-    return TrainResult(final, metrics, train_seconds, len(data.skipped), train_set.truncated)
+    return result

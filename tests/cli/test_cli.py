@@ -48,3 +48,27 @@ def test_bad_label_name_option(tmp_path) -> None:
     result = CliRunner().invoke(main, ["train", "x.jsonl", "--label-name", "nolabel"])
     assert result.exit_code == 2
     assert "expected LABEL=WORDS" in result.output
+
+
+def test_description_and_template_options(tmp_path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["export", "runs/x", "--add-label", "refund"])
+    assert result.exit_code == 2 and "expected LABEL=WORDS" in result.output
+    result = runner.invoke(main, ["train", "x.jsonl", "--description", "refund= "])
+    assert result.exit_code == 2 and "expected LABEL=WORDS" in result.output
+    result = runner.invoke(main, ["train", "x.jsonl", "--no-template", "--with-template"])
+    assert result.exit_code == 2 and "contradict" in result.output
+    result = runner.invoke(main, ["train", "x.jsonl", "--shots", "0", "--head", "linear"])
+    assert result.exit_code == 1 and "zero-shot" in result.output
+
+
+def test_templates_only_when_asked() -> None:
+    from rec_edge.config import TrainConfig
+
+    assert TrainConfig(train_file="x").resolved_use_templates({}) is False  # measured: raw text
+    assert TrainConfig(train_file="x", instruction="Which topic?").resolved_use_templates({})
+    assert TrainConfig(train_file="x").resolved_use_templates({"templates": ["Q: {text}"]})
+    assert TrainConfig(train_file="x", task="rank").resolved_use_templates({})
+    assert not TrainConfig(
+        train_file="x", instruction="Q", use_templates=False
+    ).resolved_use_templates({})
