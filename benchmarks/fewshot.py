@@ -262,6 +262,7 @@ def main() -> None:
                     for seed in range(args.seeds):
                         record = added_label(dataset, label, k, seed, work)
                         f.write(json.dumps(record) + "\n")
+                        f.flush()  # an interrupted run keeps what it measured
                         print(json.dumps(record), flush=True)
         return
     log = out / "runs.jsonl"
@@ -318,6 +319,7 @@ def main() -> None:
                             **figures,
                         }
                         f.write(json.dumps(record) + "\n")
+                        f.flush()  # an interrupted run keeps what it measured
                         print(json.dumps(record), flush=True)
     records = [json.loads(line) for line in log.read_text().splitlines() if line]
     from rec_edge.versions import machine, versions
