@@ -59,6 +59,41 @@ class RankRequest:
         return {"liked": self.liked, "disliked": self.disliked}
 
 
+RANK_FIELDS = ("liked", "disliked", "candidates", "k")
+
+
+def rank_request_problems(body: Any) -> list[tuple[str | None, str]]:
+    """Every problem of a decoded rank request, each as (field, message); none: it is usable."""
+    if not isinstance(body, dict) or "candidates" not in body:
+        return [
+            (None, "expected a JSON object with 'candidates' and optional 'liked', 'disliked', 'k'")
+        ]
+    problems: list[tuple[str | None, str]] = [
+        (key, f"unknown field (known: {', '.join(RANK_FIELDS)})")
+        for key in sorted(set(body) - set(RANK_FIELDS))
+    ]
+    problems += [
+        (key, "must be a list of strings")
+        for key in ("liked", "disliked", "candidates")
+        if not isinstance(body.get(key, []), list)
+        or not all(isinstance(t, str) for t in body.get(key, []))
+    ]
+    k = body.get("k")
+    if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
+        problems.append(("k", f"must be a positive integer, got {k!r}"))
+    return problems
+
+
+def rank_request(body: dict[str, Any]) -> RankRequest:
+    """A RankRequest from a decoded body that ``rank_request_problems`` found usable."""
+    return RankRequest(
+        list(body.get("liked", [])),
+        list(body.get("disliked", [])),
+        list(body["candidates"]),
+        body.get("k"),
+    )
+
+
 def parse_rank_request(text: str, where: str = "request") -> RankRequest:
     """``{"liked": [...], "disliked": [...], "candidates": [...], "k": 10}`` from JSON; the
     error names ``where`` and the field at fault."""
@@ -66,29 +101,15 @@ def parse_rank_request(text: str, where: str = "request") -> RankRequest:
         body = json.loads(text)
     except json.JSONDecodeError as error:
         raise DataError(f"{where}: not valid JSON ({error})") from None
-    if not isinstance(body, dict) or "candidates" not in body:
-        raise DataError(
-            f"{where}: expected a JSON object with 'candidates' and optional 'liked', 'disliked', 'k'"
-        )
-    unknown = sorted(set(body) - {"liked", "disliked", "candidates", "k"})
-    if unknown:
-        raise DataError(
-            f"{where}: unknown fields {unknown} (known: liked, disliked, candidates, k)"
-        )
-    problems = [
-        f"{where}: '{key}' must be a list of strings"
-        for key in ("liked", "disliked", "candidates")
-        if not isinstance(body.get(key, []), list)
-        or not all(isinstance(t, str) for t in body.get(key, []))
-    ]
-    k = body.get("k")
-    if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
-        problems.append(f"{where}: 'k' must be a positive integer, got {k!r}")
+    problems = rank_request_problems(body)
     if problems:
-        raise DataError(problems)
-    return RankRequest(
-        list(body.get("liked", [])), list(body.get("disliked", [])), list(body["candidates"]), k
-    )
+        raise DataError(
+            [
+                f"{where}: {message}" if field is None else f"{where}: '{field}' {message}"
+                for field, message in problems
+            ]
+        )
+    return rank_request(body)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -295,6 +316,11 @@ class Predictor:
     def labels(self) -> list[str]:
         return list(self.manifest.labels)
 
+    @property
+    def catalog(self) -> list[str]:
+        """Rank bundles: the titles of the item index (empty when loaded with catalog=False)."""
+        return list(self._catalog)
+
     def render(self, texts: Sequence[str]) -> list[str]:
         """The texts as the model sees them: through the bundle's inference template."""
         return [self._render(t) for t in texts]
@@ -343,18 +369,28 @@ class Predictor:
         assert out is not None
         return out
 
-    def predict_proba(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-        """Probabilities, float32 [len(texts), len(labels)], columns in the order of ``labels``."""
+    def _require_classify(self) -> None:
         if self.manifest.task == "rank":
             raise ConfigError(
                 f"Bundle {self.bundle.path} is a 'rank' bundle: its outputs are embeddings, not "
                 "label scores. Use rank(history, candidates) or score(history, candidates)."
             )
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """Probabilities, float32 [len(texts), len(labels)], columns in the order of ``labels``."""
+        self._require_classify()
         return softmax(self.logits(texts, batch_size))
 
     def predict(self, texts: Sequence[str], batch_size: int = 32) -> list[Prediction]:
         """One Prediction (label, its probability, every label's probability) per text."""
-        probabilities = self.predict_proba(texts, batch_size)
+        self._require_classify()
+        return self.predictions(self.logits(texts, batch_size))
+
+    def predictions(self, logits: np.ndarray) -> list[Prediction]:
+        """One Prediction per row of ``logits`` (from ``logits``: servers batch the texts of
+        several requests into one run and answer each from its own rows)."""
+        self._require_classify()
+        probabilities = softmax(logits)
         labels = self.manifest.labels
         best = probabilities.argmax(axis=-1)
         return [
@@ -380,6 +416,15 @@ class Predictor:
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """The like logits of ``candidates`` and, with collaborative tables, their exposure
         logits."""
+        liked, disliked = self._history(history)
+        items = _check_texts(candidates)
+        if not items:  # nothing to score: no encoder run
+            return np.zeros(0, dtype=np.float32), None
+        user = self.logits([self._user_text(liked, disliked)])[0]
+        return self._like_logits(user, liked, disliked, items)
+
+    def _history(self, history: Mapping[str, Sequence[str]]) -> tuple[list[str], list[str]]:
+        """The liked and disliked titles of a rank request, checked."""
         if self.manifest.task != "rank":
             raise ConfigError(
                 f"Bundle {self.bundle.path} is a {self.manifest.task!r} bundle; rank() needs a 'rank' one."
@@ -394,12 +439,14 @@ class Predictor:
             problems.append(f"history has unknown keys {unknown} (known: liked, disliked)")
         if problems:
             raise DataError(problems)
-        items = _check_texts(candidates)
         liked, disliked = list(history.get("liked", [])), list(history.get("disliked", []))
         _check_texts(liked + disliked)
-        if not items:  # nothing to score: no encoder run
-            return np.zeros(0, dtype=np.float32), None
-        user = self.logits([self._user_text(liked, disliked)])[0]
+        return liked, disliked
+
+    def _like_logits(
+        self, user: np.ndarray, liked: list[str], disliked: list[str], items: list[str]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The like (and exposure) logits of ``items`` for a user whose output row is ``user``."""
         text = pair_scores(user, self.item_outputs(items))
         return add_tables(self.collaborative, liked, disliked, items, text)
 
@@ -427,16 +474,36 @@ class Predictor:
         """Candidates best first (rank bundles): by P(picks and enjoys) = P(watches) x P(enjoys |
         watches) with the run's collaborative tables, by P(enjoys) without them."""
         items = _check_texts(candidates)
-        like, exposure = self._logits(history, items)
-        if like.size == 0:
-            return []
-        enjoy = sigmoid(like)
-        order = rank_values(like, exposure)
-        ranked = sorted(
-            (
-                Ranked(item, float(np.exp(value)), float(p))
-                for item, value, p in zip(items, order.tolist(), enjoy.tolist(), strict=True)
-            ),
-            key=lambda r: -r.score,
-        )
-        return ranked[:k] if k is not None else ranked
+        return _ranked(items, *self._logits(history, items), k)
+
+    def rank_batch(self, requests: Sequence[RankRequest]) -> list[list[Ranked]]:
+        """Several users' requests at once, their texts encoded in one batch (servers, batch
+        jobs). Each answer is the one ``rank`` gives that request alone."""
+        checked = [(self._history(r.history), _check_texts(r.candidates)) for r in requests]
+        asking = [i for i, (_, items) in enumerate(checked) if items]
+        users = self.logits([self._user_text(*checked[i][0]) for i in asking])
+        answers: list[list[Ranked]] = [[] for _ in requests]
+        for row, i in zip(users, asking, strict=True):
+            (liked, disliked), items = checked[i]
+            answers[i] = _ranked(
+                items, *self._like_logits(row, liked, disliked, items), requests[i].k
+            )
+        return answers
+
+
+def _ranked(
+    items: list[str], like: np.ndarray, exposure: np.ndarray | None, k: int | None
+) -> list[Ranked]:
+    """Items best first by ``rank_values`` of their like and exposure logits; the top ``k``."""
+    if like.size == 0:
+        return []
+    enjoy = sigmoid(like)
+    order = rank_values(like, exposure)
+    ranked = sorted(
+        (
+            Ranked(item, float(np.exp(value)), float(p))
+            for item, value, p in zip(items, order.tolist(), enjoy.tolist(), strict=True)
+        ),
+        key=lambda r: -r.score,
+    )
+    return ranked[:k] if k is not None else ranked

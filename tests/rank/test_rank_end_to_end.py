@@ -187,7 +187,7 @@ def test_rank_requests_are_checked_field_by_field(rank_bundle, tmp_path) -> None
 
     with pytest.raises(DataError, match="r.jsonl:3: 'candidates' must be a list of strings"):
         parse_rank_request('{"candidates": "Movie 1"}', "r.jsonl:3")
-    with pytest.raises(DataError, match="unknown fields \\['seen'\\]"):
+    with pytest.raises(DataError, match="'seen' unknown field \\(known: liked"):
         parse_rank_request('{"candidates": [], "seen": []}')
     with pytest.raises(DataError, match="'k' must be a positive integer"):
         parse_rank_request('{"candidates": ["a"], "k": 0}')
