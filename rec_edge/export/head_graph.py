@@ -7,6 +7,11 @@ runtime needs nothing new.
 
 The nodes are named ``HEAD_PREFIX...``; quantization leaves them in float (``head_nodes``), so
 that int8 changes the encoder only and a label's row stays exactly what training left.
+
+The head computes in float64 and rounds to float32 at the end. onnxruntime's float32 ReduceSum
+and MatMul sum in an order that depends on the padded length and the batch size, so a text's
+scores moved by up to 2e-6 with its batch-mates; summed in float64, the float32 answer is the
+same however the texts were batched (a server's micro-batches answer as the text alone does).
 """
 
 from __future__ import annotations
@@ -57,7 +62,16 @@ def append_head(path: Path, head: LabelHead) -> None:
     graph.node.extend(
         [
             node(
-                "Cast", ["attention_mask"], [name("mask")], to=TensorProto.FLOAT, name=name("cast")
+                "Cast", ["attention_mask"], [name("mask")], to=TensorProto.DOUBLE, name=name("cast")
+            ),
+            node(
+                "Cast", [HIDDEN], [name("hidden64")], to=TensorProto.DOUBLE, name=name("hidden64")
+            ),
+            *(
+                node(
+                    "Cast", [name(k)], [name(k + "64")], to=TensorProto.DOUBLE, name=name(k + "64")
+                )
+                for k in ("rows", "bias", "mean_eps", "norm_eps")
             ),
             node(
                 "Unsqueeze",
@@ -65,7 +79,7 @@ def append_head(path: Path, head: LabelHead) -> None:
                 [name("mask3")],
                 name=name("unsqueeze"),
             ),
-            node("Mul", [HIDDEN, name("mask3")], [name("masked")], name=name("masked")),
+            node("Mul", [name("hidden64"), name("mask3")], [name("masked")], name=name("masked")),
             node(
                 "ReduceSum",
                 [name("masked"), name("axis_seq")],
@@ -82,7 +96,7 @@ def append_head(path: Path, head: LabelHead) -> None:
             ),
             node(
                 "Max",
-                [name("count"), name("mean_eps")],
+                [name("count"), name("mean_eps64")],
                 [name("count_eps")],
                 name=name("count_eps"),
             ),
@@ -98,13 +112,16 @@ def append_head(path: Path, head: LabelHead) -> None:
             node("Sqrt", [name("sq_sum")], [name("norm")], name=name("norm")),
             node(
                 "Max",
-                [name("norm"), name("norm_eps")],
+                [name("norm"), name("norm_eps64")],
                 [name("norm_eps_max")],
                 name=name("norm_eps"),
             ),
             node("Div", [name("mean"), name("norm_eps_max")], [name("unit")], name=name("unit")),
-            node("MatMul", [name("unit"), name("rows")], [name("scores")], name=name("matmul")),
-            node("Add", [name("scores"), name("bias")], [OUTPUT], name=name("bias_add")),
+            node("MatMul", [name("unit"), name("rows64")], [name("scores")], name=name("matmul")),
+            node(
+                "Add", [name("scores"), name("bias64")], [name("logits64")], name=name("bias_add")
+            ),
+            node("Cast", [name("logits64")], [OUTPUT], to=TensorProto.FLOAT, name=name("logits")),
         ]
     )
     del graph.output[:]

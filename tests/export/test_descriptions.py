@@ -82,6 +82,12 @@ def test_added_label_is_predicted_without_training(zero_shot_run: Path, tmp_path
     head = [n for n in graph.node if n.name.startswith(HEAD_PREFIX)]
     assert head and not [n for n in head if "Integer" in n.op_type or "Quantize" in n.op_type]
     assert predictor.manifest.recipe["kind"] == "calibrated"
+    # the float64 head: a text's scores are bit for bit the same whatever it is batched with
+    # (texts of very different lengths, so that each batch pads differently)
+    texts = [r["text"] * (1 + i % 4) for i, r in enumerate(test)]
+    alone = np.concatenate([predictor.logits([t]) for t in texts])
+    assert np.array_equal(predictor.logits(texts, batch_size=7), alone)
+    assert np.array_equal(predictor.logits(texts[::-1], batch_size=32)[::-1], alone)
 
 
 def test_add_label_errors(zero_shot_run: Path, tmp_path: Path, tiny_model, topic_files) -> None:
