@@ -9,7 +9,7 @@ from typing import Any
 
 from rec_edge.errors import ConfigError
 
-__all__ = ["ExportConfig", "TrainConfig", "config_to_dict"]
+__all__ = ["ExportConfig", "ServeConfig", "TrainConfig", "config_to_dict"]
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
@@ -243,3 +243,46 @@ class BenchConfig:
         if self.baseline is not None and self.baseline not in self.engines:
             p.append(f"baseline={self.baseline!r} is not among the engines {self.engines}")
         _check(p, "BenchConfig")
+
+
+@dataclass
+class ServeConfig:
+    """Everything `rec-edge serve` needs: the bundles by name, the socket, batching and limits."""
+
+    bundles: dict[str, str]  # name -> bundle folder
+    host: str = "127.0.0.1"  # loopback unless told otherwise
+    port: int = 8000
+    max_batch: int = 32  # items (texts, or rank requests) in one session run
+    max_wait_ms: float = 2.0  # how long a batch waits for requests already being read
+    max_queue: int = 256  # items waiting per bundle and endpoint; past it: 503 + Retry-After
+    max_body_bytes: int = 1 << 20
+    max_texts: int = 64  # texts per predict request (candidates per rank request: max_candidates)
+    max_candidates: int = 2000
+    max_chars: int = 10_000  # characters per text
+    timeout_s: float = 30.0  # per request, queue and run; past it: 504
+    threads: int | None = None  # onnxruntime intra-op threads per bundle; None: one per core
+    workers: int = 1  # server processes, each with its own copy of every bundle
+    api_key_file: str | None = None  # bearer tokens, one per line; None: no auth
+    access_log: bool = True  # one JSON line per request on stderr
+    provider: str = "cpu"
+
+    def __post_init__(self) -> None:
+        p: list[str] = []
+        if not self.bundles:
+            p.append("bundles is empty (give at least one bundle folder)")
+        bad = [n for n in self.bundles if not n or not all(c.isalnum() or c in "-_." for c in n)]
+        if bad:
+            p.append(f"bundle names {bad} (letters, digits, '-', '_', '.' only: they go in URLs)")
+        if not 0 <= self.port < 65536:
+            p.append(f"port={self.port} (0..65535; 0 picks a free port)")
+        for name in ("max_batch", "max_queue", "max_body_bytes", "max_texts", "max_candidates"):
+            if getattr(self, name) < 1:
+                p.append(f"{name}={getattr(self, name)} (must be >= 1)")
+        if self.max_chars < 1 or self.max_wait_ms < 0 or self.timeout_s <= 0:
+            p.append(
+                f"max_chars={self.max_chars}, max_wait_ms={self.max_wait_ms}, "
+                f"timeout_s={self.timeout_s} (max_chars >= 1, max_wait_ms >= 0, timeout_s > 0)"
+            )
+        if (self.threads is not None and self.threads < 1) or self.workers < 1:
+            p.append(f"threads={self.threads}, workers={self.workers} (each >= 1)")
+        _check(p, "ServeConfig")

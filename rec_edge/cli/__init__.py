@@ -21,6 +21,7 @@ COMMANDS = {
     "export": "rec_edge.cli.export:command",
     "predict": "rec_edge.cli.predict:command",
     "bench": "rec_edge.cli.bench:command",
+    "serve": "rec_edge.cli.serve:command",
 }
 
 
@@ -67,5 +68,6 @@ def main(ctx: click.Context, debug: bool) -> None:
     rec-edge export   merge, export to ONNX, optimize, quantize -> exports/NAME (a bundle)
     rec-edge predict  classify or rank with a bundle (onnxruntime + tokenizers + numpy)
     rec-edge bench    measure bundles against PyTorch and other engines
+    rec-edge serve    serve bundles over HTTP with micro-batching
     """
     ctx.obj = {"debug": debug}

@@ -1,0 +1,169 @@
+"""TORCH-FREE dynamic micro-batching: the items of concurrent requests gathered into one run.
+
+A queue with a maximum batch and a maximum delay, as Triton's dynamic batcher means them, with
+one rule added for latency: a batch waits for more only while other requests are being read
+(``announce``d but not yet submitted). A lone client never waits; 32 clients share runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+RATE_WINDOW_S = 10.0
+
+
+class Overloaded(Exception):
+    """The queue is full: the request is refused at once (503 + Retry-After), never queued."""
+
+
+@dataclass
+class _Job:
+    items: Sequence[Any]
+    future: asyncio.Future[Any]
+    arrived: float
+
+
+class MicroBatcher:
+    """Runs ``run(items) -> outputs`` (one output per item, a list or an array) in ``executor``
+    on the items of several requests at once, and answers each request with its own outputs.
+
+    A run starts when ``max_batch`` items are queued, when the oldest waited ``max_wait_s``, or
+    when no other request is being read. A request's items are never split across runs; one
+    larger than ``max_batch`` runs alone. At most ``max_queue`` items wait: past that, ``submit``
+    raises ``Overloaded``.
+    """
+
+    def __init__(
+        self,
+        run: Callable[[list[Any]], Sequence[Any]],
+        *,
+        executor: Executor,
+        max_batch: int,
+        max_wait_s: float,
+        max_queue: int,
+        observe: Callable[[int], None] | None = None,
+    ):
+        self.run = run
+        self.executor = executor
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
+        self.max_queue = max_queue
+        self.observe = observe  # called with the item count of each run
+        self.queued = 0  # items waiting
+        self.arriving = 0  # requests announced and not yet submitted (or withdrawn)
+        self._jobs: collections.deque[_Job] = collections.deque()
+        self._wakeup = asyncio.Event()
+        self._answered: collections.deque[tuple[float, int]] = collections.deque()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._serve(), name="rec-edge-batch")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for job in self._jobs:
+            if not job.future.done():
+                job.future.set_exception(Overloaded("the server is shutting down"))
+        self._jobs.clear()
+        self.queued = 0
+
+    def announce(self) -> None:
+        """A request for this batcher is being read: a forming batch may wait for it."""
+        self.arriving += 1
+
+    def withdraw(self) -> None:
+        """An announced request will not be submitted (it was refused)."""
+        self.arriving -= 1
+
+    async def submit(self, items: Sequence[Any]) -> Sequence[Any]:
+        """Queue an announced request's items and wait for their outputs."""
+        self.arriving -= 1
+        if self.queued + len(items) > self.max_queue:
+            raise Overloaded(
+                f"{self.queued} items are queued; {len(items)} more would pass the limit of "
+                f"{self.max_queue} (--max-queue)"
+            )
+        job = _Job(items, asyncio.get_running_loop().create_future(), time.monotonic())
+        self._jobs.append(job)
+        self.queued += len(items)
+        self._wakeup.set()
+        return await job.future  # cancelled by a timeout: the batch loop skips the job
+
+    def items_per_second(self) -> float:
+        """Items answered per second over the last ``RATE_WINDOW_S`` seconds."""
+        self._forget(time.monotonic())
+        return sum(n for _, n in self._answered) / RATE_WINDOW_S
+
+    def _forget(self, now: float) -> None:
+        while self._answered and self._answered[0][0] < now - RATE_WINDOW_S:
+            self._answered.popleft()
+
+    async def _serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._gather()
+            jobs = self._take()
+            if not jobs:
+                continue
+            items = [item for job in jobs for item in job.items]
+            try:
+                outputs = await loop.run_in_executor(self.executor, self.run, items)
+            except Exception as error:  # the requests of this run get it; the loop goes on
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(error)
+                continue
+            start = 0
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_result(outputs[start : start + len(job.items)])
+                start += len(job.items)
+            now = time.monotonic()
+            self._answered.append((now, len(items)))
+            self._forget(now)
+            if self.observe is not None:
+                self.observe(len(items))
+
+    async def _gather(self) -> None:
+        """Wait for a first job, then while the batch is short and requests are being read,
+        until the oldest job has waited ``max_wait_s``."""
+        while not self._jobs:
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        deadline = self._jobs[0].arrived + self.max_wait_s
+        while self.queued < self.max_batch and self.arriving > 0:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), left)
+            except TimeoutError:
+                return
+
+    def _take(self) -> list[_Job]:
+        """The oldest jobs that fit in one run (at least one); jobs already answered (timed
+        out, cancelled) are dropped."""
+        taken: list[_Job] = []
+        size = 0
+        while self._jobs:
+            job = self._jobs[0]
+            if job.future.done():
+                self._jobs.popleft()
+                self.queued -= len(job.items)
+                continue
+            if taken and size + len(job.items) > self.max_batch:
+                break
+            self._jobs.popleft()
+            self.queued -= len(job.items)
+            taken.append(job)
+            size += len(job.items)
+        return taken
