@@ -252,15 +252,24 @@ class ServeConfig:
     bundles: dict[str, str]  # name -> bundle folder
     host: str = "127.0.0.1"  # loopback unless told otherwise
     port: int = 8000
-    max_batch: int = 32  # items (texts, or rank requests) in one session run
+    max_batch: int = 32  # items (texts, or rank requests) gathered from the queue at once
+    # texts per session run within a gathered batch, sorted by length; None: 4 on the CPU (a
+    # padded batch of 32 short texts ran at 0.55x the rate of runs of 4: benchmarks/RESULTS.md),
+    # max_batch on other providers
+    session_batch: int | None = None
     max_wait_ms: float = 2.0  # how long a batch waits for requests already being read
-    max_queue: int = 256  # items waiting per bundle and endpoint; past it: 503 + Retry-After
+    max_queue: int = 64  # items waiting per bundle; past it: 503 + Retry-After at once
+    spinning: bool = True  # onnxruntime's threads spin between runs (lower latency, more CPU)
     max_body_bytes: int = 1 << 20
     max_texts: int = 64  # texts per predict request (candidates per rank request: max_candidates)
     max_candidates: int = 2000
     max_chars: int = 10_000  # characters per text
     timeout_s: float = 30.0  # per request, queue and run; past it: 504
-    threads: int | None = None  # onnxruntime intra-op threads per bundle; None: one per core
+    # session runs in flight per bundle, and onnxruntime intra-op threads per run (None: one per
+    # usable core). On 2 cores, 1 run x 2 spinning threads served as many texts at 32 clients as
+    # 2 runs x 1 thread and answered a lone request 3-4 ms sooner (benchmarks/RESULTS.md)
+    runs: int = 1
+    threads: int | None = None
     workers: int = 1  # server processes, each with its own copy of every bundle
     api_key_file: str | None = None  # bearer tokens, one per line; None: no auth
     access_log: bool = True  # one JSON line per request on stderr
@@ -278,11 +287,30 @@ class ServeConfig:
         for name in ("max_batch", "max_queue", "max_body_bytes", "max_texts", "max_candidates"):
             if getattr(self, name) < 1:
                 p.append(f"{name}={getattr(self, name)} (must be >= 1)")
+        if self.session_batch is not None and self.session_batch < 1:
+            p.append(f"session_batch={self.session_batch} (must be >= 1)")
+        if self.max_texts > self.max_queue:
+            p.append(
+                f"max_texts={self.max_texts} > max_queue={self.max_queue}: a request that large "
+                "could never be queued"
+            )
         if self.max_chars < 1 or self.max_wait_ms < 0 or self.timeout_s <= 0:
             p.append(
                 f"max_chars={self.max_chars}, max_wait_ms={self.max_wait_ms}, "
                 f"timeout_s={self.timeout_s} (max_chars >= 1, max_wait_ms >= 0, timeout_s > 0)"
             )
-        if (self.threads is not None and self.threads < 1) or self.workers < 1:
-            p.append(f"threads={self.threads}, workers={self.workers} (each >= 1)")
+        if self.runs < 1 or (self.threads is not None and self.threads < 1) or self.workers < 1:
+            p.append(
+                f"runs={self.runs}, threads={self.threads}, workers={self.workers} (each >= 1)"
+            )
         _check(p, "ServeConfig")
+
+    @property
+    def on_cpu(self) -> bool:
+        return self.provider.lower() in ("cpu", "cpuexecutionprovider")
+
+    @property
+    def resolved_session_batch(self) -> int:
+        if self.session_batch is not None:
+            return self.session_batch
+        return 4 if self.on_cpu else self.max_batch

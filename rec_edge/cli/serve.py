@@ -49,7 +49,13 @@ def bundle_names(paths: tuple[str, ...], named: tuple[str, ...]) -> dict[str, st
     "--max-batch",
     default=32,
     show_default=True,
-    help="Items (texts, or rank requests) per session run.",
+    help="Items (texts, or rank requests) gathered from the queue into one batch.",
+)
+@click.option(
+    "--session-batch",
+    type=int,
+    help="Texts per session run within a batch, sorted by length. "
+    "[default: 4 on the CPU, --max-batch on other providers]",
 )
 @click.option(
     "--max-wait-ms",
@@ -59,7 +65,7 @@ def bundle_names(paths: tuple[str, ...], named: tuple[str, ...]) -> dict[str, st
 )
 @click.option(
     "--max-queue",
-    default=256,
+    default=64,
     show_default=True,
     help="Items waiting per bundle; past it: 503 + Retry-After.",
 )
@@ -85,7 +91,21 @@ def bundle_names(paths: tuple[str, ...], named: tuple[str, ...]) -> dict[str, st
     "--timeout-s", default=30.0, show_default=True, help="Per request, queue and run (504 past it)."
 )
 @click.option(
-    "--threads", type=int, help="onnxruntime intra-op threads per bundle. [default: one per core]"
+    "--runs",
+    default=1,
+    show_default=True,
+    help="Session runs in flight per bundle (with --threads: cores / runs).",
+)
+@click.option(
+    "--spinning/--no-spinning",
+    default=True,
+    show_default=True,
+    help="onnxruntime threads spin between runs: lower latency, more CPU.",
+)
+@click.option(
+    "--threads",
+    type=int,
+    help="onnxruntime intra-op threads per run. [default: one per core]",
 )
 @click.option(
     "--workers", default=1, show_default=True, help="Server processes, each with every bundle."

@@ -476,12 +476,15 @@ class Predictor:
         items = _check_texts(candidates)
         return _ranked(items, *self._logits(history, items), k)
 
-    def rank_batch(self, requests: Sequence[RankRequest]) -> list[list[Ranked]]:
-        """Several users' requests at once, their texts encoded in one batch (servers, batch
-        jobs). Each answer is the one ``rank`` gives that request alone."""
+    def rank_batch(
+        self, requests: Sequence[RankRequest], batch_size: int = 32
+    ) -> list[list[Ranked]]:
+        """Several users' requests at once, their texts encoded together (servers, batch jobs),
+        ``batch_size`` per session run, sorted by length. Each answer is the one ``rank`` gives
+        that request alone."""
         checked = [(self._history(r.history), _check_texts(r.candidates)) for r in requests]
         asking = [i for i, (_, items) in enumerate(checked) if items]
-        users = self.logits([self._user_text(*checked[i][0]) for i in asking])
+        users = self.logits([self._user_text(*checked[i][0]) for i in asking], batch_size)
         answers: list[list[Ranked]] = [[] for _ in requests]
         for row, i in zip(users, asking, strict=True):
             (liked, disliked), items = checked[i]

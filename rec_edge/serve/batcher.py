@@ -34,9 +34,9 @@ class MicroBatcher:
     on the items of several requests at once, and answers each request with its own outputs.
 
     A run starts when ``max_batch`` items are queued, when the oldest waited ``max_wait_s``, or
-    when no other request is being read. A request's items are never split across runs; one
-    larger than ``max_batch`` runs alone. At most ``max_queue`` items wait: past that, ``submit``
-    raises ``Overloaded``.
+    when no other request is being read; up to ``concurrency`` runs are in flight at once. A
+    request's items are never split across runs; one larger than ``max_batch`` runs alone. At
+    most ``max_queue`` items wait: past that, ``submit`` raises ``Overloaded``.
     """
 
     def __init__(
@@ -47,10 +47,12 @@ class MicroBatcher:
         max_batch: int,
         max_wait_s: float,
         max_queue: int,
+        concurrency: int = 1,
         observe: Callable[[int], None] | None = None,
     ):
         self.run = run
-        self.executor = executor
+        self.executor = executor  # with at least ``concurrency`` threads
+        self.concurrency = concurrency
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.max_queue = max_queue
@@ -61,14 +63,16 @@ class MicroBatcher:
         self._wakeup = asyncio.Event()
         self._answered: collections.deque[tuple[float, int]] = collections.deque()
         self._task: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._serve(), name="rec-edge-batch")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        tasks = [t for t in (self._task, *self._running) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         for job in self._jobs:
             if not job.future.done():
                 job.future.set_exception(Overloaded("the server is shutting down"))
@@ -107,30 +111,41 @@ class MicroBatcher:
             self._answered.popleft()
 
     async def _serve(self) -> None:
-        loop = asyncio.get_running_loop()
+        slots = asyncio.Semaphore(self.concurrency)
         while True:
+            await slots.acquire()  # a free run slot first: meanwhile the queue fills
             await self._gather()
             jobs = self._take()
             if not jobs:
+                slots.release()
                 continue
-            items = [item for job in jobs for item in job.items]
-            try:
-                outputs = await loop.run_in_executor(self.executor, self.run, items)
-            except Exception as error:  # the requests of this run get it; the loop goes on
-                for job in jobs:
-                    if not job.future.done():
-                        job.future.set_exception(error)
-                continue
-            start = 0
+            task = asyncio.get_running_loop().create_task(self._answer(jobs))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+            task.add_done_callback(lambda _: slots.release())
+
+    async def _answer(self, jobs: list[_Job]) -> None:
+        """One run over the items of ``jobs``; each job gets its own outputs (or the error)."""
+        items = [item for job in jobs for item in job.items]
+        try:
+            outputs = await asyncio.get_running_loop().run_in_executor(
+                self.executor, self.run, items
+            )
+        except Exception as error:  # the requests of this run get it; the loop goes on
             for job in jobs:
                 if not job.future.done():
-                    job.future.set_result(outputs[start : start + len(job.items)])
-                start += len(job.items)
-            now = time.monotonic()
-            self._answered.append((now, len(items)))
-            self._forget(now)
-            if self.observe is not None:
-                self.observe(len(items))
+                    job.future.set_exception(error)
+            return
+        start = 0
+        for job in jobs:
+            if not job.future.done():
+                job.future.set_result(outputs[start : start + len(job.items)])
+            start += len(job.items)
+        now = time.monotonic()
+        self._answered.append((now, len(items)))
+        self._forget(now)
+        if self.observe is not None:
+            self.observe(len(items))
 
     async def _gather(self) -> None:
         """Wait for a first job, then while the batch is short and requests are being read,

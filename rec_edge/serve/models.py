@@ -22,7 +22,7 @@ WARM_TEXTS = ["warm up", "a longer text to warm up the session with a few more t
 
 def load_predictor(path: str | Path, config: ServeConfig) -> Predictor:
     """Load and check a bundle (manifest, sha256 of its files), then warm it up."""
-    predictor = Predictor.load(path, config.provider, config.threads, spinning=False)
+    predictor = Predictor.load(path, config.provider, config.threads, spinning=config.spinning)
     if predictor.manifest.task == "rank":
         titles = predictor.catalog[:20] or WARM_TEXTS
         predictor.rank_batch([RankRequest(titles[:2], [], titles, 10)])
@@ -42,7 +42,7 @@ class ServedModel:
         self.config = config
         self.predictor = predictor
         self.loaded_at = time.time()
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"rec-edge-{name}")
+        self.executor = ThreadPoolExecutor(config.runs, thread_name_prefix=f"rec-edge-{name}")
         self.batcher: MicroBatcher | None = None
         self._reloading = asyncio.Lock()
 
@@ -62,6 +62,7 @@ class ServedModel:
             max_batch=self.config.max_batch,
             max_wait_s=self.config.max_wait_ms / 1000,
             max_queue=self.config.max_queue,
+            concurrency=self.config.runs,
             observe=observe,
         )
         self.batcher.start()
@@ -74,9 +75,10 @@ class ServedModel:
     def _run(self, items: list[Any]) -> Sequence[Any]:
         """One session run for the items of several requests (in the executor thread)."""
         predictor = self.predictor  # one Predictor for the whole run, even across a reload
+        size = self.config.resolved_session_batch
         if predictor.manifest.task == "rank":
-            return predictor.rank_batch(items)
-        probabilities = softmax(predictor.logits(items, self.config.max_batch))
+            return predictor.rank_batch(items, size)
+        probabilities = softmax(predictor.logits(items, size))
         return probabilities  # type: ignore[return-value]  # an array: sliced per request
 
     def describe(self) -> dict[str, Any]:

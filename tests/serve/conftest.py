@@ -77,5 +77,6 @@ def server(
     share runs."""
     log = tmp_path_factory.mktemp("serve") / "server.log"
     args = ["--bundle", f"topics={tiny_bundle}", "--bundle", f"movies={rank_bundle}"]
-    with live_server([*args, "--max-wait-ms", "20", "--max-texts", "16"], log) as live:
+    options = ["--max-wait-ms", "20", "--max-texts", "16", "--max-queue", "1024"]
+    with live_server([*args, *options], log) as live:
         yield live

@@ -16,11 +16,13 @@ class Recorder:
     """``run``: doubles each item; remembers each run's items; can be held to let a queue form."""
 
     def __init__(self) -> None:
+        self.started: list[list[int]] = []
         self.runs: list[list[int]] = []
         self.gate = threading.Event()
         self.gate.set()
 
     def __call__(self, items: list[int]) -> list[int]:
+        self.started.append(list(items))
         self.gate.wait(5)
         self.runs.append(list(items))
         if any(i < 0 for i in items):
@@ -97,6 +99,29 @@ def test_an_error_reaches_the_requests_of_its_run_and_the_loop_goes_on() -> None
         with pytest.raises(ValueError, match="negative item"):
             await _ask(batcher, [-1])
         assert await _ask(batcher, [3]) == [6]
+        await batcher.close()
+
+    asyncio.run(main())
+
+
+def test_up_to_concurrency_runs_are_in_flight() -> None:
+    async def main() -> None:
+        run = Recorder()
+        run.gate.clear()
+        batcher = MicroBatcher(
+            run,
+            executor=ThreadPoolExecutor(2),
+            max_batch=1,
+            max_wait_s=0.0,
+            max_queue=8,
+            concurrency=2,
+        )
+        batcher.start()
+        asks = [asyncio.ensure_future(_ask(batcher, [i])) for i in range(3)]
+        await asyncio.sleep(0.1)
+        assert sorted(run.started) == [[0], [1]]  # two runs at once, the third waits
+        run.gate.set()
+        assert await asyncio.gather(*asks) == [[0], [2], [4]]
         await batcher.close()
 
     asyncio.run(main())
