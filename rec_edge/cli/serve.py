@@ -70,6 +70,12 @@ def bundle_names(paths: tuple[str, ...], named: tuple[str, ...]) -> dict[str, st
     help="Items waiting per bundle; past it: 503 + Retry-After.",
 )
 @click.option(
+    "--max-queue-ms",
+    default=500.0,
+    show_default=True,
+    help="Nor longer than this in waiting time, by the recent run time per item.",
+)
+@click.option(
     "--max-body-bytes",
     default=1 << 20,
     show_default=True,

@@ -156,7 +156,11 @@ class Server:
         """Read and decode the request while the batch announces it; queue its items; wait."""
         batcher = model.batcher
         assert batcher is not None
-        batcher.announce()
+        try:
+            batcher.check()  # shed before reading the body: a refusal must cost little
+            batcher.announce()
+        except Overloaded as error:
+            raise self._overloaded(model, error) from None
         try:
             items, extra = decode(
                 decode_json(await _read_body(request, self.config.max_body_bytes))
@@ -168,18 +172,22 @@ class Server:
         try:
             outputs = await asyncio.wait_for(batcher.submit(items), self.config.timeout_s)
         except Overloaded as error:
-            raise RequestError(
-                503,
-                "overloaded",
-                f"model {model.name!r} is at capacity: {error}; retry shortly",
-                headers={"Retry-After": "1"},
-            ) from None
+            raise self._overloaded(model, error) from None
         except TimeoutError:
             raise RequestError(
                 504, "timeout", f"no answer within {self.config.timeout_s} s (--timeout-s)"
             ) from None
         self.metrics.items.labels(model.name).inc(len(items))
         return outputs, extra
+
+    @staticmethod
+    def _overloaded(model: ServedModel, error: Overloaded) -> RequestError:
+        return RequestError(
+            503,
+            "overloaded",
+            f"model {model.name!r} is at capacity: {error}; retry shortly",
+            headers={"Retry-After": "1"},
+        )
 
     async def predict(self, request: Request) -> Response:
         try:

@@ -36,7 +36,9 @@ class MicroBatcher:
     A run starts when ``max_batch`` items are queued, when the oldest waited ``max_wait_s``, or
     when no other request is being read; up to ``concurrency`` runs are in flight at once. A
     request's items are never split across runs; one larger than ``max_batch`` runs alone. At
-    most ``max_queue`` items wait: past that, ``submit`` raises ``Overloaded``.
+    most ``max_queue`` items wait, and no longer than ``max_queue_s`` by the recent cost of an
+    item: past either, ``submit`` raises ``Overloaded`` (when the CPU is short, the time limit
+    sheds sooner than the count).
     """
 
     def __init__(
@@ -47,12 +49,15 @@ class MicroBatcher:
         max_batch: int,
         max_wait_s: float,
         max_queue: int,
+        max_queue_s: float = float("inf"),
         concurrency: int = 1,
         observe: Callable[[int], None] | None = None,
     ):
         self.run = run
         self.executor = executor  # with at least ``concurrency`` threads
         self.concurrency = concurrency
+        self.max_queue_s = max_queue_s
+        self.item_seconds = 0.0  # run time per item, a moving average (0: no run yet)
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.max_queue = max_queue
@@ -87,14 +92,27 @@ class MicroBatcher:
         """An announced request will not be submitted (it was refused)."""
         self.arriving -= 1
 
+    def expected_wait(self, items: int = 0) -> float:
+        """Seconds the queued items (and ``items`` more) would wait, at the recent cost per item."""
+        return (self.queued + items) * self.item_seconds / self.concurrency
+
+    def check(self, items: int = 1) -> None:
+        """Raise Overloaded if ``items`` more would pass the queue's count or time limit."""
+        if self.queued + items > self.max_queue:
+            raise Overloaded(
+                f"{self.queued} items are queued; {items} more would pass the limit of "
+                f"{self.max_queue} (--max-queue)"
+            )
+        if self.queued and self.expected_wait(items) > self.max_queue_s:
+            raise Overloaded(
+                f"the queued items would wait {self.expected_wait(items) * 1000:.0f} ms, past "
+                f"{self.max_queue_s * 1000:.0f} ms (--max-queue-ms)"
+            )
+
     async def submit(self, items: Sequence[Any]) -> Sequence[Any]:
         """Queue an announced request's items and wait for their outputs."""
         self.arriving -= 1
-        if self.queued + len(items) > self.max_queue:
-            raise Overloaded(
-                f"{self.queued} items are queued; {len(items)} more would pass the limit of "
-                f"{self.max_queue} (--max-queue)"
-            )
+        self.check(len(items))
         job = _Job(items, asyncio.get_running_loop().create_future(), time.monotonic())
         self._jobs.append(job)
         self.queued += len(items)
@@ -127,6 +145,7 @@ class MicroBatcher:
     async def _answer(self, jobs: list[_Job]) -> None:
         """One run over the items of ``jobs``; each job gets its own outputs (or the error)."""
         items = [item for job in jobs for item in job.items]
+        started = time.monotonic()
         try:
             outputs = await asyncio.get_running_loop().run_in_executor(
                 self.executor, self.run, items
@@ -142,6 +161,8 @@ class MicroBatcher:
                 job.future.set_result(outputs[start : start + len(job.items)])
             start += len(job.items)
         now = time.monotonic()
+        cost = (now - started) / len(items)
+        self.item_seconds = cost if not self.item_seconds else 0.8 * self.item_seconds + 0.2 * cost
         self._answered.append((now, len(items)))
         self._forget(now)
         if self.observe is not None:

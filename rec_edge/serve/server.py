@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from rec_edge.bundle import load_bundle
 from rec_edge.config import ServeConfig, config_to_dict
 from rec_edge.errors import MissingDependencyError
 
@@ -71,7 +72,11 @@ def serve(config: ServeConfig, announce: Callable[[str], None] = print) -> None:
             "rec-edge serve needs the [serve] extra: pip install 'rec-edge[serve]'"
         ) from None
     _logging(config)
-    app = create_app(config)  # in this process first: a bad bundle fails here, with its name
+    if config.workers == 1:
+        app = create_app(config)  # a bad bundle fails here, with its name, before the socket
+    else:  # each worker loads its own; here only the manifests and checksums, in little memory
+        for path in config.bundles.values():
+            load_bundle(path, verify=True)
     sock = _bind(config)
     host, port = sock.getsockname()[:2]
     options: dict[str, Any] = dict(
@@ -90,7 +95,6 @@ def serve(config: ServeConfig, announce: Callable[[str], None] = print) -> None:
         announce(f"serving {', '.join(config.bundles)} on {url}")
         server.run(sockets=[sock])
         return
-    del app  # each worker loads its own
     os.environ[CONFIG_ENV] = json.dumps(config_to_dict(config))
     from uvicorn.supervisors import Multiprocess
 

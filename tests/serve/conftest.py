@@ -77,6 +77,15 @@ def server(
     share runs."""
     log = tmp_path_factory.mktemp("serve") / "server.log"
     args = ["--bundle", f"topics={tiny_bundle}", "--bundle", f"movies={rank_bundle}"]
-    options = ["--max-wait-ms", "20", "--max-texts", "16", "--max-queue", "1024"]
+    options = [
+        "--max-wait-ms",
+        "20",
+        "--max-texts",
+        "16",
+        "--max-queue",
+        "1024",
+        "--max-queue-ms",
+        "600000",
+    ]
     with live_server([*args, *options], log) as live:
         yield live

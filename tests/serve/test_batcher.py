@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -122,6 +123,33 @@ def test_up_to_concurrency_runs_are_in_flight() -> None:
         assert sorted(run.started) == [[0], [1]]  # two runs at once, the third waits
         run.gate.set()
         assert await asyncio.gather(*asks) == [[0], [2], [4]]
+        await batcher.close()
+
+    asyncio.run(main())
+
+
+def test_the_queue_is_also_bounded_in_time_by_the_recent_cost_of_an_item() -> None:
+    async def main() -> None:
+        run = Recorder()
+        batcher = MicroBatcher(
+            lambda items: (time.sleep(0.05 * len(items)), run(items))[1],
+            executor=ThreadPoolExecutor(1),
+            max_batch=8,
+            max_wait_s=0.0,
+            max_queue=64,
+            max_queue_s=0.12,
+        )
+        batcher.start()
+        assert await _ask(batcher, [1]) == [2]  # learns: about 50 ms an item
+        run.gate.clear()
+        held = asyncio.ensure_future(_ask(batcher, [2]))  # running, held at the gate
+        await asyncio.sleep(0.1)
+        queued = asyncio.ensure_future(_ask(batcher, [3]))  # 1 queued: ~50 ms of wait
+        await asyncio.sleep(0.01)
+        with pytest.raises(Overloaded, match="--max-queue-ms"):
+            await _ask(batcher, [4, 5])  # 3 queued would wait ~150 ms
+        run.gate.set()
+        assert await held == [4] and await queued == [6]
         await batcher.close()
 
     asyncio.run(main())

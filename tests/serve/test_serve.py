@@ -307,6 +307,7 @@ def test_reload_swaps_a_good_bundle_and_refuses_a_bad_one(
 
 def test_sigterm_drains_requests_in_flight_and_exits_0(tiny_bundle: Path, tmp_path: Path) -> None:
     args = [str(tiny_bundle), "--max-batch", "1", "--max-texts", "16", "--max-queue", "4096"]
+    args += ["--max-queue-ms", "600000"]  # everything is queued: the drain is under test
     name = tiny_bundle.name
     with live_server(args, tmp_path / "log") as live:
         bodies = [{"texts": random.Random(i).sample(TEXTS, 16)} for i in range(40)]
