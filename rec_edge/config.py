@@ -259,7 +259,10 @@ class ServeConfig:
     session_batch: int | None = None
     max_wait_ms: float = 2.0  # how long a batch waits for requests already being read
     max_queue: int = 64  # items waiting per bundle; past it: 503 + Retry-After at once
-    max_queue_ms: float = 500.0  # nor longer than this, by the recent run time per item
+    # and, if set, no longer than this by the recent run time per item. Off by default: measured
+    # on 2 cores, it did not lower the admitted p99 under overload (the HTTP loop's backlog ruled)
+    # and clients that retry at once turned its refusals into a storm (benchmarks/RESULTS.md)
+    max_queue_ms: float | None = None
     spinning: bool = True  # onnxruntime's threads spin between runs (lower latency, more CPU)
     max_body_bytes: int = 1 << 20
     max_texts: int = 64  # texts per predict request (candidates per rank request: max_candidates)
@@ -295,7 +298,7 @@ class ServeConfig:
                 f"max_texts={self.max_texts} > max_queue={self.max_queue}: a request that large "
                 "could never be queued"
             )
-        if self.max_queue_ms <= 0:
+        if self.max_queue_ms is not None and self.max_queue_ms <= 0:
             p.append(f"max_queue_ms={self.max_queue_ms} (must be > 0)")
         if self.max_chars < 1 or self.max_wait_ms < 0 or self.timeout_s <= 0:
             p.append(

@@ -71,9 +71,8 @@ def bundle_names(paths: tuple[str, ...], named: tuple[str, ...]) -> dict[str, st
 )
 @click.option(
     "--max-queue-ms",
-    default=500.0,
-    show_default=True,
-    help="Nor longer than this in waiting time, by the recent run time per item.",
+    type=float,
+    help="And no longer than this in waiting time, by the recent run time per item. [default: off]",
 )
 @click.option(
     "--max-body-bytes",

@@ -62,7 +62,7 @@ class ServedModel:
             max_batch=self.config.max_batch,
             max_wait_s=self.config.max_wait_ms / 1000,
             max_queue=self.config.max_queue,
-            max_queue_s=self.config.max_queue_ms / 1000,
+            max_queue_s=(self.config.max_queue_ms or float("inf")) / 1000,
             concurrency=self.config.runs,
             observe=observe,
         )

@@ -9,6 +9,7 @@ import json
 import random
 import re
 import shutil
+import signal
 import threading
 import time
 from pathlib import Path
@@ -303,6 +304,13 @@ def test_reload_swaps_a_good_bundle_and_refuses_a_bad_one(
         models = client.get("/v1/models").json()["models"]
         assert models[0]["model_sha256"] == sha[fp32]  # the good one keeps serving
         assert client.post("/v1/models/topics/predict", json={"texts": ["a"]}).status_code == 200
+        shutil.rmtree(served)  # SIGHUP reloads every bundle from its path
+        shutil.copytree(tiny_bundle, served)
+        live.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while client.get("/v1/models").json()["models"][0]["model_sha256"] != sha[tiny_bundle]:
+            assert time.monotonic() < deadline, "SIGHUP did not reload"
+            time.sleep(0.05)
 
 
 def test_sigterm_drains_requests_in_flight_and_exits_0(tiny_bundle: Path, tmp_path: Path) -> None:
