@@ -57,13 +57,13 @@ def chart(kind: str, data: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for server, by_clients in data["closed_loop"].items():
+    for n, (server, by_clients) in enumerate(data["closed_loop"].items()):
         clients = sorted(by_clients, key=int)
         x = [median(by_clients[c], "ok_per_s") for c in clients]
         for key, style in (("p50_ms", "-o"), ("p99_ms", ":^")):
             y = [median(by_clients[c], key) for c in clients]
             label = f"{server} {key[:3]}"
-            ax.plot(x, y, style, label=label, alpha=0.85)
+            ax.plot(x, y, style, label=label, alpha=0.85, color=f"C{n}")
             if key == "p50_ms":
                 for xi, yi, c in zip(x, y, clients, strict=True):
                     ax.annotate(c, (xi, yi), textcoords="offset points", xytext=(3, 3), fontsize=7)
