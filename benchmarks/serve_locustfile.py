@@ -12,11 +12,12 @@ import itertools
 import json
 import os
 import time
+from pathlib import Path
 
 from locust import constant, constant_throughput, events, task
 from locust.contrib.fasthttp import FastHttpUser
 
-BODIES = [json.dumps(b).encode() for b in json.load(open(os.environ["SERVE_BODIES"]))]
+BODIES = [json.dumps(b).encode() for b in json.loads(Path(os.environ["SERVE_BODIES"]).read_text())]
 PATH = os.environ["SERVE_PATH"]
 MAX = int(os.environ.get("SERVE_MAX", "0")) or None
 RATE = float(os.environ.get("SERVE_RATE", "0"))
