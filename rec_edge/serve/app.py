@@ -170,9 +170,11 @@ class Server:
             raise
         request.state.items = len(items)
         try:
-            outputs = await asyncio.wait_for(batcher.submit(items), self.config.timeout_s)
+            answer = batcher.enqueue(items)  # at once: no request is left "arriving"
         except Overloaded as error:
             raise self._overloaded(model, error) from None
+        try:
+            outputs = await asyncio.wait_for(answer, self.config.timeout_s)
         except TimeoutError:
             raise RequestError(
                 504, "timeout", f"no answer within {self.config.timeout_s} s (--timeout-s)"

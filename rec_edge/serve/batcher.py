@@ -109,15 +109,20 @@ class MicroBatcher:
                 f"{self.max_queue_s * 1000:.0f} ms (--max-queue-ms)"
             )
 
-    async def submit(self, items: Sequence[Any]) -> Sequence[Any]:
-        """Queue an announced request's items and wait for their outputs."""
+    def enqueue(self, items: Sequence[Any]) -> asyncio.Future[Any]:
+        """Queue an announced request's items at once; the future gets their outputs (cancel it
+        to drop them: the batch loop skips a job whose future is done)."""
         self.arriving -= 1
         self.check(len(items))
         job = _Job(items, asyncio.get_running_loop().create_future(), time.monotonic())
         self._jobs.append(job)
         self.queued += len(items)
         self._wakeup.set()
-        return await job.future  # cancelled by a timeout: the batch loop skips the job
+        return job.future
+
+    async def submit(self, items: Sequence[Any]) -> Sequence[Any]:
+        """Queue an announced request's items and wait for their outputs."""
+        return await self.enqueue(items)
 
     def items_per_second(self) -> float:
         """Items answered per second over the last ``RATE_WINDOW_S`` seconds."""

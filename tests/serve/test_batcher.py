@@ -87,7 +87,7 @@ def test_a_full_queue_refuses_and_cancelled_requests_are_skipped() -> None:
         run.gate.set()
         assert await first == [2] and await waiting == [4, 6]
         assert [4, 5] not in run.runs and all(4 not in items for items in run.runs)
-        assert batcher.queued == 0
+        assert batcher.queued == 0 and batcher.arriving == 0  # nobody is left announced
         await batcher.close()
 
     asyncio.run(main())
