@@ -33,6 +33,7 @@ from rec_edge.train.pairs import (
     pair_collator,
     pair_model,
 )
+from rec_edge.train.precision import Precision, bf16_hardware, resolve_precision
 from rec_edge.train.runs import RUN_FILE, finish_run_dir, prepare_run_dir
 from rec_edge.versions import machine, versions
 
@@ -44,6 +45,7 @@ class TrainResult:
     train_seconds: float
     skipped: int
     truncated: int
+    precision: Precision
 
 
 class _Encoded:
@@ -184,6 +186,7 @@ def _build_model(
             config.lora_dropout,
             config.target_modules,
             features=describe,
+            lora_layers=config.lora_layers,
         )
     if head is not None:
         return _Model(description_classifier(model, head), rank, head)
@@ -217,6 +220,7 @@ def _trainer(
     sets: tuple[Any, Any],
     tokenizer: Any,
     labels: list[str],
+    precision: Precision,
 ) -> Any:
     import torch
     from transformers import (
@@ -254,6 +258,7 @@ def _trainer(
         # the pair scorer and the description classifier take every column by keyword
         remove_unused_columns=not rank and built.head is None,
         use_cpu=not torch.cuda.is_available(),
+        bf16=precision.used == "bf16",  # autocast; weights and optimizer state stay float32
         **_schedule(config, len(sets[0])),
     )
     callbacks: list[Any] = [_log_callback(work / "log.jsonl")]
@@ -326,6 +331,7 @@ def _fit(
     sets: tuple[Any, Any, Any],
     tokenizer: Any,
     labels: list[str],
+    precision: Precision,
 ) -> _Fitted:
     """The Trainer's loop and the final reports; zero-shot (``shots=0``): the reports alone."""
     train_set, validation_set, test_set = sets
@@ -336,7 +342,9 @@ def _fit(
             "test": _head_report(built, test_set, tokenizer, labels) if test_set else None,
         }
         return _Fitted(built.module, None, metrics, time.perf_counter() - started, None)
-    trainer = _trainer(config, built, work, (train_set, validation_set), tokenizer, labels)
+    trainer = _trainer(
+        config, built, work, (train_set, validation_set), tokenizer, labels, precision
+    )
     resume_from = _last_checkpoint(work / "checkpoints") if config.resume else None
     # The Trainer prints its logs on stdout; send them to stderr so stdout stays ours (--json).
     with contextlib.redirect_stdout(sys.stderr):
@@ -371,6 +379,7 @@ def _run_record(
     head: dict[str, Any],
     fitted: _Fitted,
     truncated: dict[str, int],
+    precision: Precision,
 ) -> dict[str, Any]:
     """run.json: what the export and a reader need to know of the run."""
     state = fitted.state
@@ -393,6 +402,7 @@ def _run_record(
         "truncated": truncated,
         "resumed_from": fitted.resumed_from,
         "train_seconds": round(fitted.seconds, 1),
+        "precision": precision.to_dict(),
         "steps": state.global_step if state else 0,
         "best_checkpoint": best_checkpoint,
         "epochs_run": state.epoch if state else 0,
@@ -410,6 +420,9 @@ def train(config: TrainConfig) -> TrainResult:
     final = Path(config.runs_dir) / run_name(config)
     work = prepare_run_dir(final, config.force, config.resume)
 
+    precision = resolve_precision(config.precision, bf16_hardware())
+    if precision.note:
+        print(f"precision: {precision.note}", file=sys.stderr)
     set_seed(config.seed)  # before the head and the LoRA matrices are initialized
     tokenizer = _tokenizer(model_path)
     built = _build_model(config, model_path, tokenizer, data)
@@ -418,16 +431,18 @@ def train(config: TrainConfig) -> TrainResult:
     validation_set = encode(data.validation, tokenizer, config.max_length)
     test_set = encode(data.test, tokenizer, config.max_length) if data.test else None
     sets = (train_set, validation_set, test_set)
-    fitted = _fit(config, built, work, sets, tokenizer, data.labels)
+    fitted = _fit(config, built, work, sets, tokenizer, data.labels, precision)
     metrics = fitted.metrics
-    result = TrainResult(final, metrics, fitted.seconds, len(data.skipped), train_set.truncated)
+    result = TrainResult(
+        final, metrics, fitted.seconds, len(data.skipped), train_set.truncated, precision
+    )
     if not fitted.main_process:
         return result
 
     best = _save_model(config, built, fitted.module, work, tokenizer)
     truncated = {"train": train_set.truncated, "validation": validation_set.truncated}
     run = _run_record(
-        config, final, data, model_path, best, _head_info(built, work), fitted, truncated
+        config, final, data, model_path, best, _head_info(built, work), fitted, truncated, precision
     )
     (work / RUN_FILE).write_text(json.dumps(run, indent=2), encoding="utf-8")
     if not config.keep_checkpoints:
