@@ -25,7 +25,7 @@ from rec_edge.bundle import sha256_file
 from rec_edge.config import TrainConfig
 from rec_edge.data.interactions import InteractionData
 from rec_edge.data.recommend import PointwiseExample
-from rec_edge.errors import RunError
+from rec_edge.errors import ConfigError, RunError
 from rec_edge.runtime.collab import TABLES, CollaborativeTables
 from rec_edge.runtime.predictor import pair_scores
 
@@ -46,6 +46,13 @@ class CollabConfig:
     patience: int = 1  # epochs without a better validation AUC before stopping
     validation_limit: int | None = 3000  # validation rows that choose the epoch (seeded sample)
     seed: int = 0
+    # how the frozen encoder's scores are computed: int8 (an onnxruntime session of the model,
+    # export.bulk: several times faster) | torch (PyTorch fp32)
+    engine: str = "int8"
+
+    def __post_init__(self) -> None:
+        if self.engine not in ("int8", "torch"):
+            raise ConfigError(f"CollabConfig.engine={self.engine!r} (allowed: int8, torch)")
 
 
 def text_scores(
@@ -54,17 +61,18 @@ def text_scores(
     rows: list[PointwiseExample],
     titles: list[str],
     cache: str = TEXT_CACHE,
+    engine: str = "int8",
 ) -> np.ndarray:
-    """The frozen encoder's pair logits of each row's (user text, candidate), encoded once: kept
-    in ``run_dir / cache`` under a key of the texts and the model's weights, so refitting the
-    tables with other settings costs seconds."""
+    """The frozen encoder's pair logits of each row's (user text, candidate), encoded once by
+    ``engine`` (see CollabConfig): kept in ``run_dir / cache`` under a key of the texts, the
+    engine and the model's weights, so refitting the tables with other settings costs seconds."""
     from rec_edge.data.templates import TemplateSet
 
     render = TemplateSet.from_dict(run["templates"]).preference_renderer()
     users = [render(r.preference.liked, r.preference.disliked) for r in rows]
     candidates = [r.candidate for r in rows]
     key = hashlib.sha256()
-    for part in (*users, "\0", *candidates, "\0", str(run["max_length"])):
+    for part in (*users, "\0", *candidates, "\0", str(run["max_length"]), engine):
         key.update(part.encode("utf-8") + b"\n")
     for path in sorted((run_dir / "model").glob("*.safetensors")):
         key.update(sha256_file(path).encode())
@@ -73,9 +81,11 @@ def text_scores(
         with np.load(path, allow_pickle=False) as kept:
             if str(kept["key"]) == key.hexdigest():
                 return np.asarray(kept["scores"])
-    from rec_edge.export.onnx_export import torch_logits
-
-    encoded = torch_logits(run_dir / "model", users + titles, run["max_length"], batch_size=64)
+    if engine == "int8":
+        from rec_edge.export.bulk import int8_session_logits as encode
+    else:
+        from rec_edge.export.onnx_export import torch_logits as encode
+    encoded = encode(run_dir / "model", users + titles, run["max_length"], batch_size=32)
     user_rows, item_rows = encoded[: len(users)], encoded[len(users) :]
     index = {t: i for i, t in enumerate(titles)}
     scores = pair_scores(user_rows, item_rows[[index[c] for c in candidates]])
@@ -171,7 +181,7 @@ def fit_collaborative(run_dir: str | Path, config: CollabConfig = CollabConfig()
     train, validation = splits["train"], choosing_rows(splits["validation"], config)
     titles = sorted(set(data.titles.values()))  # the bundle's item index is keyed by title
     started = time.perf_counter()
-    text = text_scores(run_dir, run, train + validation, titles)
+    text = text_scores(run_dir, run, train + validation, titles, engine=config.engine)
     encode_seconds = time.perf_counter() - started
     tables, record = fit_tables(
         data,
@@ -185,6 +195,7 @@ def fit_collaborative(run_dir: str | Path, config: CollabConfig = CollabConfig()
     arrays = {"titles": np.array(titles), **tables.to_arrays()}
     np.savez(run_dir / COLLAB_FILE, **arrays)  # type: ignore[arg-type]
     record.update(
+        encoder=config.engine,
         encode_seconds=round(encode_seconds, 1),
         fit_seconds=round(time.perf_counter() - started - encode_seconds, 1),
     )
