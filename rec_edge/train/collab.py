@@ -81,11 +81,15 @@ def text_scores(
         with np.load(path, allow_pickle=False) as kept:
             if str(kept["key"]) == key.hexdigest():
                 return np.asarray(kept["scores"])
+    texts, model = users + titles, run_dir / "model"
     if engine == "int8":
-        from rec_edge.export.bulk import int8_session_logits as encode
+        from rec_edge.export.bulk import int8_session_logits
+
+        encoded = int8_session_logits(model, texts, run["max_length"], batch_size=32)
     else:
-        from rec_edge.export.onnx_export import torch_logits as encode
-    encoded = encode(run_dir / "model", users + titles, run["max_length"], batch_size=32)
+        from rec_edge.export.onnx_export import torch_logits
+
+        encoded = torch_logits(model, texts, run["max_length"], batch_size=64)
     user_rows, item_rows = encoded[: len(users)], encoded[len(users) :]
     index = {t: i for i, t in enumerate(titles)}
     scores = pair_scores(user_rows, item_rows[[index[c] for c in candidates]])
