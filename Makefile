@@ -55,16 +55,13 @@ bench: install ## Rebuild the BANKING77 benchmark tables (benchmarks/RESULTS.md)
 bench-ml100k: install data ## MovieLens-100K at 64, 256 and all training examples, baselines, collaborative tables, ranking latency (~3 h on 2 cores)
 	PATH=$(BIN):$$PATH bash benchmarks/ml100k.sh
 
-bench-train-speed: install data ## Training throughput: the old defaults vs each change vs all together, BANKING77 and MovieLens rows, then full-data BANKING77 quality (~1 h on 2 cores)
+bench-train-speed: install data ## Training throughput: the old defaults vs each change vs all together, BANKING77 and MovieLens rows, then full-data BANKING77 quality (~1.5 h on 2 cores)
 	PATH=$(BIN):$$PATH OPENBLAS_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false $(BIN)/python benchmarks/train_speed.py --banking77 $(BANKING77)
 
 serve: install ## Serve the demo's bundle (exports/bbc-demo from make demo) on 127.0.0.1:8000
 	$(BIN)/rec-edge serve exports/bbc-demo --port 8000
 
-bench-bench-train-speed: install data ## Training throughput: the old defaults vs each change vs all together, BANKING77 and MovieLens rows, then full-data BANKING77 quality (~1 h on 2 cores)
-	PATH=$(BIN):$$PATH OPENBLAS_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false $(BIN)/python benchmarks/train_speed.py --banking77 $(BANKING77)
-
-serve: install ## Load test: rec-edge serve vs FastAPI vs LitServe (Locust, loopback; needs the bundles of make demo and make bench-invariance)
+bench-serve: install ## Load test: rec-edge serve vs FastAPI vs LitServe (Locust, loopback; needs the bundles of make demo and make bench-invariance)
 	bash benchmarks/serve.sh
 
 bench-invariance: install data-bbc ## Batch invariance, accuracy, latency of every int8 form and the gate's determinism (needs runs/bbc-demo from make demo, runs/banking77 from make bench)
