@@ -113,6 +113,11 @@ class TrainConfig:
             p.append(f"min_steps={self.min_steps} (must be >= 0)")
         if self.lora_layers is not None and self.lora_layers < 1:
             p.append(f"lora_layers={self.lora_layers} (must be >= 1)")
+        if self.lora_layers is not None and self.target_modules:
+            p.append(
+                "lora_layers and target_modules together (target_modules name every adapted "
+                "module, layers included: pass one of them)"
+            )
         if self.max_steps is not None and self.max_steps < 1:
             p.append(f"max_steps={self.max_steps} (must be >= 1)")
         for name in (

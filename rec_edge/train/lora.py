@@ -2,7 +2,7 @@
 
 By default LoRA goes into the upper half of the layers only. Backpropagation then stops at the
 lowest adapted layer: the lower half runs forward alone, without autograd, and a training step
-costs about a fifth less on a CPU (benchmarks/RESULTS.md, "Training speed"), while the upper
+costs about a quarter less on a CPU (benchmarks/RESULTS.md, "Training speed"), while the upper
 layers, which carry the task-specific features, still adapt.
 """
 

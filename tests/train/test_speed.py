@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from rec_edge.config import TrainConfig
+from rec_edge.errors import ConfigError
 from rec_edge.train.lora import adapted_layers, default_targets, wrap_lora
 
 
@@ -28,6 +29,10 @@ def test_adapted_layers_and_their_regex() -> None:
     assert default_targets("unknown-type", [0]) is None
     defaults = TrainConfig(train_file="x.jsonl")
     assert (defaults.dropout, defaults.lora_dropout, defaults.lora_layers) == (0.0, 0.0, None)
+    with pytest.raises(ConfigError, match="lora_layers and target_modules together"):
+        TrainConfig(train_file="x.jsonl", lora_layers=2, target_modules=["query"])
+    with pytest.raises(ConfigError, match="lora_layers=0"):
+        TrainConfig(train_file="x.jsonl", lora_layers=0)
 
 
 def test_backpropagation_stops_below_the_adapted_layers(tiny_model) -> None:  # type: ignore[no-untyped-def]
