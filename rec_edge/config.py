@@ -9,7 +9,7 @@ from typing import Any
 
 from rec_edge.errors import ConfigError
 
-__all__ = ["ExportConfig", "ServeConfig", "TrainConfig", "config_to_dict"]
+__all__ = ["ExportConfig", "ScoreConfig", "ServeConfig", "TrainConfig", "config_to_dict"]
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
@@ -332,3 +332,66 @@ class ServeConfig:
         if self.session_batch is not None:
             return self.session_batch
         return 4 if self.on_cpu else self.max_batch
+
+
+SCORE_ENGINES = ("local", "ray", "spark")
+SCORE_FORMATS = ("jsonl", "csv", "tsv", "parquet")
+
+
+@dataclass
+class ScoreConfig:
+    """Everything `rec-edge score` needs: a bundle, an input, an output folder, an engine.
+
+    The input is cut into parts of ``part_rows`` rows; each part is scored and its output file
+    committed (renamed into place) alone, whatever the engine, so that parts are the same files
+    on every engine and an interrupted job resumes at the first part not committed.
+    """
+
+    bundle: str
+    input: str  # a file, or a folder of files of one format
+    out: str  # a folder: part-NNNNN.<format>, rejects/, _job.json, and _SUCCESS.json when whole
+    engine: str = "local"  # local | ray | spark
+    input_format: str | None = None  # None: from the suffix (.jsonl/.json, .csv, .tsv, .parquet)
+    out_format: str | None = None  # None: the input's format
+    text_field: str = "text"  # classify: the column that holds the text
+    all_scores: bool = False  # classify: every label's probability as well
+    prefix: str = ""  # classify: before the output fields' names (label, score, scores)
+    user_field: str = "user"  # rank: the user's id column; liked/disliked: title lists
+    candidates: str | None = (
+        None  # rank: a file of titles (one per line or JSONL "item"); None: catalog
+    )
+    k: int = 10  # rank: items kept per user
+    on_error: str = "fail"  # fail: stop at the first part with bad rows | skip: rejects/ gets them
+    resume: bool = False  # continue a job whose folder exists (the same job: checked)
+    force: bool = False  # delete the output folder first
+    part_rows: int = 10_000  # rows per part: the unit of commit, resume and distribution
+    batch_size: int = 32  # texts per session run, sorted by length within a part
+    threads: int | None = None  # onnxruntime intra-op threads per worker (None: local: all cores)
+    workers: int | None = None  # ray: actors, spark: tasks at once (None: cores // threads)
+    address: str | None = None  # ray: an existing cluster ("auto", "ray://host:port"); None: local
+    master: str | None = None  # spark: e.g. "local[2]", "spark://host:7077"; None: local[workers]
+    progress: bool = True  # a progress bar on stderr
+
+    def __post_init__(self) -> None:
+        p: list[str] = []
+        if self.engine not in SCORE_ENGINES:
+            p.append(f"engine={self.engine!r} (one of {', '.join(SCORE_ENGINES)})")
+        for name in ("input_format", "out_format"):
+            value = getattr(self, name)
+            if value is not None and value not in SCORE_FORMATS:
+                p.append(f"{name}={value!r} (one of {', '.join(SCORE_FORMATS)})")
+        if self.on_error not in ("fail", "skip"):
+            p.append(f"on_error={self.on_error!r} (fail or skip)")
+        for name in ("part_rows", "batch_size", "k"):
+            if getattr(self, name) < 1:
+                p.append(f"{name}={getattr(self, name)} (must be >= 1)")
+        for name in ("threads", "workers"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                p.append(f"{name}={getattr(self, name)} (must be >= 1)")
+        if self.resume and self.force:
+            p.append("resume and force together (resume keeps the parts done, force deletes them)")
+        if self.address is not None and self.engine != "ray":
+            p.append(f"address is for engine 'ray' (engine is {self.engine!r})")
+        if self.master is not None and self.engine != "spark":
+            p.append(f"master is for engine 'spark' (engine is {self.engine!r})")
+        _check(p, "ScoreConfig")

@@ -43,7 +43,7 @@ def test_import_does_not_import_torch() -> None:
 def test_cli_help_runs_with_torch_blocked() -> None:
     result = run_python(
         BLOCK_TORCH + "from rec_edge.cli import main\n"
-        "for args in (['--help'], ['predict', '--help'], ['train', '--help'], ['export', '--help'], ['bench', '--help'], ['serve', '--help']):\n"
+        "for args in (['--help'], ['predict', '--help'], ['train', '--help'], ['export', '--help'], ['bench', '--help'], ['serve', '--help'], ['score', '--help']):\n"
         "    try:\n"
         "        main(args)\n"
         "    except SystemExit as e:\n"

@@ -22,6 +22,7 @@ COMMANDS = {
     "predict": "rec_edge.cli.predict:command",
     "bench": "rec_edge.cli.bench:command",
     "serve": "rec_edge.cli.serve:command",
+    "score": "rec_edge.cli.score:command",
 }
 
 

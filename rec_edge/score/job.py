@@ -1,0 +1,286 @@
+"""Torch-free: ``score(config)``, the verb behind `rec-edge score`: plan the parts, open (or
+resume) the output folder, score the parts not yet committed on the chosen engine, seal it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rec_edge.bundle import load_bundle
+from rec_edge.config import ScoreConfig, config_to_dict
+from rec_edge.errors import ConfigError, DataError, OutputExistsError
+from rec_edge.score.output import (
+    JOB_FILE,
+    REJECTS,
+    STATS,
+    SUCCESS_FILE,
+    done_parts,
+    part_totals,
+    remove_temporaries,
+    write_json,
+)
+from rec_edge.score.parts import Part, first_fields, input_files, plan_parts
+from rec_edge.score.scorer import Job, PartScorer, PartStats, raise_problems
+from rec_edge.versions import versions
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    out: Path
+    parts: int
+    resumed: int  # parts already committed when the job started
+    rows: int  # records read (this run and before)
+    written: int  # output rows
+    rejected: int
+    seconds: float  # this run
+    rows_per_second: float  # this run's rows over its seconds
+
+
+def score(config: ScoreConfig) -> ScoreResult:
+    """Score ``config.input`` with ``config.bundle`` into the folder ``config.out``."""
+    began = time.perf_counter()
+    files, fmt = input_files(config.input, config.input_format)
+    job = resolve_job(config, fmt)
+    parts = plan_parts(files, fmt, config.part_rows)
+    if not parts:
+        raise DataError(f"{config.input}: no rows to score")
+    _check_fields(job, parts[0])
+    out = Path(config.out)
+    fingerprint = _fingerprint(config, job, files)
+    done = open_output(out, fingerprint, len(parts), config.resume, config.force, job.out_format)
+    pending = [p for p in parts if p.index not in done]
+    stats = _run(config, job, pending, _progress(config, parts, done))
+    return seal(out, config, len(parts), stats, len(done), time.perf_counter() - began)
+
+
+def resolve_job(config: ScoreConfig, input_format: str) -> Job:
+    """The worker-side settings, checked against the bundle before any part is read."""
+    bundle = load_bundle(config.bundle, verify=False)
+    task = bundle.manifest.task
+    if task == "rank" and config.candidates is None and not bundle.manifest.items_file:
+        raise ConfigError(
+            f"{config.bundle} has no catalog (an item index) to rank; pass --candidates FILE."
+        )
+    fmt = config.out_format or input_format
+    return Job(
+        bundle=str(Path(config.bundle).resolve()),
+        out=str(Path(config.out).resolve()),
+        task=task,
+        out_format=fmt,
+        on_error=config.on_error,
+        batch_size=config.batch_size,
+        threads=_threads(config),
+        text_field=config.text_field,
+        all_scores=config.all_scores,
+        prefix=config.prefix,
+        user_field=config.user_field,
+        candidates=read_candidates(Path(config.candidates)) if config.candidates else None,
+        k=config.k,
+    )
+
+
+def _threads(config: ScoreConfig) -> int | None:
+    if config.threads is not None or config.engine == "local":
+        return config.threads
+    return 1  # ray, spark: one intra-op thread per worker, a worker per core by default
+
+
+def _workers(config: ScoreConfig) -> int:
+    if config.workers is not None:
+        return config.workers
+    return max(1, (os.cpu_count() or 1) // (config.threads or 1))
+
+
+def read_candidates(path: Path) -> list[str]:
+    """Titles, one per line (or JSONL: a string or an object with "item" per line), in order,
+    without repeats."""
+    if not path.is_file():
+        raise DataError(f"{path}: candidates file not found")
+    titles: list[str] = []
+    problems: list[str] = []
+    for number, line in enumerate(path.read_text("utf-8").split("\n"), start=1):
+        if not line.strip():
+            continue
+        if path.suffix.lower() in (".jsonl", ".json"):
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as error:
+                problems.append(f"{path}:{number}: malformed JSON ({error.msg})")
+                continue
+            value = value.get("item") if isinstance(value, dict) else value
+            if not isinstance(value, str):
+                problems.append(f'{path}:{number}: expected a title string or {{"item": title}}')
+                continue
+            titles.append(value)
+        else:
+            titles.append(line.rstrip("\r"))
+    if problems:
+        raise DataError(problems)
+    if not titles:
+        raise DataError(f"{path}: no candidates")
+    return list(dict.fromkeys(titles))
+
+
+def _check_fields(job: Job, first: Part) -> None:
+    """A whole-input mistake is one error before any scoring, not one reject per row."""
+    fields = first_fields(first)
+    if not fields:
+        return
+    if job.task == "classify":
+        taken = [name for name in job.output_fields if name in fields]
+        if taken:
+            raise ConfigError(
+                f"{first.path}: the input has a field {taken[0]!r}, which the prediction would "
+                "overwrite; pass --prefix (e.g. --prefix pred_) to name the outputs pred_label, "
+                "pred_score."
+            )
+        if job.text_field not in fields:
+            raise ConfigError(
+                f"{first.path}:{first.first_line}: no field {job.text_field!r} (fields: "
+                f"{', '.join(fields)}); pass --text-field NAME."
+            )
+    elif job.user_field not in fields:
+        raise ConfigError(
+            f"{first.path}:{first.first_line}: no field {job.user_field!r} (fields: "
+            f"{', '.join(fields)}); pass --user-field NAME."
+        )
+
+
+def _fingerprint(config: ScoreConfig, job: Job, files: list[Path]) -> dict[str, Any]:
+    """What makes two runs the same job: a resumed run must match it (engine and workers may
+    change: every engine writes the same parts)."""
+    settings = {k: v for k, v in json.loads(job.to_json()).items() if k not in ("threads", "out")}
+    bundle = load_bundle(config.bundle, verify=False).manifest.files
+    return {
+        "job": settings,
+        "bundle_files": bundle,
+        "inputs": [
+            {"path": str(p.resolve()), "bytes": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns}
+            for p in files
+        ],
+        "part_rows": config.part_rows,
+    }
+
+
+def open_output(
+    out: Path, fingerprint: dict[str, Any], parts: int, resume: bool, force: bool, fmt: str
+) -> set[int]:
+    """The output folder, new or resumed; the indices of the parts already committed."""
+    job_file = out / JOB_FILE
+    if out.exists() and force:
+        shutil.rmtree(out)
+    elif out.exists() and any(out.iterdir()):
+        if not resume:
+            done = len(done_parts(out, fmt)) if job_file.is_file() else 0
+            raise OutputExistsError(
+                f"{out} exists ({done} of {parts} parts done). Pass --resume to continue the "
+                "job, or --force to start over."
+            )
+        if not job_file.is_file():
+            raise OutputExistsError(
+                f"{out} exists but holds no {JOB_FILE}: not a scoring job's folder."
+            )
+        before = json.loads(job_file.read_text())
+        changed = sorted(k for k in fingerprint if before.get(k) != fingerprint[k])
+        if changed:
+            raise ConfigError(
+                f"{out}: --resume of another job (changed since it started: "
+                f"{', '.join(changed)}). Pass --force to start over."
+            )
+        remove_temporaries(out)
+        return {i for i in done_parts(out, fmt) if i < parts}
+    (out / REJECTS).mkdir(parents=True, exist_ok=True)
+    (out / STATS).mkdir(exist_ok=True)
+    write_json(job_file, fingerprint)
+    return set()
+
+
+def _run(
+    config: ScoreConfig, job: Job, parts: list[Part], progress: Callable[[int], None]
+) -> list[PartStats]:
+    """Score ``parts`` on the configured engine; stop at the first part with bad rows (fail)."""
+    stats: list[PartStats] = []
+    for part_stats in _engine(config, job, parts, progress):
+        raise_problems(part_stats)
+        if config.engine != "local":
+            progress(part_stats.rows)
+        stats.append(part_stats)
+    progress(0)
+    return stats
+
+
+def _engine(
+    config: ScoreConfig, job: Job, parts: list[Part], progress: Callable[[int], None]
+) -> Iterator[PartStats]:
+    if not parts:
+        return iter(())
+    if config.engine == "ray":
+        from rec_edge.score.ray_engine import run_ray
+
+        return run_ray(job, parts, _workers(config), job.threads or 1, config.address)
+    if config.engine == "spark":
+        from rec_edge.score.spark_engine import run_spark
+
+        return run_spark(job, parts, _workers(config), config.master)
+    scorer = PartScorer(job)
+    return (scorer.run(p, progress) for p in parts)
+
+
+def _progress(config: ScoreConfig, parts: list[Part], done: set[int]) -> Callable[[int], None]:
+    """A callback taking rows scored (0: the end) that keeps a bar on stderr."""
+    if not config.progress:
+        return lambda rows: None
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=sum(p.rows for p in parts),
+        initial=sum(p.rows for p in parts if p.index in done),
+        unit=" rows",
+        file=sys.stderr,
+        dynamic_ncols=True,
+        desc=f"score ({config.engine})",
+    )
+
+    def update(rows: int) -> None:
+        bar.update(rows) if rows else bar.close()
+
+    return update
+
+
+def seal(
+    out: Path, config: ScoreConfig, parts: int, stats: list[PartStats], resumed: int, seconds: float
+) -> ScoreResult:
+    """_SUCCESS.json: every part is in. Counts cover the parts of earlier runs too."""
+    totals = part_totals(out, set(range(parts)))
+    this_run = sum(s.rows for s in stats)
+    result = ScoreResult(
+        out,
+        parts,
+        resumed,
+        totals["rows"],
+        totals["written"],
+        totals["rejected"],
+        seconds,
+        this_run / max(seconds, 1e-9),
+    )
+    write_json(
+        out / SUCCESS_FILE,
+        {
+            "parts": parts,
+            **totals,
+            "resumed_parts": resumed,
+            "seconds": round(seconds, 3),
+            "rows_per_second": round(result.rows_per_second, 1),
+            "engine": config.engine,
+            "config": config_to_dict(config),
+            "versions": versions(),
+        },
+    )
+    return result
