@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast demo serve data data-bbc data-drugs bench bench-ml100k bench-fewshot bench-invariance bench-serve bench-train-speed lint format clean
+.PHONY: help install test test-fast demo serve data data-bbc data-drugs bench bench-ml100k bench-fewshot bench-invariance bench-serve bench-score bench-train-speed lint format clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -63,6 +63,9 @@ serve: install ## Serve the demo's bundle (exports/bbc-demo from make demo) on 1
 
 bench-serve: install ## Load test: rec-edge serve vs FastAPI vs LitServe (Locust, loopback; needs the bundles of make demo and make bench-invariance)
 	bash benchmarks/serve.sh
+
+bench-score: install data ## rec-edge score on local, Ray and Spark: BANKING77 repeated to 200,000 rows, MovieLens users x catalog (needs the bundles of make demo and make bench-invariance; ~30 min on 2 cores)
+	PATH=$(BIN):$$PATH $(BIN)/python benchmarks/score_engines.py --banking77 $(BANKING77) --rounds 2
 
 bench-invariance: install data-bbc ## Batch invariance, accuracy, latency of every int8 form and the gate's determinism (needs runs/bbc-demo from make demo, runs/banking77 from make bench)
 	PATH=$(BIN):$$PATH bash benchmarks/batch_invariance.sh runs/bbc-demo data/bbc/test.jsonl label bbc-invariance

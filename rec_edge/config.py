@@ -364,7 +364,9 @@ class ScoreConfig:
     on_error: str = "fail"  # fail: stop at the first part with bad rows | skip: rejects/ gets them
     resume: bool = False  # continue a job whose folder exists (the same job: checked)
     force: bool = False  # delete the output folder first
-    part_rows: int = 10_000  # rows per part: the unit of commit, resume and distribution
+    # rows per part: the unit of commit, resume and distribution; None: from the input's size
+    # (about 64 parts, 100 to 10,000 rows each)
+    part_rows: int | None = None
     batch_size: int = 32  # texts per session run, sorted by length within a part
     threads: int | None = None  # onnxruntime intra-op threads per worker (None: local: all cores)
     workers: int | None = None  # ray: actors, spark: tasks at once (None: cores // threads)
@@ -382,10 +384,10 @@ class ScoreConfig:
                 p.append(f"{name}={value!r} (one of {', '.join(SCORE_FORMATS)})")
         if self.on_error not in ("fail", "skip"):
             p.append(f"on_error={self.on_error!r} (fail or skip)")
-        for name in ("part_rows", "batch_size", "k"):
+        for name in ("batch_size", "k"):
             if getattr(self, name) < 1:
                 p.append(f"{name}={getattr(self, name)} (must be >= 1)")
-        for name in ("threads", "workers"):
+        for name in ("threads", "workers", "part_rows"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 p.append(f"{name}={getattr(self, name)} (must be >= 1)")
         if self.resume and self.force:

@@ -47,7 +47,11 @@ from rec_edge.config import SCORE_ENGINES, SCORE_FORMATS, ScoreConfig
 )
 @click.option("--resume", is_flag=True, help="Continue a stopped job in --out (the same job).")
 @click.option("--force", is_flag=True, help="Delete --out first.")
-@click.option("--part-rows", default=10_000, show_default=True, help="Rows per part (commit unit).")
+@click.option(
+    "--part-rows",
+    type=int,
+    help="Rows per part (the unit of commit and resume). [default: about 64 parts, 100 to 10,000 rows each]",
+)
 @click.option("--batch-size", default=32, show_default=True, help="Texts per session run.")
 @click.option(
     "--threads",
@@ -79,7 +83,7 @@ def command(
     on_error: str,
     resume: bool,
     force: bool,
-    part_rows: int,
+    part_rows: int | None,
     batch_size: int,
     threads: int | None,
     workers: int | None,

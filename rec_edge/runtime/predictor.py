@@ -497,16 +497,16 @@ class Predictor:
 def _ranked(
     items: list[str], like: np.ndarray, exposure: np.ndarray | None, k: int | None
 ) -> list[Ranked]:
-    """Items best first by ``rank_values`` of their like and exposure logits; the top ``k``."""
+    """Items best first by ``rank_values`` of their like and exposure logits; the top ``k``
+    (ties in the order given). Only the kept items become objects: a batch job ranks whole
+    catalogs for every user."""
     if like.size == 0:
         return []
-    enjoy = sigmoid(like)
-    order = rank_values(like, exposure)
-    ranked = sorted(
-        (
-            Ranked(item, float(np.exp(value)), float(p))
-            for item, value, p in zip(items, order.tolist(), enjoy.tolist(), strict=True)
-        ),
-        key=lambda r: -r.score,
-    )
-    return ranked[:k] if k is not None else ranked
+    values = rank_values(like, exposure)
+    order = np.argsort(-values, kind="stable")[:k]
+    enjoy = sigmoid(like[order])
+    scores = np.exp(values[order].astype(np.float64))
+    return [
+        Ranked(items[i], s, p)
+        for i, s, p in zip(order.tolist(), scores.tolist(), enjoy.tolist(), strict=True)
+    ]

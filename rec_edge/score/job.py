@@ -53,7 +53,7 @@ def score(config: ScoreConfig) -> ScoreResult:
         raise DataError(f"{config.input}: no rows to score")
     _check_fields(job, parts[0])
     out = Path(config.out)
-    fingerprint = _fingerprint(config, job, files)
+    fingerprint = {**_fingerprint(config, job, files), "parts": len(parts)}
     done = open_output(out, fingerprint, len(parts), config.resume, config.force, job.out_format)
     pending = [p for p in parts if p.index not in done]
     stats = _run(config, job, pending, _progress(config, parts, done))

@@ -82,8 +82,16 @@ def input_files(path: str | Path, fmt: str | None = None) -> tuple[list[Path], s
     return files, formats.pop()
 
 
-def plan_parts(files: list[Path], fmt: str, part_rows: int) -> list[Part]:
-    """Every part of the input, numbered across its files."""
+# without --part-rows: about PARTS_PER_JOB parts (work for every worker, progress to see),
+# within [MIN_PART_ROWS, MAX_PART_ROWS]; it follows from the input alone, so that a job plans the
+# same parts on every engine and when resumed
+PARTS_PER_JOB, MIN_PART_ROWS, MAX_PART_ROWS = 64, 100, 10_000
+
+
+def plan_parts(files: list[Path], fmt: str, part_rows: int | None = None) -> list[Part]:
+    """Every part of the input, numbered across its files; ``part_rows`` None: by its size."""
+    if part_rows is None:
+        part_rows = auto_part_rows(sum(count_rows(path, fmt) for path in files))
     parts: list[Part] = []
     for path in files:
         planned = (
@@ -93,6 +101,18 @@ def plan_parts(files: list[Path], fmt: str, part_rows: int) -> list[Part]:
         )
         parts += [replace(p, index=len(parts) + i) for i, p in enumerate(planned)]
     return parts
+
+
+def auto_part_rows(rows: int) -> int:
+    return min(MAX_PART_ROWS, max(MIN_PART_ROWS, -(-rows // PARTS_PER_JOB)))
+
+
+def count_rows(path: Path, fmt: str) -> int:
+    """Records in a file (a CSV/TSV header not counted)."""
+    if fmt == "parquet":
+        return int(_pyarrow_parquet().ParquetFile(path).metadata.num_rows)
+    with path.open("rb") as f:
+        return max(0, sum(1 for _ in _records(f, fmt)) - (fmt != "jsonl"))
 
 
 def _records(f: io.BufferedReader, fmt: str) -> Iterator[tuple[int, int, int]]:

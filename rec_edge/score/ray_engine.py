@@ -33,11 +33,19 @@ def _ray() -> Any:
 class _PartActor:
     """A Ray actor: one PartScorer (one Predictor) for every part it is given."""
 
-    def __init__(self, job_json: str):
-        self.scorer = PartScorer(Job.from_json(job_json))
+    job_json = ""  # set on the subclass that ``_actor_class`` makes for a job
+
+    def __init__(self) -> None:
+        self.scorer = PartScorer(Job.from_json(self.job_json))
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
         return {"stats": [self.scorer.run(Part.from_json(str(p))).to_json() for p in batch["part"]]}
+
+
+def _actor_class(job: Job) -> type:
+    """The actor class with the job inside: travels with the class, not as constructor
+    arguments in the object store (which Ray cannot restore when it restarts an actor)."""
+    return type("PartActor", (_PartActor,), {"job_json": job.to_json()})
 
 
 def run_ray(
@@ -62,11 +70,10 @@ def run_ray(
             [{"part": p.to_json()} for p in parts], override_num_blocks=len(parts)
         )
         scored = dataset.map_batches(
-            _PartActor,
-            fn_constructor_args=(job.to_json(),),
+            _actor_class(job),
             batch_size=1,
             batch_format="numpy",
-            concurrency=workers,
+            compute=ray.data.ActorPoolStrategy(size=min(workers, len(parts))),
             num_cpus=threads,
         )
         for row in scored.iter_rows():
@@ -81,7 +88,8 @@ def ray_batch_predictor(bundle: str, **options: Any) -> type:
     actor, loaded (and sha256-checked) once::
 
         ds = ray.data.read_parquet("s3://messages/")
-        ds = ds.map_batches(ray_batch_predictor("exports/intents"), concurrency=8, batch_size=256)
+        predict = ray_batch_predictor("exports/intents")
+        ds = ds.map_batches(predict, compute=ray.data.ActorPoolStrategy(size=8), batch_size=256)
         ds.write_parquet("s3://labelled/")
 
     ``options`` go to ``BatchPredictor`` (text_field, all_scores, prefix, threads, batch_size).

@@ -111,7 +111,9 @@ def test_ray_batch_predictor_in_a_users_pipeline(tiny_bundle: Path, ray_cluster:
     texts = [r["text"] for r in make_examples(8, seed=5)]
     dataset = ray.data.from_items([{"text": t, "n": i} for i, t in enumerate(texts)])
     rows = dataset.map_batches(
-        ray_batch_predictor(str(tiny_bundle)), concurrency=2, batch_size=5
+        ray_batch_predictor(str(tiny_bundle)),
+        compute=ray.data.ActorPoolStrategy(size=2),
+        batch_size=5,
     ).take_all()
     expected = {
         t: p for t, p in zip(texts, Predictor.load(tiny_bundle).predict(texts), strict=True)

@@ -95,6 +95,15 @@ def test_a_folder_is_its_files_in_order_numbered_across(tmp_path: Path) -> None:
     ]
 
 
+def test_parts_sized_by_the_input_alone(tmp_path: Path) -> None:
+    """Without part_rows: about 64 parts of 100 to 10,000 rows, whatever runs them."""
+    path = tmp_path / "in.tsv"
+    path.write_text("text\n" + "".join(f"t{i}\n" for i in range(250)))
+    assert [p.rows for p in plan_parts([path], "tsv")] == [100, 100, 50]
+    path.write_text("text\n" + "".join(f"t{i}\n" for i in range(12_800)))
+    assert {p.rows for p in plan_parts([path], "tsv")} == {200}
+
+
 def test_unknown_suffix_says_how_to_fix(tmp_path: Path) -> None:
     path = tmp_path / "in.txt"
     path.write_text("hello\n")
