@@ -195,7 +195,10 @@ def open_output(
                 f"{', '.join(changed)}). Pass --force to start over."
             )
         remove_temporaries(out)
-        return {i for i in done_parts(out, fmt) if i < parts}
+        done = {i for i in done_parts(out, fmt) if i < parts}
+        if len(done) < parts:  # a part went missing since it was sealed: no longer whole
+            (out / SUCCESS_FILE).unlink(missing_ok=True)
+        return done
     (out / REJECTS).mkdir(parents=True, exist_ok=True)
     (out / STATS).mkdir(exist_ok=True)
     write_json(job_file, fingerprint)

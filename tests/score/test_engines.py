@@ -99,7 +99,7 @@ def test_a_local_job_resumes_on_ray(
     )
     out = tmp_path / "out"
     run(tiny_bundle, inputs["texts"], out, "local", part_rows=8, on_error="skip")
-    for name in ("part-00002.jsonl", "part-00003.jsonl", "_SUCCESS.json"):
+    for name in ("part-00002.jsonl", "part-00003.jsonl"):
         (out / name).unlink()
     run(tiny_bundle, inputs["texts"], out, "ray", part_rows=8, on_error="skip", resume=True)
     assert files(out) == files(whole)

@@ -226,3 +226,15 @@ def test_config_refuses_contradictions() -> None:
         ScoreConfig("b", "i", "o", engine="dask")
     with pytest.raises(ConfigError, match="master is for engine 'spark'"):
         ScoreConfig("b", "i", "o", master="local[2]")
+
+
+def test_a_resumed_folder_missing_a_part_is_not_whole(tiny_bundle: Path, tmp_path: Path) -> None:
+    """A sealed job whose part was deleted loses its _SUCCESS.json the moment it is resumed."""
+    from rec_edge.score.job import open_output
+
+    source, out = texts_file(tmp_path, 30), tmp_path / "out"
+    score(config(tiny_bundle, source, out, part_rows=10))
+    fingerprint = json.loads((out / "_job.json").read_text())
+    (out / "part-00001.jsonl").unlink()
+    assert open_output(out, fingerprint, 3, resume=True, force=False, fmt="jsonl") == {0, 2}
+    assert not (out / "_SUCCESS.json").exists()
