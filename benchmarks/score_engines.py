@@ -3,8 +3,9 @@
     python benchmarks/score_engines.py --rounds 2      (make bench-score)
 
 1. BANKING77 texts (Casanueva et al. 2020, CC BY 4.0) repeated to --rows rows (200,000), scored by
-   a classify bundle with each engine: local (one process, every core), Ray (a local cluster, one
-   actor per core, 1 thread each) and Spark (local[cores], a task per core, 1 thread each). The
+   a classify bundle with each engine: local (one process, every core), local-threads (one
+   process, a part per core at once in threads, 1 onnxruntime thread each), Ray (a local cluster,
+   one actor per core, 1 thread each) and Spark (local[cores], a task per core, 1 thread each). The
    reference is `rec-edge bench` on the same bundle and texts, batch 32 (the Predictor's
    throughput with nothing around it); the local engine should keep >= 90% of it.
 2. MovieLens-100K: all 943 users (their last 10 ratings as liked/disliked) against the whole
@@ -21,6 +22,7 @@ MovieLens-100K is read from `make data` (the recbole wheel), never committed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import shutil
@@ -70,10 +72,8 @@ def movielens_users(folder: Path, out: Path, history: int = 10) -> Path:
 def tree_rss(process: psutil.Process) -> int:
     total = 0
     for p in [process, *process.children(recursive=True)]:
-        try:
+        with contextlib.suppress(psutil.Error):
             total += p.memory_info().rss
-        except psutil.Error:
-            pass
     return total
 
 
@@ -119,11 +119,11 @@ def score_run(
         "--out",
         str(out),
         "--engine",
-        engine,
+        engine.removesuffix("-threads"),
         "--no-progress",
         *extra,
     ]
-    if engine != "local":
+    if engine != "local":  # local-threads: parts in one thread per core, 1 onnxruntime thread each
         command += ["--workers", str(cores), "--threads", "1"]
     result = run_measured(command, work / f"{engine}.log")
     summary = json.loads((out / "_SUCCESS.json").read_text())
@@ -169,6 +169,31 @@ def bench_run(bundle: Path, texts: Path, work: Path) -> dict:
     return {"engine": "bench", "texts_per_second": round(row["stats"]["throughput"], 1)}
 
 
+PREDICT = """
+import json, sys, time
+from rec_edge import Predictor
+texts = [json.loads(line)["text"] for line in open(sys.argv[2], encoding="utf-8")]
+predictor = Predictor.load(sys.argv[1])
+predictor.predict(texts[:256])
+started = time.perf_counter()
+predictor.predict(texts, batch_size=32)
+print(json.dumps({"texts": len(texts), "seconds": time.perf_counter() - started}))
+"""
+
+
+def predictor_run(bundle: Path, texts: Path, work: Path) -> dict:
+    """The Predictor alone over the same texts in one call (length-sorted batches of 32): the
+    ceiling for a job that also reads, checks and writes."""
+    result = run_measured(
+        [sys.executable, "-c", PREDICT, str(bundle), str(texts)], work / "predictor.log"
+    )
+    output = result["output"]
+    return {
+        "engine": "predictor",
+        "texts_per_second": round(output["texts"] / output["seconds"], 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -192,14 +217,17 @@ def main() -> None:
     cores = len(psutil.Process().cpu_affinity() or []) or psutil.cpu_count()
     texts = banking77_rows(args.banking77, args.rows, args.work / "banking77.jsonl")
     sample = banking77_rows(args.banking77, 4096, args.work / "banking77-4096.jsonl")
+    predictor_sample = banking77_rows(args.banking77, 20_000, args.work / "banking77-20000.jsonl")
     users = None if args.skip_rank else movielens_users(args.movielens, args.work / "users.jsonl")
     engines = args.engines.split(",")
     runs: list[dict] = []
     for round_ in range(args.rounds):
         order = engines[round_ % len(engines) :] + engines[: round_ % len(engines)]
-        for engine in ["bench", *order]:
+        for engine in ["bench", "predictor", *order]:
             if engine == "bench":
                 row = bench_run(args.classify_bundle, sample, args.work)
+            elif engine == "predictor":
+                row = predictor_run(args.classify_bundle, predictor_sample, args.work)
             else:
                 row = score_run(
                     args.classify_bundle, texts, args.work, engine, cores, ["--prefix", "pred_"]
@@ -229,12 +257,13 @@ def main() -> None:
 def summary(runs: list[dict], results: dict) -> str:
     bench = [r["texts_per_second"] for r in runs if r["engine"] == "bench"]
     reference = statistics.median(bench) if bench else None
+    alone = [r["texts_per_second"] for r in runs if r["engine"] == "predictor"]
     lines = [
         "| task | engine | rounds | job rows/s (median) | wall rows/s | wall s | peak RSS MB | vs bench batch 32 |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for task in ("classify", "rank"):
-        for engine in ("local", "ray", "spark"):
+        for engine in ("local", "local-threads", "ray", "spark"):
             rows = [r for r in runs if r["task"] == task and r["engine"] == engine]
             if not rows:
                 continue
@@ -249,6 +278,11 @@ def summary(runs: list[dict], results: dict) -> str:
     if bench:
         lines.append(
             f"\n`rec-edge bench` batch 32 (median of {len(bench)}): {reference:.1f} texts/s"
+        )
+    if alone:
+        lines.append(
+            f"`Predictor.predict` on 20,000 texts in one call, length-sorted batches of 32 (median "
+            f"of {len(alone)}): {statistics.median(alone):.1f} texts/s"
         )
     lines.append(
         f"\nmachine: {json.dumps(results['machine'])}\nversions: {json.dumps(results['versions'])}\n"

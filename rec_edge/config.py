@@ -368,8 +368,12 @@ class ScoreConfig:
     # (about 64 parts, 100 to 10,000 rows each)
     part_rows: int | None = None
     batch_size: int = 32  # texts per session run, sorted by length within a part
-    threads: int | None = None  # onnxruntime intra-op threads per worker (None: local: all cores)
-    workers: int | None = None  # ray: actors, spark: tasks at once (None: cores // threads)
+    # onnxruntime intra-op threads per worker; None: local with 1 worker: every core, else the
+    # cores shared among the workers (ray, spark: 1)
+    threads: int | None = None
+    # parts scored at once: local: threads of the one process (None: 1); ray: actors, spark:
+    # tasks (None: cores // threads)
+    workers: int | None = None
     address: str | None = None  # ray: an existing cluster ("auto", "ray://host:port"); None: local
     master: str | None = None  # spark: e.g. "local[2]", "spark://host:7077"; None: local[workers]
     progress: bool = True  # a progress bar on stderr

@@ -42,6 +42,9 @@ accuracy = sum(p == r["label"] for p, r in zip(predicted, rows)) / len(rows)
 print(f"test accuracy of the int8 bundle: {accuracy:.4f} on {len(rows)} articles "
       f"({1e3 * seconds / len(rows):.2f} ms per article, batch 32)")
 PY
+# the same as a batch job: every row kept, pred_label and pred_score added, parts committed whole
+rec-edge score exports/bbc-demo data/bbc/test.jsonl --out runs/bbc-demo-scored --prefix pred_ \
+  --force --no-progress
 
 step "4/8 bench: rec-edge int8 vs bare onnxruntime vs PyTorch fp32, interleaved, one process each"
 rec-edge bench exports/bbc-demo --engines onnx,ort-raw,torch --text-file data/bbc/test.jsonl \

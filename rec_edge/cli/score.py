@@ -56,10 +56,12 @@ from rec_edge.config import SCORE_ENGINES, SCORE_FORMATS, ScoreConfig
 @click.option(
     "--threads",
     type=int,
-    help="onnxruntime threads per worker. [default: local: every core; ray, spark: 1]",
+    help="onnxruntime threads per worker. [default: local with 1 worker: every core; else cores / workers, ray and spark 1]",
 )
 @click.option(
-    "--workers", type=int, help="Ray actors / Spark tasks at once. [default: cores / threads]"
+    "--workers",
+    type=int,
+    help="Parts at once: local threads (default 1), Ray actors, Spark tasks (default cores / threads).",
 )
 @click.option(
     "--address",

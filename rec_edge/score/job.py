@@ -9,6 +9,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,14 +88,23 @@ def resolve_job(config: ScoreConfig, input_format: str) -> Job:
 
 
 def _threads(config: ScoreConfig) -> int | None:
-    if config.threads is not None or config.engine == "local":
+    """onnxruntime intra-op threads per worker: local with one worker, every core (None);
+    otherwise the cores shared among the workers (Ray and Spark: 1 each by default)."""
+    if config.threads is not None:
         return config.threads
-    return 1  # ray, spark: one intra-op thread per worker, a worker per core by default
+    if config.engine == "local":
+        workers = config.workers or 1
+        return None if workers == 1 else max(1, (os.cpu_count() or 1) // workers)
+    return 1
 
 
 def _workers(config: ScoreConfig) -> int:
+    """Parts scored at once: local, 1 unless told (threads of one process); Ray actors and Spark
+    tasks, one per core's worth of threads."""
     if config.workers is not None:
         return config.workers
+    if config.engine == "local":
+        return 1
     return max(1, (os.cpu_count() or 1) // (config.threads or 1))
 
 
@@ -178,9 +188,9 @@ def open_output(
         shutil.rmtree(out)
     elif out.exists() and any(out.iterdir()):
         if not resume:
-            done = len(done_parts(out, fmt)) if job_file.is_file() else 0
+            count = len(done_parts(out, fmt)) if job_file.is_file() else 0
             raise OutputExistsError(
-                f"{out} exists ({done} of {parts} parts done). Pass --resume to continue the "
+                f"{out} exists ({count} of {parts} parts done). Pass --resume to continue the "
                 "job, or --force to start over."
             )
         if not job_file.is_file():
@@ -232,8 +242,26 @@ def _engine(
         from rec_edge.score.spark_engine import run_spark
 
         return run_spark(job, parts, _workers(config), config.master)
+    return run_local(job, parts, _workers(config), progress)
+
+
+def run_local(
+    job: Job, parts: list[Part], workers: int, progress: Callable[[int], None]
+) -> Iterator[PartStats]:
+    """One process, one Predictor; ``workers`` parts at once in threads (onnxruntime and the
+    tokenizer release the GIL), stats in the order parts finish."""
     scorer = PartScorer(job)
-    return (scorer.run(p, progress) for p in parts)
+    if workers == 1:
+        yield from (scorer.run(p, progress) for p in parts)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="rec-edge-score") as pool:
+        running = [pool.submit(scorer.run, p, progress) for p in parts]
+        try:
+            for future in as_completed(running):
+                yield future.result()
+        finally:  # a failed part: do not start the parts still queued
+            for future in running:
+                future.cancel()
 
 
 def _progress(config: ScoreConfig, parts: list[Part], done: set[int]) -> Callable[[int], None]:

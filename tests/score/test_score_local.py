@@ -238,3 +238,13 @@ def test_a_resumed_folder_missing_a_part_is_not_whole(tiny_bundle: Path, tmp_pat
     (out / "part-00001.jsonl").unlink()
     assert open_output(out, fingerprint, 3, resume=True, force=False, fmt="jsonl") == {0, 2}
     assert not (out / "_SUCCESS.json").exists()
+
+
+def test_local_workers_write_the_same_parts(tiny_bundle: Path, tmp_path: Path) -> None:
+    """Parts scored in threads at once (one Predictor) give the files of one at a time."""
+    source = texts_file(tmp_path)
+    one = score(config(tiny_bundle, source, tmp_path / "one", part_rows=7, on_error="skip"))
+    two = score(config(tiny_bundle, source, tmp_path / "two", part_rows=7, workers=3, threads=1))
+    assert one.parts == two.parts == 9
+    for part in sorted((tmp_path / "one").glob("part-*")):
+        assert (tmp_path / "two" / part.name).read_bytes() == part.read_bytes()
