@@ -56,22 +56,29 @@ def _decode(path: Path) -> str:
         ) from None
 
 
+def json_rows(text: str, first_line: int = 1) -> list[tuple[int, dict[str, object] | str]]:
+    """(line number, object) of each non-blank JSONL line; a line that is not a JSON object is
+    a message string. (Also ``rec-edge score``'s reader of a part.)"""
+    rows: list[tuple[int, dict[str, object] | str]] = []
+    # "\n" alone ends a line: JSON strings may hold raw U+2028, \x85 or \x1c, which
+    # str.splitlines() would cut at; a "\r" before the "\n" is JSON whitespace
+    for number, line in enumerate(text.split("\n"), start=first_line):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as error:
+            rows.append((number, f"malformed JSON ({error.msg} at column {error.colno})"))
+            continue
+        rows.append((number, value if isinstance(value, dict) else "a JSON object is expected"))
+    return rows
+
+
 def _rows(path: Path, fmt: str, text: str) -> list[tuple[int, dict[str, object] | str]]:
     """(line number, row) pairs; a row that cannot be parsed is a message string."""
-    rows: list[tuple[int, dict[str, object] | str]] = []
     if fmt == "jsonl":
-        # "\n" alone ends a line: JSON strings may hold raw U+2028, \x85 or \x1c, which
-        # str.splitlines() would cut at; a "\r" before the "\n" is JSON whitespace
-        for number, line in enumerate(text.split("\n"), start=1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as error:
-                rows.append((number, f"malformed JSON ({error.msg} at column {error.colno})"))
-                continue
-            rows.append((number, value if isinstance(value, dict) else "a JSON object is expected"))
-        return rows
+        return json_rows(text)
+    rows: list[tuple[int, dict[str, object] | str]] = []
     # the csv module refuses cells over 128 KiB by default; a long article is a valid cell
     csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if fmt == "tsv" else ",")

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from rec_edge.data.readers import json_rows
 from rec_edge.errors import DataError, MissingDependencyError
 
 SUFFIXES = {
@@ -231,23 +232,8 @@ def read_part(part: Part) -> list[tuple[int, Row]]:
         data = data.removeprefix(BOM)
     text = _decode(data, part.path, part.first_line)
     if part.fmt == "jsonl":
-        return _json_rows(text, part.first_line)
+        return json_rows(text, part.first_line)
     return _csv_rows(text, part)
-
-
-def _json_rows(text: str, first_line: int) -> list[tuple[int, Row]]:
-    rows: list[tuple[int, Row]] = []
-    # "\n" alone ends a line: JSON strings may hold raw U+2028 or \x85, which splitlines() cuts at
-    for number, line in enumerate(text.split("\n"), start=first_line):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as error:
-            rows.append((number, f"malformed JSON ({error.msg} at column {error.colno})"))
-            continue
-        rows.append((number, value if isinstance(value, dict) else "a JSON object is expected"))
-    return rows
 
 
 def _csv_rows(text: str, part: Part) -> list[tuple[int, Row]]:
