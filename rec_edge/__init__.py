@@ -26,7 +26,7 @@ from rec_edge.errors import (
 if TYPE_CHECKING:
     from rec_edge.config import ExportConfig, ScoreConfig, TrainConfig
     from rec_edge.export import ExportResult
-    from rec_edge.score import ScoreResult
+    from rec_edge.scoring import ScoreResult
     from rec_edge.train import TrainResult
 
 __all__ = [
@@ -48,7 +48,9 @@ __all__ = [
     "__version__",
     "export",
     "load_bundle",
+    "ray_batch_predictor",
     "score",
+    "spark_predict_udf",
     "train",
 ]
 
@@ -70,7 +72,7 @@ def export(config: ExportConfig) -> ExportResult:
 def score(config: ScoreConfig) -> ScoreResult:
     """Score a file or folder of any size with a bundle, locally, on Ray or on Spark (torch-free;
     Ray and Spark need the [ray] and [spark] extras)."""
-    from rec_edge.score import score as _score
+    from rec_edge.scoring import score as _score
 
     return _score(config)
 
@@ -85,6 +87,10 @@ def __getattr__(name: str) -> Any:
         from rec_edge.bundle import load_bundle
 
         return load_bundle
+    if name in ("ray_batch_predictor", "spark_predict_udf"):
+        from rec_edge import scoring
+
+        return getattr(scoring, name)
     if name in ("TrainConfig", "ExportConfig", "ScoreConfig"):
         from rec_edge import config
 

@@ -98,7 +98,7 @@ def command(
     Classify bundles add label and score to every row; rank bundles write the top --k
     candidates of each user (fields user, liked, disliked), the user's own history excluded.
     """
-    from rec_edge.score import score
+    from rec_edge.scoring import score
 
     config = ScoreConfig(
         bundle=bundle,

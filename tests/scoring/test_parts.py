@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rec_edge.errors import DataError
-from rec_edge.score.output import encode_rows
-from rec_edge.score.parts import input_files, plan_parts, read_part
+from rec_edge.scoring.output import encode_rows
+from rec_edge.scoring.parts import input_files, plan_parts, read_part
 
 
 def rows_of(path: Path, fmt: str, part_rows: int) -> list[tuple[int, object]]:

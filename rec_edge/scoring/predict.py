@@ -29,7 +29,7 @@ class BatchPredictor:
         if self.predictor.manifest.task != "classify":
             raise ConfigError(
                 f"{bundle} is a {self.predictor.manifest.task!r} bundle; BatchPredictor scores "
-                "classify bundles (rank ones: rec_edge.score or Predictor.rank_batch)."
+                "classify bundles (rank ones: rec_edge.score() or Predictor.rank_batch)."
             )
         self.text_field = text_field
         self.all_scores = all_scores

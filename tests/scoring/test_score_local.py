@@ -13,8 +13,8 @@ from rec_edge.cli import main
 from rec_edge.config import ScoreConfig
 from rec_edge.errors import ConfigError, DataError, OutputExistsError
 from rec_edge.runtime import Predictor
-from rec_edge.score import score
-from rec_edge.score.scorer import PartScorer
+from rec_edge.scoring import score
+from rec_edge.scoring.scorer import PartScorer
 from tests.conftest import make_examples, write_jsonl
 from tests.test_package import BLOCK_TORCH, run_python
 
@@ -230,7 +230,7 @@ def test_config_refuses_contradictions() -> None:
 
 def test_a_resumed_folder_missing_a_part_is_not_whole(tiny_bundle: Path, tmp_path: Path) -> None:
     """A sealed job whose part was deleted loses its _SUCCESS.json the moment it is resumed."""
-    from rec_edge.score.job import open_output
+    from rec_edge.scoring.job import open_output
 
     source, out = texts_file(tmp_path, 30), tmp_path / "out"
     score(config(tiny_bundle, source, out, part_rows=10))
@@ -248,3 +248,14 @@ def test_local_workers_write_the_same_parts(tiny_bundle: Path, tmp_path: Path) -
     assert one.parts == two.parts == 9
     for part in sorted((tmp_path / "one").glob("part-*")):
         assert (tmp_path / "two" / part.name).read_bytes() == part.read_bytes()
+
+
+def test_the_api_names_stay_callable() -> None:
+    """rec_edge.score is the verb even after the scoring package is imported (a subpackage of
+    the same name would replace it), and the pipeline helpers are reachable from the top."""
+    import rec_edge
+    import rec_edge.scoring.job  # noqa: F401
+
+    assert callable(rec_edge.score) and rec_edge.score.__module__ == "rec_edge"
+    assert rec_edge.ray_batch_predictor is rec_edge.scoring.ray_batch_predictor
+    assert rec_edge.spark_predict_udf is rec_edge.scoring.spark_predict_udf

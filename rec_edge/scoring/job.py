@@ -17,7 +17,7 @@ from typing import Any
 from rec_edge.bundle import load_bundle
 from rec_edge.config import ScoreConfig, config_to_dict
 from rec_edge.errors import ConfigError, DataError, OutputExistsError
-from rec_edge.score.output import (
+from rec_edge.scoring.output import (
     JOB_FILE,
     REJECTS,
     STATS,
@@ -27,8 +27,8 @@ from rec_edge.score.output import (
     remove_temporaries,
     write_json,
 )
-from rec_edge.score.parts import Part, first_fields, input_files, plan_parts
-from rec_edge.score.scorer import Job, PartScorer, PartStats, raise_problems
+from rec_edge.scoring.parts import Part, first_fields, input_files, plan_parts
+from rec_edge.scoring.scorer import Job, PartScorer, PartStats, raise_problems
 from rec_edge.versions import versions
 
 
@@ -235,11 +235,11 @@ def _engine(
     if not parts:
         return iter(())
     if config.engine == "ray":
-        from rec_edge.score.ray_engine import run_ray
+        from rec_edge.scoring.ray_engine import run_ray
 
         return run_ray(job, parts, _workers(config), job.threads or 1, config.address)
     if config.engine == "spark":
-        from rec_edge.score.spark_engine import run_spark
+        from rec_edge.scoring.spark_engine import run_spark
 
         return run_spark(job, parts, _workers(config), config.master)
     return run_local(job, parts, _workers(config), progress)

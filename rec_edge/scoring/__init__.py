@@ -10,21 +10,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from rec_edge.score.job import ScoreResult, score
-from rec_edge.score.predict import BatchPredictor
+from rec_edge.scoring.job import ScoreResult, score
+from rec_edge.scoring.predict import BatchPredictor
 
 __all__ = ["BatchPredictor", "ScoreResult", "ray_batch_predictor", "score", "spark_predict_udf"]
 
 
 def ray_batch_predictor(bundle: str, **options: Any) -> type:
-    """See ``rec_edge.score.ray_engine.ray_batch_predictor`` (imported on first use)."""
-    from rec_edge.score.ray_engine import ray_batch_predictor as make
+    """See ``rec_edge.scoring.ray_engine.ray_batch_predictor`` (imported on first use)."""
+    from rec_edge.scoring.ray_engine import ray_batch_predictor as make
 
     return make(bundle, **options)
 
 
 def spark_predict_udf(bundle: str, **options: Any) -> Any:
-    """See ``rec_edge.score.spark_engine.spark_predict_udf`` (imported on first use)."""
-    from rec_edge.score.spark_engine import spark_predict_udf as make
+    """See ``rec_edge.scoring.spark_engine.spark_predict_udf`` (imported on first use)."""
+    from rec_edge.scoring.spark_engine import spark_predict_udf as make
 
     return make(bundle, **options)

@@ -15,8 +15,8 @@ import numpy as np
 
 from rec_edge.errors import DataError
 from rec_edge.runtime.predictor import Predictor, RankRequest, softmax
-from rec_edge.score.output import REJECTS, STATS, encode_rows, part_name, write_atomic
-from rec_edge.score.parts import Part, Row, read_part
+from rec_edge.scoring.output import REJECTS, STATS, encode_rows, part_name, write_atomic
+from rec_edge.scoring.parts import Part, Row, read_part
 
 # texts handed to the Predictor at once: it sorts them by length into batches of batch_size
 WINDOW = 2048

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from rec_edge.errors import MissingDependencyError
-from rec_edge.score.output import STATS, part_name
-from rec_edge.score.parts import Part
-from rec_edge.score.scorer import Job, PartScorer, PartStats
+from rec_edge.scoring.output import STATS, part_name
+from rec_edge.scoring.parts import Part
+from rec_edge.scoring.scorer import Job, PartScorer, PartStats
 
 # per Python worker process (Spark reuses them between tasks): job JSON -> its scorer
 _SCORERS: dict[str, PartScorer] = {}

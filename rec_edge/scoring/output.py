@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from rec_edge.score.parts import _pyarrow_parquet
+from rec_edge.scoring.parts import _pyarrow_parquet
 
 JOB_FILE = "_job.json"
 SUCCESS_FILE = "_SUCCESS.json"

@@ -12,7 +12,7 @@ import pytest
 
 from rec_edge.config import ScoreConfig
 from rec_edge.runtime import Predictor
-from rec_edge.score import ray_batch_predictor, score, spark_predict_udf
+from rec_edge.scoring import ray_batch_predictor, score, spark_predict_udf
 from tests.conftest import make_examples, write_jsonl
 
 pytestmark = pytest.mark.slow
@@ -126,7 +126,7 @@ def test_ray_batch_predictor_in_a_users_pipeline(tiny_bundle: Path, ray_cluster:
 
 def test_spark_predict_udf_in_a_users_job(tiny_bundle: Path) -> None:
     pytest.importorskip("pyspark")
-    from rec_edge.score.spark_engine import spark_session
+    from rec_edge.scoring.spark_engine import spark_session
 
     texts = [r["text"] for r in make_examples(8, seed=6)]
     spark = spark_session("local[2]")

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from rec_edge.errors import MissingDependencyError
-from rec_edge.score.parts import Part
-from rec_edge.score.predict import BatchPredictor
-from rec_edge.score.scorer import Job, PartScorer, PartStats
+from rec_edge.scoring.parts import Part
+from rec_edge.scoring.predict import BatchPredictor
+from rec_edge.scoring.scorer import Job, PartScorer, PartStats
 
 
 def _ray() -> Any:
