@@ -105,35 +105,43 @@ def test_a_local_job_resumes_on_ray(
     assert files(out) == files(whole)
 
 
-def test_ray_batch_predictor_in_a_users_pipeline(tiny_bundle: Path, ray_cluster: None) -> None:
+def test_ray_batch_predictor_in_a_users_pipeline(
+    tiny_bundle: Path, ray_cluster: None, tmp_path: Path
+) -> None:
+    """read_json -> map_batches(one Predictor per actor) -> write_parquet, Ray's own I/O."""
+    import pyarrow.parquet as pq
     import ray
 
     texts = [r["text"] for r in make_examples(8, seed=5)]
-    dataset = ray.data.from_items([{"text": t, "n": i} for i, t in enumerate(texts)])
-    rows = dataset.map_batches(
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": t, "n": i} for i, t in enumerate(texts)])  # type: ignore[arg-type]
+    ray.data.read_json(str(source)).map_batches(
         ray_batch_predictor(str(tiny_bundle)),
         compute=ray.data.ActorPoolStrategy(size=2),
         batch_size=5,
-    ).take_all()
+    ).write_parquet(str(tmp_path / "out"))
+    rows = pq.read_table(tmp_path / "out").to_pylist()
     expected = {
         t: p for t, p in zip(texts, Predictor.load(tiny_bundle).predict(texts), strict=True)
     }
-    assert len(rows) == len(texts)
+    assert sorted(r["n"] for r in rows) == list(range(len(texts)))
     for row in rows:
         assert row["label"] == expected[row["text"]].label
         assert row["score"] == pytest.approx(expected[row["text"]].score, abs=1e-5)
 
 
-def test_spark_predict_udf_in_a_users_job(tiny_bundle: Path) -> None:
+def test_spark_predict_udf_in_a_users_job(tiny_bundle: Path, tmp_path: Path) -> None:
+    """spark.read.json -> withColumn(the UDF) -> write.parquet, Spark's own I/O."""
     pytest.importorskip("pyspark")
     from rec_edge.scoring.spark_engine import spark_session
 
     texts = [r["text"] for r in make_examples(8, seed=6)]
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": t} for t in texts])  # type: ignore[arg-type]
     spark = spark_session("local[2]")
     try:
-        frame = spark.createDataFrame([(t,) for t in texts], "text string").repartition(3)
+        frame = spark.read.json(str(source)).repartition(3)
         predict = spark_predict_udf(str(tiny_bundle), all_scores=True)
-        rows = frame.withColumn("p", predict("text")).collect()
+        frame.withColumn("p", predict("text")).write.parquet(str(tmp_path / "out"))
+        rows = spark.read.parquet(str(tmp_path / "out")).collect()
     finally:
         spark.stop()
     expected = {
