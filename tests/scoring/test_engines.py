@@ -117,6 +117,7 @@ def test_ray_batch_predictor_in_a_users_pipeline(
     ray.data.read_json(str(source)).map_batches(
         ray_batch_predictor(str(tiny_bundle)),
         compute=ray.data.ActorPoolStrategy(size=2),
+        num_cpus=0.5,  # 2 actors of a whole CPU each would leave the read task none: deadlock
         batch_size=5,
     ).write_parquet(str(tmp_path / "out"))
     rows = pq.read_table(tmp_path / "out").to_pylist()
