@@ -16,7 +16,8 @@ from typing import Any
 
 from rec_edge.errors import BundleError
 
-SCHEMA_VERSION = "1.2"  # 1.1: items_file (rank bundles); 1.2: collaborative tables in it
+SCHEMA_VERSION = "1.3"  # 1.1: items_file (rank bundles); 1.2: collaborative tables in it;
+# 1.3: the stack of counts and weights beside them (runtime.collab.Stack)
 MANIFEST_FILE = "rec_edge.json"
 TASKS = ("classify", "rank")
 

@@ -11,6 +11,15 @@ user's history titles found in the catalog, and ``share_u`` the liked share of t
 probability (the TALLRec question). A title outside the catalog gets the text score alone and the
 catalog's mean exposure; history titles outside the catalog count in ``share_u`` only.
 numpy only: the training module mirrors these formulas in torch, and a test holds them equal.
+
+A stacked bundle (schema 1.3, ``rec_edge.train.stack``) also holds per-item counts of the
+training rows (how often each title was rated, and liked) and weights fitted on validation rows:
+
+- like logit     ``a.[text, tables' like terms, logit(share_u), logit(like rate_i)] + b``
+- exposure logit ``e.[tables' exposure, log(1 + ratings_i)] + f``
+
+so that no part (the text, the tables, the counts) is drowned by another: with 64 training rows
+the text and the tables know little and the counts and the user's liked share carry the score.
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ class CollaborativeTables:
     exposure_bias: np.ndarray
     exposure_vectors: np.ndarray
     share_weight: float
+    stack: Stack | None = None  # None: tables from before the stack (like = text + terms)
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> CollaborativeTables | None:
@@ -63,11 +73,13 @@ class CollaborativeTables:
             {t: i for i, t in enumerate(titles)},
             **tables,
             share_weight=float(arrays["share_weight"]),
+            stack=Stack.from_arrays(arrays, len(titles)),
         )
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         arrays = {k: getattr(self, k) for k in TABLES}
-        return {**arrays, "share_weight": np.float32(self.share_weight)}
+        stack = self.stack.to_arrays() if self.stack is not None else {}
+        return {**arrays, "share_weight": np.float32(self.share_weight), **stack}
 
     @property
     def dim(self) -> int:
@@ -101,6 +113,102 @@ class CollaborativeTables:
         return np.where(known, terms, self.exposure_bias.mean()).astype(np.float32)
 
 
+LIKE_FEATURES = ("text", "tables", "user liked share", "item like rate")
+EXPOSURE_FEATURES = ("tables", "item ratings")
+PRIOR_ROWS = 5  # an item's like rate starts from the mean, as if seen this many times
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Per-item counts of the training rows and the weights that combine the parts."""
+
+    rated: np.ndarray  # [N] training rows (targets and history titles) that rated the item
+    liked: np.ndarray  # [N] of them liked
+    like_weights: np.ndarray  # [len(LIKE_FEATURES) + 1]: the last is the intercept
+    exposure_weights: np.ndarray  # [len(EXPOSURE_FEATURES) + 1]
+
+    ARRAYS = ("item_rated", "item_liked", "like_weights", "exposure_weights")
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], n_items: int) -> Stack | None:
+        if "like_weights" not in arrays:
+            return None
+        missing = [k for k in cls.ARRAYS if k not in arrays]
+        if missing:
+            raise ValueError(f"stacked tables lack {missing}")
+        stack = cls(*(np.asarray(arrays[k], dtype=np.float64) for k in cls.ARRAYS))
+        sizes = (
+            len(stack.rated),
+            len(stack.liked),
+            len(stack.like_weights),
+            len(stack.exposure_weights),
+        )
+        if sizes != (n_items, n_items, len(LIKE_FEATURES) + 1, len(EXPOSURE_FEATURES) + 1):
+            raise ValueError(f"stacked tables of sizes {sizes} do not fit {n_items} titles")
+        return stack
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        values = (self.rated, self.liked, self.like_weights, self.exposure_weights)
+        return dict(zip(self.ARRAYS, values, strict=True))
+
+    @property
+    def prior(self) -> float:
+        """The mean like rate of the training rows."""
+        return float(self.liked.sum() / max(1.0, self.rated.sum()))
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-4, 1 - 1e-4)
+    return np.log(p / (1 - p))
+
+
+def liked_share(liked: int, rated: int) -> float:
+    """The user's liked share of the history, smoothed (one liked and one not, added)."""
+    return (liked + 1) / (rated + 2)
+
+
+def like_features(
+    tables: CollaborativeTables,
+    liked: Sequence[str],
+    disliked: Sequence[str],
+    items: Sequence[str],
+    text: np.ndarray,
+) -> np.ndarray:
+    """[len(items), len(LIKE_FEATURES)]: what the stack's like weights combine."""
+    stack = tables.stack
+    assert stack is not None
+    user = tables.user(liked, disliked)
+    rows, known = tables._rows(items)
+    rated = np.where(known, stack.rated[rows], 0.0)
+    rate = (np.where(known, stack.liked[rows], 0.0) + PRIOR_ROWS * stack.prior) / (
+        rated + PRIOR_ROWS
+    )
+    share = liked_share(len(liked), len(liked) + len(disliked))
+    return np.column_stack(
+        [
+            np.asarray(text, dtype=np.float64),
+            tables.like(user, items),
+            np.full(len(items), logit(np.array(share))),
+            logit(rate),
+        ]
+    )
+
+
+def exposure_features(
+    tables: CollaborativeTables, liked: Sequence[str], disliked: Sequence[str], items: Sequence[str]
+) -> np.ndarray:
+    """[len(items), len(EXPOSURE_FEATURES)]: what the stack's exposure weights combine."""
+    stack = tables.stack
+    assert stack is not None
+    rows, known = tables._rows(items)
+    exposure = tables.exposure(tables.user(liked, disliked), items)
+    return np.column_stack([exposure, np.log1p(np.where(known, stack.rated[rows], 0.0))])
+
+
+def combine(features: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    return (features @ weights[:-1] + weights[-1]).astype(np.float32)
+
+
 def log_sigmoid(x: np.ndarray) -> np.ndarray:
     return -np.logaddexp(0.0, -x)
 
@@ -122,6 +230,12 @@ def add_tables(
     without tables) of ``items`` for the user with this history."""
     if tables is None:
         return text, None
+    if tables.stack is not None:
+        like = combine(
+            like_features(tables, liked, disliked, items, text), tables.stack.like_weights
+        )
+        exposure = exposure_features(tables, liked, disliked, items)
+        return like, combine(exposure, tables.stack.exposure_weights)
     user = tables.user(liked, disliked)
     return text + tables.like(user, items), tables.exposure(user, items)
 

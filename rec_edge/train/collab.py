@@ -49,6 +49,9 @@ class CollabConfig:
     # how the frozen encoder's scores are computed: int8 (an onnxruntime session of the model,
     # export.bulk: several times faster) | torch (PyTorch fp32)
     engine: str = "int8"
+    # combine text, tables and counts by weights fitted on the validation rows (train.stack);
+    # False keeps like = text + the tables' terms
+    stack: bool = True
 
     def __post_init__(self) -> None:
         if self.engine not in ("int8", "torch"):
@@ -159,11 +162,14 @@ def _history_rows(rows: list[Any], index: dict[str, int], history: int) -> tuple
 
 
 def choosing_rows(
-    validation: list[PointwiseExample], config: CollabConfig
+    validation: list[PointwiseExample], config: CollabConfig, run_limit: int | None = None
 ) -> list[PointwiseExample]:
-    """The validation rows that choose the epoch: ``validation_limit`` of them, seeded."""
-    if config.validation_limit and len(validation) > config.validation_limit:
-        return random.Random(config.seed).sample(validation, config.validation_limit)
+    """The validation rows that choose the epoch and fit the stack: ``validation_limit`` of them,
+    seeded, and no more than the run itself validated on (``run_limit``: a few-shot run's
+    ``--validation-limit`` holds for its tables too)."""
+    limits = [n for n in (config.validation_limit, run_limit) if n]
+    if limits and len(validation) > min(limits):
+        return random.Random(config.seed).sample(validation, min(limits))
     return validation
 
 
@@ -182,7 +188,8 @@ def fit_collaborative(run_dir: str | Path, config: CollabConfig = CollabConfig()
         )
     train_config = TrainConfig(**run["config"])
     data, splits = rank_rows(train_config)
-    train, validation = splits["train"], choosing_rows(splits["validation"], config)
+    train = splits["train"]
+    validation = choosing_rows(splits["validation"], config, train_config.validation_limit)
     titles = sorted(set(data.titles.values()))  # the bundle's item index is keyed by title
     started = time.perf_counter()
     text = text_scores(run_dir, run, train + validation, titles, engine=config.engine)
@@ -196,6 +203,15 @@ def fit_collaborative(run_dir: str | Path, config: CollabConfig = CollabConfig()
         train_config.history,
         config,
     )
+    if config.stack:
+        from rec_edge.data.recommend import ranking_targets, unrated_sampler
+        from rec_edge.train.stack import fit_stack
+
+        held_out = ranking_targets(data, train_config.history)
+        draw = unrated_sampler(data, config.seed, held_out)
+        tables, record["stack"] = fit_stack(
+            tables, train, validation, text[len(train) :], draw, data.titles, config.seed
+        )
     arrays = {"titles": np.array(titles), **tables.to_arrays()}
     np.savez(run_dir / COLLAB_FILE, **arrays)  # type: ignore[arg-type]
     record.update(

@@ -11,9 +11,38 @@ from click.testing import CliRunner
 from rec_edge.cli import main
 from rec_edge.errors import ConfigError, DataError
 from rec_edge.runtime import Predictor
+from rec_edge.runtime.collab import CollaborativeTables
 from rec_edge.runtime.predictor import pair_scores
 
 pytestmark = pytest.mark.slow
+
+
+def stacked(
+    tables: CollaborativeTables,
+    liked: list[str],
+    disliked: list[str],
+    items: list[str],
+    text: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The like and exposure logits by hand from the stack's arrays (runtime.collab's formulas)."""
+    stack = tables.stack
+    assert stack is not None
+    user = tables.user(liked, disliked)
+    rows = [tables.index[t] for t in items]
+    prior = stack.liked.sum() / stack.rated.sum()
+    rate = (stack.liked[rows] + 5 * prior) / (stack.rated[rows] + 5)
+    share = (len(liked) + 1) / (len(liked) + len(disliked) + 2)
+    a = stack.like_weights
+    like = (
+        a[0] * text
+        + a[1] * tables.like(user, items)
+        + a[2] * np.log(share / (1 - share))
+        + a[3] * np.log(rate / (1 - rate))
+        + a[4]
+    )
+    e = stack.exposure_weights
+    exposure = e[0] * tables.exposure(user, items) + e[1] * np.log1p(stack.rated[rows]) + e[2]
+    return like, exposure
 
 
 def test_rank_scores_every_candidate_in_order(rank_bundle) -> None:
@@ -30,12 +59,12 @@ def test_rank_scores_every_candidate_in_order(rank_bundle) -> None:
     user = predictor.logits([user_text])[0]
     item = predictor.logits([ranked[0].item])[0]
     text = user[:-1] @ item[:-1] + user[-1] + item[-1]
-    # plus the run's collaborative tables (train.collab): like and exposure terms
+    # stacked with the run's collaborative tables and counts (train.collab, train.stack)
     tables = predictor.collaborative
     assert tables is not None
-    terms = tables.user(history["liked"], history["disliked"])
-    like = text + tables.like(terms, [ranked[0].item])[0]
-    exposure = tables.exposure(terms, [ranked[0].item])[0]
+    like, exposure = (
+        v[0] for v in stacked(tables, *history.values(), [ranked[0].item], np.array([text]))
+    )
     assert np.isclose(1 / (1 + np.exp(-like)), ranked[0].enjoy, atol=1e-5)
     assert np.isclose(ranked[0].enjoy / (1 + np.exp(-exposure)), ranked[0].score, atol=1e-5)
     assert [r.item for r in predictor.rank(history, candidates, k=5)] == [
@@ -79,9 +108,9 @@ def test_item_index_of_the_catalog_is_in_the_bundle_and_used(rank_bundle) -> Non
     assert exposure is not None
     user_row = indexed.logits([indexed._user_text(history["liked"], history["disliked"])])[0]
     text = pair_scores(user_row, encoded.logits(known))
-    user = tables.user(history["liked"], history["disliked"])
-    np.testing.assert_allclose(like, text + tables.like(user, known), atol=1e-5)
-    np.testing.assert_allclose(exposure, tables.exposure(user, known), atol=1e-6)
+    by_stack = stacked(tables, history["liked"], history["disliked"], known, text)
+    np.testing.assert_allclose(like, by_stack[0], atol=1e-4)
+    np.testing.assert_allclose(exposure, by_stack[1], atol=1e-5)
     assert not np.allclose(like, text)  # the tables moved the scores
     assert not indexed._items  # every candidate came from the index: nothing encoded
     # score() is P(enjoys | watches); rank() orders by P(watches) x P(enjoys | watches)
@@ -97,6 +126,9 @@ def test_item_index_of_the_catalog_is_in_the_bundle_and_used(rank_bundle) -> Non
     assert all(np.isclose(r.enjoy, enjoy[r.item], atol=1e-6) for r in ranked)
     record = load_bundle(rank_bundle).manifest.source["collaborative"]
     assert record["rows"] > 0 and record["best_epoch"] >= 0 and record["catalog"] == 40
+    chosen = record["stack"]["like"]["chosen"]  # the parts the stack kept, nonzero weights
+    weights = record["stack"]["like"]["weights"]
+    assert chosen and all((weights[f] != 0) == (f in chosen) for f in weights if f != "intercept")
     indexed.score(history, ["A title not in the catalog"])
     assert list(indexed._items) == ["A title not in the catalog"]
 

@@ -54,12 +54,12 @@ def test_torch_tables_match_the_runtime_formulas() -> None:
     assert np.allclose(log_sigmoid(np.array([0.0, 50.0, -50.0])), [np.log(0.5), 0.0, -50.0])
 
 
-def _planted(seed: int = 0) -> InteractionData:
+def _planted(seed: int = 0, users: int = 40) -> InteractionData:
     """40 users x 40 items: items 0-9 are watched by most users (popular); item i is liked with
     probability i / 40 (quality rises with the id, unrelated to popularity); titles say nothing."""
     rng = random.Random(seed)
     rows = []
-    for u in range(40):
+    for u in range(users):
         watched = rng.sample(range(10), 8) + rng.sample(range(10, 40), 10)
         rng.shuffle(watched)
         for t, item in enumerate(watched):
@@ -101,3 +101,82 @@ def test_fit_collaborative_wants_a_finished_rank_run(tiny_run) -> None:  # type:
         fit_collaborative(tiny_run.run_dir)  # a classify run
     with pytest.raises(RunError, match="does not exist"):
         fit_collaborative("no/such/run")
+
+
+def _planted_tables() -> tuple[InteractionData, dict[str, list], CollaborativeTables]:
+    data = _planted(users=200)
+    splits = pointwise_splits(data, history=5)
+    zeros = np.zeros(len(splits["train"])), np.zeros(len(splits["validation"]))
+    config = CollabConfig(dim=4, epochs=10, patience=3, learning_rate=0.05, batch_size=32)
+    tables, _ = fit_tables(data, splits["train"], splits["validation"], *zeros, 5, config)
+    return data, splits, tables
+
+
+def _auc(tables: CollaborativeTables, rows: list, text: np.ndarray) -> float:
+    from rec_edge.metrics import roc_auc
+    from rec_edge.runtime.collab import add_tables
+
+    like = [
+        add_tables(tables, r.preference.liked, r.preference.disliked, [r.candidate], np.array([t]))[
+            0
+        ][0]
+        for r, t in zip(rows, text, strict=True)
+    ]
+    return roc_auc([int(r.label == "yes") for r in rows], like)
+
+
+@pytest.mark.parametrize("text_knows", [False, True])
+def test_the_stack_is_never_worse_than_its_parts(text_knows: bool) -> None:
+    """A loud text score that is noise is turned down (the unstacked sum drowns the tables in
+    it); a text score that knows the answer is kept."""
+    from rec_edge.data.recommend import unrated_sampler
+    from rec_edge.train.stack import fit_stack
+
+    data, splits, tables = _planted_tables()
+    rng = np.random.default_rng(1)
+
+    def text(rows: list) -> np.ndarray:
+        if text_knows:  # the label itself, blurred
+            return np.array([4.0 * (r.label == "yes") for r in rows]) + rng.normal(0, 1, len(rows))
+        return rng.normal(0, 10, len(rows))
+
+    validation, test = splits["validation"], splits["test"]
+    text_validation, text_test = text(validation), text(test)
+    draw = unrated_sampler(data, 0)
+    stacked, record = fit_stack(
+        tables, splits["train"], validation, text_validation, draw, data.titles
+    )
+    assert stacked.stack is not None and tables.stack is None
+    scores = record["like"]["validation_auc"]
+    chosen = " + ".join(record["like"]["chosen"])
+    best_part = max(scores[part] for part in ("text", "tables", "item like rate"))
+    assert scores[chosen] >= best_part - 0.002 and scores[chosen] >= max(scores.values()) - 0.002
+    assert ("text" in record["like"]["chosen"]) == text_knows
+    unstacked, after = _auc(tables, test, text_test), _auc(stacked, test, text_test)
+    if text_knows:
+        assert after > 0.9 and record["like"]["weights"]["text"] > 0
+    else:  # the tables' and counts' knowledge comes through
+        assert unstacked < 0.6 < 0.65 < after
+    # the stack travels in the item index and comes back the same
+    back = CollaborativeTables.from_arrays(
+        {"titles": np.array(sorted(tables.index)), **stacked.to_arrays()}
+    )
+    assert back is not None and back.stack is not None
+    assert _auc(back, test, text_test) == after
+    broken = {**stacked.to_arrays(), "like_weights": np.zeros(3)}
+    with pytest.raises(ValueError, match="do not fit"):
+        CollaborativeTables.from_arrays({"titles": np.array(sorted(tables.index)), **broken})
+
+
+def test_item_counts_count_each_user_and_title_once() -> None:
+    from rec_edge.data.recommend import PointwiseExample, Preference
+    from rec_edge.train.stack import item_counts
+
+    rows = [
+        PointwiseExample(Preference("u1", ["A", "B"], ["C"]), "D", "yes", 1.0),
+        PointwiseExample(Preference("u1", ["B", "D"], ["C"]), "A", "no", 2.0),  # A: liked, then not
+        PointwiseExample(Preference("u2", [], ["A"]), "B", "no", 3.0),
+    ]
+    rated, liked = item_counts(rows, ["A", "B", "C", "D", "E"])
+    assert rated.tolist() == [2, 2, 1, 1, 0]
+    assert liked.tolist() == [0, 1, 0, 1, 0]

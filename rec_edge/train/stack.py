@@ -1,0 +1,167 @@
+"""Training side (numpy): the rank run's stack, fitted on validation rows after the tables, so that
+the bundle is never worse than its parts (formulas in ``rec_edge.runtime.collab``).
+
+The parts are the text score, the tables' like terms, and two counts a recommender always has: how
+often the training rows rated and liked each title (targets and history titles, once per user),
+and the user's liked share of the history in the request. Each subset of them is a candidate: a
+logistic regression on its features, judged by its AUC in 5-fold cross-validation on the
+validation rows; the best candidate is refitted on all of them. Every part alone is a candidate,
+so on validation the chosen stack is at least as good as each part (a part that adds less than
+``TOLERANCE`` of AUC is left out: with few validation rows a noise score would win by chance). The exposure (does the user
+rate the title at all) is stacked the same way, on the validation pairs against titles the user
+never rated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+
+from rec_edge.data.recommend import PointwiseExample
+from rec_edge.metrics import roc_auc
+from rec_edge.runtime.collab import (
+    EXPOSURE_FEATURES,
+    LIKE_FEATURES,
+    CollaborativeTables,
+    Stack,
+    exposure_features,
+    like_features,
+)
+
+FOLDS = 5
+L2 = 1e-2  # on standardized features, per validation row
+TOLERANCE = 0.002  # of cross-validated AUC: a part joins the stack only if it adds more
+
+
+def item_counts(
+    rows: Sequence[PointwiseExample], titles: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """How many training rows rated each title, and liked it: the targets and the titles of their
+    histories, each (user, title) once, its latest label kept."""
+    seen: dict[tuple[str, str], bool] = {}
+    for row in rows:
+        user = row.preference.user
+        seen.update(((user, t), True) for t in row.preference.liked)
+        seen.update(((user, t), False) for t in row.preference.disliked)
+        seen[(user, row.candidate)] = row.label == "yes"
+    index = {t: i for i, t in enumerate(titles)}
+    rated, liked = np.zeros(len(titles)), np.zeros(len(titles))
+    for (_, title), yes in seen.items():
+        if title in index:
+            rated[index[title]] += 1
+            liked[index[title]] += yes
+    return rated, liked
+
+
+def logistic(features: np.ndarray, labels: np.ndarray, l2: float = L2) -> np.ndarray:
+    """Weights (the last one the intercept) of an L2-regularized logistic regression, by Newton's
+    method on standardized features; the returned weights apply to the raw features."""
+    mean, scale = features.mean(0), features.std(0)
+    scale[scale < 1e-12] = 1.0
+    x = np.column_stack([(features - mean) / scale, np.ones(len(features))])
+    w = np.zeros(x.shape[1])
+    penalty = np.full(x.shape[1], l2 * len(x))
+    penalty[-1] = 0.0  # the intercept is free
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-(x @ w)))
+        gradient = x.T @ (p - labels) + penalty * w
+        hessian = (x * (p * (1 - p))[:, None]).T @ x + np.diag(penalty + 1e-9)
+        step = np.linalg.solve(hessian, gradient)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    weights = w[:-1] / scale
+    return np.append(weights, w[-1] - weights @ mean)
+
+
+def _cross_validated_auc(features: np.ndarray, labels: np.ndarray, seed: int) -> float:
+    """AUC of the out-of-fold logits of a logistic regression (FOLDS folds, seeded)."""
+    folds = np.random.default_rng(seed).permutation(len(labels)) % FOLDS
+    out = np.zeros(len(labels))
+    for fold in range(FOLDS):
+        held = folds == fold
+        if labels[~held].min() == labels[~held].max():  # a fold without both classes to learn
+            return roc_auc(labels.tolist(), features.sum(1).tolist())
+        w = logistic(features[~held], labels[~held])
+        out[held] = features[held] @ w[:-1] + w[-1]
+    return roc_auc(labels.tolist(), out.tolist())
+
+
+def choose(
+    features: np.ndarray, labels: np.ndarray, names: Sequence[str], seed: int
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The weights (zero for features left out) of the smallest subset of ``names`` within
+    ``TOLERANCE`` of the best cross-validated AUC, refitted on every row; and the AUC of each
+    subset."""
+    scores = {}
+    for size in range(1, len(names) + 1):
+        for subset in combinations(range(len(names)), size):
+            scores[subset] = _cross_validated_auc(features[:, subset], labels, seed)
+    top = max(scores.values())
+    near = [s for s in scores if scores[s] >= top - TOLERANCE]
+    best = min(near, key=lambda s: (len(s), -scores[s]))
+    fitted = logistic(features[:, best], labels)
+    weights = np.zeros(len(names) + 1)
+    weights[list(best)], weights[-1] = fitted[:-1], fitted[-1]
+    record = {
+        "chosen": [names[i] for i in best],
+        "weights": dict(zip([*names, "intercept"], weights.round(6).tolist(), strict=True)),
+        "validation_auc": {" + ".join(names[i] for i in s): round(a, 5) for s, a in scores.items()},
+    }
+    return weights, record
+
+
+def fit_stack(
+    tables: CollaborativeTables,
+    train: Sequence[PointwiseExample],
+    validation: Sequence[PointwiseExample],
+    text_validation: np.ndarray,
+    draw_unrated: Callable[[str], str],
+    titles: dict[str, str],
+    seed: int = 0,
+    negatives: int = 4,
+) -> tuple[CollaborativeTables, dict[str, Any]]:
+    """``tables`` with their stack: the counts of ``train`` and the weights chosen on
+    ``validation`` (``text_validation``: the text logits of its rows; ``draw_unrated(user)``: an
+    item id the user never rated, ``titles``: item id -> title)."""
+    order = sorted(tables.index, key=tables.index.__getitem__)
+    rated, liked = item_counts(train, order)
+    empty = Stack(
+        rated, liked, np.zeros(len(LIKE_FEATURES) + 1), np.zeros(len(EXPOSURE_FEATURES) + 1)
+    )
+    counted = replace(tables, stack=empty)
+    like_x = np.vstack(
+        [
+            like_features(
+                counted, r.preference.liked, r.preference.disliked, [r.candidate], np.array([t])
+            )
+            for r, t in zip(validation, text_validation, strict=True)
+        ]
+    )
+    like_y = np.array([float(r.label == "yes") for r in validation])
+    like_weights, like_record = choose(like_x, like_y, LIKE_FEATURES, seed)
+    # exposure: each validation pair (rated) against titles its user never rated
+    pairs = []
+    for r in validation:
+        pairs.append((r, r.candidate, 1.0))
+        for _ in range(negatives):
+            pairs.append((r, titles[draw_unrated(r.preference.user)], 0.0))
+    exposure_x = np.vstack(
+        [
+            exposure_features(counted, r.preference.liked, r.preference.disliked, [t])
+            for r, t, _ in pairs
+        ]
+    )
+    exposure_y = np.array([y for _, _, y in pairs])
+    exposure_weights, exposure_record = choose(exposure_x, exposure_y, EXPOSURE_FEATURES, seed)
+    stack = Stack(rated, liked, like_weights, exposure_weights)
+    record = {
+        "validation_rows": len(validation),
+        "like": like_record,
+        "exposure": {**exposure_record, "negatives_per_row": negatives},
+    }
+    return replace(tables, stack=stack), record
