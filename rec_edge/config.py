@@ -31,6 +31,8 @@ class TrainConfig:
     model: str | None = None  # None: the embedded default (all-MiniLM-L6-v2)
     task: str = "classify"  # classify | rank (train_file: interactions, see data.interactions)
     items_file: str | None = None  # rank with a JSONL interactions file: item titles
+    # rank: the item's text from its fields, e.g. "{title} ({year}), {genres}" (data.interactions)
+    item_template: str | None = None
     history: int = 10  # rank: rated items before the target that state the preference
     negatives: int = 1  # rank: never-rated items drawn per example; shared by the batch, "no"
     collaborative: bool = True  # rank: fit per-item tables after training (train.collab)
@@ -90,6 +92,13 @@ class TrainConfig:
             p.append(f"negatives={self.negatives} (must be >= 0)")
         if self.history < 1:
             p.append(f"history={self.history} (must be >= 1)")
+        if self.item_template is not None:
+            from rec_edge.data.interactions import template_fields
+
+            try:
+                template_fields(self.item_template)
+            except ValueError as error:
+                p.append(f"item_template={self.item_template!r} ({error})")
         if self.method not in ("lora", "full"):
             p.append(f"method={self.method!r} (allowed: lora, full)")
         if self.precision not in ("auto", "fp32", "bf16"):

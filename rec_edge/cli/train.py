@@ -35,6 +35,12 @@ def _split_csv(ctx: click.Context, param: click.Parameter, value: str | None) ->
     help="rank with JSONL interactions: JSONL of {item, title}.",
 )
 @click.option(
+    "--item-template",
+    help="rank: the item's text from the item file's fields, e.g. '{title} ({year}), {genres}' "
+    "(MovieLens: title, year, genres; JSONL items: their keys); requests may still name catalog "
+    "items by title.",
+)
+@click.option(
     "--history",
     default=10,
     show_default=True,

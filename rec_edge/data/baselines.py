@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from rec_edge.data.interactions import InteractionData
-from rec_edge.data.recommend import PointwiseExample, RankingCase
+from rec_edge.data.recommend import PointwiseExample, RankingCase, item_counts
 from rec_edge.errors import MissingDependencyError
 from rec_edge.metrics import ranking_metrics, roc_auc
 
@@ -167,3 +167,50 @@ def collaborative_pointwise_baselines(
         scores = [float(matrix.scores(model, e.preference.user, [e.item])[0]) for e in test]
         out[name] = {"AUC": roc_auc(labels, scores)}
     return out
+
+
+def _count_features(
+    rows: Sequence[PointwiseExample], rated: dict[str, float], liked: dict[str, float]
+) -> np.ndarray:
+    """Per row: the candidate's ratings and likes in the training rows, its smoothed like rate,
+    the user's smoothed liked share, and the history's liked and disliked counts."""
+    prior = sum(liked.values()) / max(1.0, sum(rated.values()))
+    out = []
+    for e in rows:
+        n, yes = rated.get(e.candidate, 0.0), liked.get(e.candidate, 0.0)
+        good, bad = len(e.preference.liked), len(e.preference.disliked)
+        out.append([n, yes, (yes + 5 * prior) / (n + 5), (good + 1) / (good + bad + 2), good, bad])
+    return np.array(out, dtype=np.float64).reshape(-1, 6)
+
+
+def count_baselines(
+    train: Sequence[PointwiseExample],
+    fit: Sequence[PointwiseExample],
+    test: Sequence[PointwiseExample],
+    seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """What counting alone gives from the rows a bundle was given: the training rows ``train``
+    (targets and history titles counted, as ``train.stack`` counts them) and the validation rows
+    ``fit`` that its stack was fitted on. "two counts": the item's like rate plus the user's
+    liked share; "GBDT on counts": scikit-learn's HistGradientBoostingClassifier on six count
+    features, fitted on ``fit``."""
+    try:
+        from sklearn.ensemble import HistGradientBoostingClassifier
+    except ImportError:
+        raise MissingDependencyError(
+            "The count baselines need scikit-learn: pip install 'rec-edge[recsys]'"
+        ) from None
+    titles = sorted({e.candidate for e in [*train, *fit, *test]})
+    rated_array, liked_array = item_counts(train, titles)
+    rated = dict(zip(titles, rated_array.tolist(), strict=True))
+    liked = dict(zip(titles, liked_array.tolist(), strict=True))
+    x_fit, x_test = _count_features(fit, rated, liked), _count_features(test, rated, liked)
+    labels = [int(e.label == "yes") for e in test]
+    model = HistGradientBoostingClassifier(random_state=seed)
+    model.fit(x_fit, [int(e.label == "yes") for e in fit])
+    return {
+        "two counts (same rows)": {"AUC": roc_auc(labels, (x_test[:, 2] + x_test[:, 3]).tolist())},
+        "GBDT on counts (same rows)": {
+            "AUC": roc_auc(labels, model.predict_proba(x_test)[:, 1].tolist())
+        },
+    }

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from rec_edge.data.interactions import Interaction, InteractionData
 
@@ -162,3 +164,23 @@ def unrated_sampler(
                 return item
 
     return draw
+
+
+def item_counts(
+    rows: Sequence[PointwiseExample], titles: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """How many training rows rated each title, and liked it: the targets and the titles of their
+    histories, each (user, title) once, its latest label kept."""
+    seen: dict[tuple[str, str], bool] = {}
+    for row in rows:
+        user = row.preference.user
+        seen.update(((user, t), True) for t in row.preference.liked)
+        seen.update(((user, t), False) for t in row.preference.disliked)
+        seen[(user, row.candidate)] = row.label == "yes"
+    index = {t: i for i, t in enumerate(titles)}
+    rated, liked = np.zeros(len(titles)), np.zeros(len(titles))
+    for (_, title), yes in seen.items():
+        if title in index:
+            rated[index[title]] += 1
+            liked[index[title]] += yes
+    return rated, liked

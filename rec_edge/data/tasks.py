@@ -182,7 +182,7 @@ def rank_rows(
     from rec_edge.data.interactions import read_interactions
     from rec_edge.data.recommend import pointwise_splits, rank_training_rows
 
-    data = read_interactions(config.train_file, config.items_file)
+    data = read_interactions(config.train_file, config.items_file, config.item_template)
     splits = pointwise_splits(data, history=config.history)
     train = rank_training_rows(data, splits["train"], config.history)
     if config.shots:

@@ -495,14 +495,18 @@ def _item_index(
 
     config = TrainConfig(**run["config"])
     try:
-        titles = sorted(
-            set(read_interactions(config.train_file, config.items_file).titles.values())
-        )
+        data = read_interactions(config.train_file, config.items_file, config.item_template)
     except DataError as error:
         log(f"note: no item index in the bundle: the run's interactions cannot be read ({error})")
         return None
+    titles = sorted(set(data.titles.values()))
     vectors = predictor.logits(titles, batch_size=32).astype(np.float32)
     arrays: dict[str, Any] = {"titles": np.array(titles), "vectors": vectors}
+    aliases = _aliases(data.names, data.titles)
+    if aliases:  # an item template: requests may name catalog items by their titles
+        arrays.update(
+            alias_names=np.array(list(aliases)), alias_texts=np.array(list(aliases.values()))
+        )
     collab = run_dir / COLLAB_FILE
     if collab.is_file():
         with np.load(collab, allow_pickle=False) as tables:
@@ -517,6 +521,19 @@ def _item_index(
     size = sum(a.nbytes for a in arrays.values()) / 1e6
     log(f"item index: {len(titles)} titles of the run's catalog ({size:.1f} MB)")
     return "items.npz"
+
+
+def _aliases(names: dict[str, str], texts: dict[str, str]) -> dict[str, str]:
+    """title -> the item's rendered text, for titles that name one item and are no item's text."""
+    by_title: dict[str, set[str]] = {}
+    for item, title in names.items():
+        by_title.setdefault(title, set()).add(texts[item])
+    rendered = set(texts.values())
+    return {
+        title: next(iter(found))
+        for title, found in sorted(by_title.items())
+        if len(found) == 1 and title not in rendered
+    }
 
 
 def _summary(candidate: Candidate) -> dict[str, Any]:

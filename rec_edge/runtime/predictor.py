@@ -165,8 +165,9 @@ def _open_session(path: Path, config: SessionConfig) -> Any:
 
 def _read_item_index(
     path: Path, catalog: bool
-) -> tuple[dict[str, np.ndarray], CollaborativeTables | None]:
-    """A rank bundle's item index: title -> output row, and the collaborative tables if any."""
+) -> tuple[dict[str, np.ndarray], CollaborativeTables | None, dict[str, str]]:
+    """A rank bundle's item index: item text -> output row, the collaborative tables if any, and
+    title -> item text where an item template made the texts (``--item-template``)."""
     try:
         with np.load(path, allow_pickle=False) as index:
             titles = index["titles"].tolist()
@@ -175,11 +176,15 @@ def _read_item_index(
                 raise ValueError(f"{len(titles)} titles but vectors of shape {vectors.shape}")
             tables = CollaborativeTables.from_arrays(index)
             rows = dict(zip(titles, vectors, strict=True)) if catalog else {}
+            aliases = {}
+            if "alias_names" in index:
+                names, texts = index["alias_names"].tolist(), index["alias_texts"].tolist()
+                aliases = dict(zip(names, texts, strict=True))
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
         raise BundleError(
             f"{path} is not a usable item index ({type(error).__name__}: {error}). Re-export the bundle."
         ) from None
-    return rows, tables
+    return rows, tables, aliases
 
 
 class Predictor:
@@ -224,8 +229,9 @@ class Predictor:
         self._items: dict[str, np.ndarray] = {}  # rank: item text -> output row, oldest first
         self._catalog: dict[str, np.ndarray] = {}  # rank: the item index's vectors (catalog)
         self.collaborative: CollaborativeTables | None = None  # rank: the run's tables, if any
+        self._aliases: dict[str, str] = {}  # rank: title -> the item text (an item template)
         if self.manifest.items_file:
-            self._catalog, self.collaborative = _read_item_index(
+            self._catalog, self.collaborative, self._aliases = _read_item_index(
                 bundle.path / self.manifest.items_file, catalog
             )
 
@@ -417,7 +423,7 @@ class Predictor:
         """The like logits of ``candidates`` and, with collaborative tables, their exposure
         logits."""
         liked, disliked = self._history(history)
-        items = _check_texts(candidates)
+        items = self._item_texts(_check_texts(candidates))
         if not items:  # nothing to score: no encoder run
             return np.zeros(0, dtype=np.float32), None
         user = self.logits([self._user_text(liked, disliked)])[0]
@@ -441,7 +447,12 @@ class Predictor:
             raise DataError(problems)
         liked, disliked = list(history.get("liked", [])), list(history.get("disliked", []))
         _check_texts(liked + disliked)
-        return liked, disliked
+        return self._item_texts(liked), self._item_texts(disliked)
+
+    def _item_texts(self, titles: list[str]) -> list[str]:
+        """Each catalog item named by its title as its item text (bundles made with
+        ``--item-template``); other texts as they are."""
+        return [self._aliases.get(t, t) for t in titles] if self._aliases else titles
 
     def _like_logits(
         self, user: np.ndarray, liked: list[str], disliked: list[str], items: list[str]
@@ -488,9 +499,8 @@ class Predictor:
         answers: list[list[Ranked]] = [[] for _ in requests]
         for row, i in zip(users, asking, strict=True):
             (liked, disliked), items = checked[i]
-            answers[i] = _ranked(
-                items, *self._like_logits(row, liked, disliked, items), requests[i].k
-            )
+            like = self._like_logits(row, liked, disliked, self._item_texts(items))
+            answers[i] = _ranked(items, *like, requests[i].k)
         return answers
 
 

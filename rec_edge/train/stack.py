@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from rec_edge.data.recommend import PointwiseExample
+from rec_edge.data.recommend import PointwiseExample, item_counts
 from rec_edge.metrics import roc_auc
 from rec_edge.runtime.collab import (
     EXPOSURE_FEATURES,
@@ -35,26 +35,6 @@ from rec_edge.runtime.collab import (
 FOLDS = 5
 L2 = 1e-2  # on standardized features, per validation row
 TOLERANCE = 0.002  # of cross-validated AUC: a part joins the stack only if it adds more
-
-
-def item_counts(
-    rows: Sequence[PointwiseExample], titles: Sequence[str]
-) -> tuple[np.ndarray, np.ndarray]:
-    """How many training rows rated each title, and liked it: the targets and the titles of their
-    histories, each (user, title) once, its latest label kept."""
-    seen: dict[tuple[str, str], bool] = {}
-    for row in rows:
-        user = row.preference.user
-        seen.update(((user, t), True) for t in row.preference.liked)
-        seen.update(((user, t), False) for t in row.preference.disliked)
-        seen[(user, row.candidate)] = row.label == "yes"
-    index = {t: i for i, t in enumerate(titles)}
-    rated, liked = np.zeros(len(titles)), np.zeros(len(titles))
-    for (_, title), yes in seen.items():
-        if title in index:
-            rated[index[title]] += 1
-            liked[index[title]] += yes
-    return rated, liked
 
 
 def logistic(features: np.ndarray, labels: np.ndarray, l2: float = L2) -> np.ndarray:

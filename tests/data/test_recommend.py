@@ -229,3 +229,53 @@ def test_rank_training_pairs_leave_out_ranking_targets_and_draw_unrated_negative
     )
     assert all(title in text for title in liked + disliked)
     assert kept[0].candidate not in text  # the item is the other tower's input
+
+
+def test_item_template_renders_each_layouts_fields(tmp_path) -> None:
+    from rec_edge.config import TrainConfig
+    from rec_edge.errors import ConfigError
+
+    ml = tmp_path / "ml"
+    ml.mkdir()
+    (ml / "u.data").write_text("1\t1\t5\t10\n1\t2\t1\t20\n")
+    (ml / "u.genre").write_text("unknown|0\nAction|1\nComedy|2\n\n")
+    (ml / "u.item").write_bytes(
+        "1|Heat (1995)|15-Dec-1995||http://x|0|1|0\n2|Big (1988)|01-Jan-1988||http://x|0|0|1\n".encode(
+            "latin-1"
+        )
+    )
+    data = read_interactions(ml, item_template="{title}, {year}: {genres}")
+    assert data.titles == {"1": "Heat (1995), 1995: Action", "2": "Big (1988), 1988: Comedy"}
+    assert data.names == {"1": "Heat (1995)", "2": "Big (1988)"}  # the titles, kept
+    atomic = tmp_path / "atomic"
+    atomic.mkdir()
+    (atomic / "x.inter").write_text(
+        "user_id:token\titem_id:token\trating:float\ttimestamp:float\n1\t1\t5\t10\n"
+    )
+    (atomic / "x.item").write_text(
+        "item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n"
+        "1\tHeat\t1995\tAction Crime\n"
+    )
+    assert read_interactions(atomic, item_template="{title} ({year}), {genres}").titles == {
+        "1": "Heat (1995), Action, Crime"
+    }
+    (tmp_path / "inter.jsonl").write_text(
+        '{"user": "u", "item": "a", "rating": 5, "timestamp": 1}\n'
+    )
+    (tmp_path / "items.jsonl").write_text(
+        '{"item": "a", "title": "Heat", "tags": ["heist", "LA"]}\n{"item": "b", "title": "Big"}\n'
+    )
+    with pytest.raises(
+        DataError, match=r"item 'b' has no field \['tags'\].*its fields: \['item', 'title'\]"
+    ):
+        read_interactions(tmp_path / "inter.jsonl", tmp_path / "items.jsonl", "{title}: {tags}")
+    (tmp_path / "items.jsonl").write_text(
+        '{"item": "a", "title": "Heat", "tags": ["heist", "LA"]}\n'
+    )
+    rendered = read_interactions(
+        tmp_path / "inter.jsonl", tmp_path / "items.jsonl", "{title}: {tags}"
+    )
+    assert rendered.titles == {"a": "Heat: heist, LA"}
+    for bad in ("{title", "plain text", "{0}"):
+        with pytest.raises(ConfigError, match="item_template"):
+            TrainConfig(train_file="x", task="rank", item_template=bad)

@@ -285,3 +285,69 @@ def test_rank_export_is_batch_invariant(rank_bundle, tmp_path) -> None:  # type:
         np.concatenate([predictor.score(history, [t]) for t in titles]),
         atol=1e-6,
     )
+
+
+def test_item_template_makes_the_item_texts_and_titles_still_name_them(
+    tmp_path, tiny_model
+) -> None:
+    """``--item-template``: the item tower reads "title (year), genres"; requests may name catalog
+    items by title or by that text, with the same scores, and get back the names they sent."""
+    from rec_edge.config import ExportConfig
+    from rec_edge.export import export
+    from rec_edge.train import train
+    from tests.conftest import tiny_train_config
+    from tests.data.test_recommend import synthetic
+
+    rows = synthetic(users=12, items=40, per_user=20, seed=4)
+    (tmp_path / "inter.jsonl").write_text(
+        "".join(
+            json.dumps({"user": u, "item": i, "rating": r, "timestamp": t}) + "\n"
+            for u, i, r, t in rows
+        )
+    )
+    genres = ["Drama", "Comedy", "Horror"]
+    (tmp_path / "items.jsonl").write_text(
+        "".join(
+            json.dumps(
+                {
+                    "item": f"i{i}",
+                    "title": f"Movie {i}",
+                    "year": 1990 + i,
+                    "genres": [genres[i % 3]],
+                }
+            )
+            + "\n"
+            for i in range(40)
+        )
+    )
+    config = tiny_train_config(
+        tiny_model,
+        {"train": tmp_path / "inter.jsonl", "test": tmp_path / "inter.jsonl"},
+        tmp_path / "runs",
+        name="templated",
+        task="rank",
+        items_file=str(tmp_path / "items.jsonl"),
+        item_template="{title} ({year}), {genres}",
+        test_file=None,
+        max_length=96,
+        epochs=1,
+    )
+    run = train(config)
+    bundle = export(
+        ExportConfig(run_dir=str(run.run_dir), out=str(tmp_path / "bundle"), quantize="fp32"),
+        log=lambda _: None,
+    ).bundle_dir
+    predictor = Predictor.load(bundle)
+    assert "Movie 4 (1994), Comedy" in predictor.catalog and "Movie 4" not in predictor.catalog
+    by_title = predictor.rank(
+        {"liked": ["Movie 1"], "disliked": ["Movie 2"]}, ["Movie 4", "Movie 5"]
+    )
+    by_text = predictor.rank(
+        {"liked": ["Movie 1 (1991), Comedy"], "disliked": ["Movie 2 (1992), Horror"]},
+        ["Movie 4 (1994), Comedy", "Movie 5 (1995), Horror"],
+    )
+    assert sorted(r.item for r in by_title) == ["Movie 4", "Movie 5"]  # the names sent
+    assert [r.score for r in by_title] == [r.score for r in by_text]
+    assert not predictor._items  # both came from the item index: nothing encoded
+    predictor.score({"liked": ["Movie 1"]}, ["Movie 99 (2001), Drama"])  # off the catalog: encoded
+    assert list(predictor._items) == ["Movie 99 (2001), Drama"]

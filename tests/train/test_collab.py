@@ -169,8 +169,7 @@ def test_the_stack_is_never_worse_than_its_parts(text_knows: bool) -> None:
 
 
 def test_item_counts_count_each_user_and_title_once() -> None:
-    from rec_edge.data.recommend import PointwiseExample, Preference
-    from rec_edge.train.stack import item_counts
+    from rec_edge.data.recommend import PointwiseExample, Preference, item_counts
 
     rows = [
         PointwiseExample(Preference("u1", ["A", "B"], ["C"]), "D", "yes", 1.0),
