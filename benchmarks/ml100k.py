@@ -76,7 +76,7 @@ def train_bundle(args: argparse.Namespace, seed: int) -> tuple[str, Path]:
                              learning_rate=args.learning_rate, seed=seed,
                              validation_limit=300 if args.shots else 1000, dropout=0.0,
                              lora_dropout=0.0, early_stopping_patience=None,
-                             item_template=args.item_template, force=True)
+                             item_template=args.item_template, rank_test=False, force=True)
         run_dir = str(train(config).run_dir)
     else:
         run = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
@@ -215,11 +215,18 @@ def main() -> None:
     parser.add_argument("--run", help="an existing run folder: skip training (one seed)")
     parser.add_argument("--bundle", help="an existing bundle: skip training and export (one seed)")
     parser.add_argument("--latency-users", type=int, default=200, help="0: no latency (first seed only)")
+    parser.add_argument("--requests", help="also write the ranking cases as rank requests (JSONL, "
+                        "field target) for `rec-edge bench`; keep it out of git (MovieLens licence)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = read_interactions(args.data, item_template=args.item_template)
+    if args.requests:
+        Path(args.requests).write_text("".join(json.dumps({
+            "liked": c.preference.liked, "disliked": c.preference.disliked,
+            "candidates": [data.titles[i] for i in c.candidates], "target": data.titles[c.target]}) + "\n"
+            for c in ranking_cases(data)), encoding="utf-8")
     results = []
     for n in range(1 if args.run or args.bundle else args.seeds):
         seed = args.seed + n

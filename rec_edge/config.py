@@ -33,6 +33,7 @@ class TrainConfig:
     items_file: str | None = None  # rank with a JSONL interactions file: item titles
     # rank: the item's text from its fields, e.g. "{title} ({year}), {genres}" (data.interactions)
     item_template: str | None = None
+    rank_test: bool = True  # rank: evaluate the interactions' test split at the end (PyTorch)
     history: int = 10  # rank: rated items before the target that state the preference
     negatives: int = 1  # rank: never-rated items drawn per example; shared by the batch, "no"
     collaborative: bool = True  # rank: fit per-item tables after training (train.collab)

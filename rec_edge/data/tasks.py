@@ -106,7 +106,12 @@ def read_splits(
     """(train, validation, test or None, skipped rows) exactly as training sees them."""
     if config.task == "rank":
         rank_train, rank_validation, rank_test, _ = _rank_splits(config)
-        return rank_train, _limit(rank_validation, config), rank_test, []
+        return (
+            rank_train,
+            _limit(rank_validation, config),
+            rank_test if config.rank_test else None,
+            [],
+        )
     skipped: list[str] = []
     train = _read(config.train_file, config, skipped)
     if config.validation_file:

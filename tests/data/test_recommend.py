@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from rec_edge.data.interactions import InteractionData, read_interactions
+from rec_edge.data.interactions import Interaction, InteractionData, read_interactions
 from rec_edge.data.recommend import pointwise_splits, ranking_cases
 from rec_edge.errors import DataError
 from rec_edge.metrics import ranking_metrics, roc_auc
@@ -155,6 +155,35 @@ def test_baselines_on_synthetic_data(folders) -> None:
     auc = pointwise_baselines(data, splits["train"], splits["test"] + splits["validation"])
     assert 0 <= auc["random"]["AUC"] <= 1 and 0 <= auc["most popular"]["AUC"] <= 1
     assert auc["item like rate + user like share"]["AUC"] > 0.5
+
+
+def test_count_baselines_use_only_the_rows_given() -> None:
+    """Two counts and a GBDT from the training and fitting rows a bundle had: on planted data
+    where an item's quality decides, both find it; with no training rows, the counts know nothing."""
+    from rec_edge.data.baselines import count_baselines
+
+    rng = random.Random(3)
+    quality = {f"i{i}": i / 30 for i in range(30)}
+    rows = [
+        (f"u{u}", item, 5 if rng.random() < quality[item] else 1, 100 * t + u)
+        for u in range(60)
+        for t, item in enumerate(rng.sample(sorted(quality), 20))
+    ]
+    data = InteractionData(
+        [Interaction(u, i, r, t) for u, i, r, t in rows],
+        {i: f"Film {i}" for i in quality},
+        "planted",
+    )
+    splits = pointwise_splits(data, history=5)
+    table = count_baselines(splits["train"], splits["validation"], splits["test"], seed=0)
+    assert set(table) == {"two counts (same rows)", "GBDT on counts (same rows)"}
+    assert (
+        table["two counts (same rows)"]["AUC"] > 0.7
+        and table["GBDT on counts (same rows)"]["AUC"] > 0.65
+    )
+    blind = count_baselines([], splits["validation"], splits["test"], seed=0)
+    # only the user's liked share is left, which says nothing of item quality here
+    assert blind["two counts (same rows)"]["AUC"] < table["two counts (same rows)"]["AUC"] - 0.2
 
 
 def _two_tastes(users: int = 30, seed: int = 1) -> InteractionData:
