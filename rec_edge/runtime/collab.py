@@ -20,6 +20,9 @@ training rows (how often each title was rated, and liked) and weights fitted on 
 
 so that no part (the text, the tables, the counts) is drowned by another: with 64 training rows
 the text and the tables know little and the counts and the user's liked share carry the score.
+A title outside the catalog (a new item) has no counts and no tables: its like logit is
+``n.[text, logit(share_u)] + m``, weights fitted for that case, so that the text alone orders
+new items.
 """
 
 from __future__ import annotations
@@ -115,6 +118,11 @@ class CollaborativeTables:
 
 LIKE_FEATURES = ("text", "tables", "user liked share", "item like rate")
 EXPOSURE_FEATURES = ("tables", "item ratings")
+NEW_ITEM_FEATURES = (
+    "text",
+    "user liked share",
+)  # a title outside the catalog: no counts, no tables
+FEATURES = (LIKE_FEATURES, EXPOSURE_FEATURES, NEW_ITEM_FEATURES)
 PRIOR_ROWS = 5  # an item's like rate starts from the mean, as if seen this many times
 
 
@@ -126,8 +134,9 @@ class Stack:
     liked: np.ndarray  # [N] of them liked
     like_weights: np.ndarray  # [len(LIKE_FEATURES) + 1]: the last is the intercept
     exposure_weights: np.ndarray  # [len(EXPOSURE_FEATURES) + 1]
+    new_item_weights: np.ndarray  # [len(NEW_ITEM_FEATURES) + 1]: titles outside the catalog
 
-    ARRAYS = ("item_rated", "item_liked", "like_weights", "exposure_weights")
+    ARRAYS = ("item_rated", "item_liked", "like_weights", "exposure_weights", "new_item_weights")
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], n_items: int) -> Stack | None:
@@ -142,13 +151,21 @@ class Stack:
             len(stack.liked),
             len(stack.like_weights),
             len(stack.exposure_weights),
+            len(stack.new_item_weights),
         )
-        if sizes != (n_items, n_items, len(LIKE_FEATURES) + 1, len(EXPOSURE_FEATURES) + 1):
+        expected = (n_items, n_items, *(len(f) + 1 for f in FEATURES))
+        if sizes != expected:
             raise ValueError(f"stacked tables of sizes {sizes} do not fit {n_items} titles")
         return stack
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        values = (self.rated, self.liked, self.like_weights, self.exposure_weights)
+        values = (
+            self.rated,
+            self.liked,
+            self.like_weights,
+            self.exposure_weights,
+            self.new_item_weights,
+        )
         return dict(zip(self.ARRAYS, values, strict=True))
 
     @property
@@ -205,6 +222,9 @@ def exposure_features(
     return np.column_stack([exposure, np.log1p(np.where(known, stack.rated[rows], 0.0))])
 
 
+NEW_ITEM_COLUMNS = [LIKE_FEATURES.index(f) for f in NEW_ITEM_FEATURES]
+
+
 def combine(features: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return (features @ weights[:-1] + weights[-1]).astype(np.float32)
 
@@ -231,9 +251,10 @@ def add_tables(
     if tables is None:
         return text, None
     if tables.stack is not None:
-        like = combine(
-            like_features(tables, liked, disliked, items, text), tables.stack.like_weights
-        )
+        features = like_features(tables, liked, disliked, items, text)
+        like = combine(features, tables.stack.like_weights)
+        new = combine(features[:, NEW_ITEM_COLUMNS], tables.stack.new_item_weights)
+        like = np.where(tables._rows(items)[1], like, new)
         exposure = exposure_features(tables, liked, disliked, items)
         return like, combine(exposure, tables.stack.exposure_weights)
     user = tables.user(liked, disliked)

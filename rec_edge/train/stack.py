@@ -9,7 +9,8 @@ validation rows; the best candidate is refitted on all of them. Every part alone
 so on validation the chosen stack is at least as good as each part (a part that adds less than
 ``TOLERANCE`` of AUC is left out: with few validation rows a noise score would win by chance). The exposure (does the user
 rate the title at all) is stacked the same way, on the validation pairs against titles the user
-never rated.
+never rated; and a title outside the catalog gets weights of its own for the text and the user's
+share (new items: no counts, no tables).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from rec_edge.metrics import roc_auc
 from rec_edge.runtime.collab import (
     EXPOSURE_FEATURES,
     LIKE_FEATURES,
+    NEW_ITEM_COLUMNS,
+    NEW_ITEM_FEATURES,
     CollaborativeTables,
     Stack,
     exposure_features,
@@ -110,9 +113,8 @@ def fit_stack(
     item id the user never rated, ``titles``: item id -> title)."""
     order = sorted(tables.index, key=tables.index.__getitem__)
     rated, liked = item_counts(train, order)
-    empty = Stack(
-        rated, liked, np.zeros(len(LIKE_FEATURES) + 1), np.zeros(len(EXPOSURE_FEATURES) + 1)
-    )
+    unset = (np.zeros(len(f) + 1) for f in (LIKE_FEATURES, EXPOSURE_FEATURES, NEW_ITEM_FEATURES))
+    empty = Stack(rated, liked, *unset)
     counted = replace(tables, stack=empty)
     like_x = np.vstack(
         [
@@ -138,10 +140,15 @@ def fit_stack(
     )
     exposure_y = np.array([y for _, _, y in pairs])
     exposure_weights, exposure_record = choose(exposure_x, exposure_y, EXPOSURE_FEATURES, seed)
-    stack = Stack(rated, liked, like_weights, exposure_weights)
+    # a new item (no counts, no tables): the text and the user's share, both always kept, since
+    # the text is all that tells one new item from another
+    new_item_weights = logistic(like_x[:, NEW_ITEM_COLUMNS], like_y)
+    stack = Stack(rated, liked, like_weights, exposure_weights, new_item_weights)
+    names = [*NEW_ITEM_FEATURES, "intercept"]
     record = {
         "validation_rows": len(validation),
         "like": like_record,
+        "new_item": dict(zip(names, new_item_weights.round(6).tolist(), strict=True)),
         "exposure": {**exposure_record, "negatives_per_row": negatives},
     }
     return replace(tables, stack=stack), record

@@ -157,6 +157,17 @@ def test_the_stack_is_never_worse_than_its_parts(text_knows: bool) -> None:
         assert after > 0.9 and record["like"]["weights"]["text"] > 0
     else:  # the tables' and counts' knowledge comes through
         assert unstacked < 0.6 < 0.65 < after
+    # a title outside the catalog: the new-item weights on the text and the user's share only
+    from rec_edge.runtime.collab import add_tables
+
+    n = stacked.stack.new_item_weights
+    like, _ = add_tables(
+        stacked, ["Film 01"], [], ["Film 02", "Not a film of the catalog"], np.array([1.5, 1.5])
+    )
+    assert np.isclose(
+        like[1], n[0] * 1.5 + n[1] * np.log(2 / 1) + n[2], atol=1e-5
+    )  # share (1+1)/(1+2)
+    assert (n[0] > 0.5) == text_knows and record["new_item"]["text"] == round(n[0], 6)
     # the stack travels in the item index and comes back the same
     back = CollaborativeTables.from_arrays(
         {"titles": np.array(sorted(tables.index)), **stacked.to_arrays()}
