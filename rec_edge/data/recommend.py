@@ -184,3 +184,39 @@ def item_counts(
             rated[index[title]] += 1
             liked[index[title]] += yes
     return rated, liked
+
+
+def hold_out_items(data: InteractionData, fraction: float = 0.2, seed: int = 0) -> set[str]:
+    """New items for the cold-start protocol: ``fraction`` of the rated item ids, seeded."""
+    items = sorted({r.item for r in data.interactions})
+    return set(random.Random(f"cold:{seed}").sample(items, round(fraction * len(items))))
+
+
+def new_item_cases(
+    data: InteractionData,
+    new: set[str],
+    history: int = 10,
+    negatives: int = 19,
+    threshold: float = 3.0,
+    seed: int = 0,
+) -> list[RankingCase]:
+    """Cold-start ranking: per user, the last liked item of ``new`` (with a rated item before it)
+    among ``negatives`` items of ``new`` the user never rated (seeded); the history is the
+    ``history`` items rated before it, new ones included."""
+    pool = sorted(new)
+    cases = []
+    for user, rows in _timelines(data).items():
+        liked_at = [
+            i for i, r in enumerate(rows) if r.item in new and r.rating > threshold and i > 0
+        ]
+        rated = {r.item for r in rows}
+        unrated = [item for item in pool if item not in rated]
+        if not liked_at or len(unrated) < negatives:
+            continue
+        last = liked_at[-1]
+        rng = random.Random(f"{seed}:{user}")
+        candidates = [rows[last].item, *rng.sample(unrated, negatives)]
+        rng.shuffle(candidates)
+        preference = _preference(user, rows[max(0, last - history) : last], data, threshold)
+        cases.append(RankingCase(preference, candidates, rows[last].item))
+    return cases

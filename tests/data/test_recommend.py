@@ -308,3 +308,27 @@ def test_item_template_renders_each_layouts_fields(tmp_path) -> None:
     for bad in ("{title", "plain text", "{0}"):
         with pytest.raises(ConfigError, match="item_template"):
             TrainConfig(train_file="x", task="rank", item_template=bad)
+
+
+def test_new_item_cases_rank_held_out_items_among_unrated_new_ones(folders) -> None:
+    from rec_edge.data.recommend import hold_out_items, new_item_cases
+
+    data = read_interactions(folders["jsonl"], folders["items"])
+    new = hold_out_items(data, 0.5, seed=1)
+    assert len(new) == round(0.5 * len({r.item for r in data.interactions}))
+    assert new == hold_out_items(data, 0.5, seed=1) != hold_out_items(data, 0.5, seed=2)
+    cases = new_item_cases(data, new, history=5, negatives=4, seed=0)
+    assert cases
+    for case in cases:
+        rows = sorted(
+            (r for r in data.interactions if r.user == case.preference.user),
+            key=lambda r: (r.timestamp, r.item),
+        )
+        rated = {r.item for r in rows}
+        assert case.target in new and set(case.candidates) <= new and len(case.candidates) == 5
+        assert not (set(case.candidates) - {case.target}) & rated  # never rated by the user
+        at = [r.item for r in rows].index(case.target)
+        later = [r for r in rows[at + 1 :] if r.item in new and r.rating > 3]
+        assert not later  # the user's last liked new item
+        history = case.preference.liked + case.preference.disliked
+        assert sorted(history) == sorted(data.titles[r.item] for r in rows[max(0, at - 5) : at])
