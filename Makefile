@@ -52,7 +52,7 @@ demo: install data ## BBC News topics: train -> export -> predict -> bench; Movi
 bench: install ## Rebuild the BANKING77 benchmark tables (benchmarks/RESULTS.md)
 	PATH=$(BIN):$$PATH bash benchmarks/banking77.sh
 
-bench-ml100k: install data ## MovieLens-100K at 64, 256 and all training examples, baselines, collaborative tables, ranking latency (~3 h on 2 cores)
+bench-ml100k: install data ## MovieLens-100K at 64 and 256 examples x 3 seeds (titles and --item-template), new items (cold start), baselines; FULL=1 adds all examples (~3 h on 2 cores)
 	PATH=$(BIN):$$PATH bash benchmarks/ml100k.sh
 
 bench-train-speed: install data ## Training throughput: the old defaults vs each change vs all together, BANKING77 and MovieLens rows, then full-data BANKING77 quality (~1.5 h on 2 cores)
