@@ -27,7 +27,13 @@ import numpy as np
 
 from rec_edge.bundle import load_bundle
 from rec_edge.data.templates import TemplateSet
-from rec_edge.runtime.collab import CollaborativeTables, add_tables, load_tables, rank_values
+from rec_edge.runtime.collab import (
+    CollaborativeTables,
+    add_tables,
+    history_similarity,
+    load_tables,
+    rank_values,
+)
 from rec_edge.runtime.predictor import ITEM_BATCH, RankRequest, pair_scores, parse_rank_request
 
 NEEDS = {
@@ -107,15 +113,18 @@ class Engine:
         raise NotImplementedError
 
     def top_item(self, request: RankRequest) -> str:
+        n = len(request.candidates)
         outputs = self.outputs(
-            [self._user_text(request.liked, request.disliked), *request.candidates]
+            [self._user_text(request.liked, request.disliked), *request.candidates, *request.liked]
         )
+        similarity = history_similarity(outputs[1 + n :], outputs[1 : 1 + n])
         like, exposure = add_tables(
             self.collaborative,
             request.liked,
             request.disliked,
             request.candidates,
-            pair_scores(outputs[0], outputs[1:]),
+            pair_scores(outputs[0], outputs[1 : 1 + n]),
+            similarity if self.collaborative and self.collaborative.stack else None,
         )
         return request.candidates[int(np.argmax(rank_values(like, exposure)))]
 

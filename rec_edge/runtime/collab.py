@@ -20,9 +20,11 @@ training rows (how often each title was rated, and liked) and weights fitted on 
 
 so that no part (the text, the tables, the counts) is drowned by another: with 64 training rows
 the text and the tables know little and the counts and the user's liked share carry the score.
-A title outside the catalog (a new item) has no counts and no tables: its like logit is
-``n.[text, logit(share_u)] + m``, weights fitted for that case, so that the text alone orders
-new items.
+A fifth part is the candidate's similarity to the liked history titles in the model's own item
+space (``history_similarity``), a content signal that needs no interactions. A title outside the
+catalog (a new item) has no counts and no tables: its like logit is
+``n.[text, logit(share_u), similarity] + m``, weights fitted for that case, so that what the
+model reads orders new items.
 """
 
 from __future__ import annotations
@@ -116,12 +118,10 @@ class CollaborativeTables:
         return np.where(known, terms, self.exposure_bias.mean()).astype(np.float32)
 
 
-LIKE_FEATURES = ("text", "tables", "user liked share", "item like rate")
+LIKE_FEATURES = ("text", "tables", "user liked share", "item like rate", "history similarity")
 EXPOSURE_FEATURES = ("tables", "item ratings")
-NEW_ITEM_FEATURES = (
-    "text",
-    "user liked share",
-)  # a title outside the catalog: no counts, no tables
+# a title outside the catalog: no counts, no tables
+NEW_ITEM_FEATURES = ("text", "user liked share", "history similarity")
 FEATURES = (LIKE_FEATURES, EXPOSURE_FEATURES, NEW_ITEM_FEATURES)
 PRIOR_ROWS = 5  # an item's like rate starts from the mean, as if seen this many times
 
@@ -184,14 +184,31 @@ def liked_share(liked: int, rated: int) -> float:
     return (liked + 1) / (rated + 2)
 
 
+def history_similarity(liked: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """Cosine of each item's output row with the mean of the liked history titles' unit rows (the
+    bias column left out): how much an item resembles what the user liked, in the model's own
+    item space. 0 without liked titles."""
+    if len(liked) == 0 or len(items) == 0:
+        return np.zeros(len(items))
+
+    def unit(rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.float64)[:, :-1]
+        return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+
+    profile = unit(liked).mean(0)
+    return unit(items) @ (profile / max(float(np.linalg.norm(profile)), 1e-12))
+
+
 def like_features(
     tables: CollaborativeTables,
     liked: Sequence[str],
     disliked: Sequence[str],
     items: Sequence[str],
     text: np.ndarray,
+    similarity: np.ndarray | None = None,
 ) -> np.ndarray:
-    """[len(items), len(LIKE_FEATURES)]: what the stack's like weights combine."""
+    """[len(items), len(LIKE_FEATURES)]: what the stack's like weights combine (``similarity``:
+    ``history_similarity`` of the items, 0 where not given)."""
     stack = tables.stack
     assert stack is not None
     user = tables.user(liked, disliked)
@@ -207,6 +224,7 @@ def like_features(
             tables.like(user, items),
             np.full(len(items), logit(np.array(share))),
             logit(rate),
+            np.zeros(len(items)) if similarity is None else np.asarray(similarity, np.float64),
         ]
     )
 
@@ -245,13 +263,14 @@ def add_tables(
     disliked: Sequence[str],
     items: Sequence[str],
     text: np.ndarray,
+    similarity: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The like logits (``text`` plus the tables' like terms) and the exposure logits (None
     without tables) of ``items`` for the user with this history."""
     if tables is None:
         return text, None
     if tables.stack is not None:
-        features = like_features(tables, liked, disliked, items, text)
+        features = like_features(tables, liked, disliked, items, text, similarity)
         like = combine(features, tables.stack.like_weights)
         new = combine(features[:, NEW_ITEM_COLUMNS], tables.stack.new_item_weights)
         like = np.where(tables._rows(items)[1], like, new)

@@ -20,7 +20,12 @@ import numpy as np
 from rec_edge.bundle import MANIFEST_FILE, Bundle, load_bundle, verify_files
 from rec_edge.data.templates import TemplateSet
 from rec_edge.errors import BundleError, ConfigError, DataError, RecEdgeError
-from rec_edge.runtime.collab import CollaborativeTables, add_tables, rank_values
+from rec_edge.runtime.collab import (
+    CollaborativeTables,
+    add_tables,
+    history_similarity,
+    rank_values,
+)
 from rec_edge.runtime.session import SessionConfig, create_session
 from rec_edge.runtime.tokenize import BundleTokenizer, pad_batch
 
@@ -458,8 +463,13 @@ class Predictor:
         self, user: np.ndarray, liked: list[str], disliked: list[str], items: list[str]
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """The like (and exposure) logits of ``items`` for a user whose output row is ``user``."""
-        text = pair_scores(user, self.item_outputs(items))
-        return add_tables(self.collaborative, liked, disliked, items, text)
+        stacked = self.collaborative is not None and self.collaborative.stack is not None
+        liked_rows = self.item_outputs(liked) if stacked else None  # history first, then items
+        rows = self.item_outputs(items)
+        similarity = history_similarity(liked_rows, rows) if liked_rows is not None else None
+        return add_tables(
+            self.collaborative, liked, disliked, items, pair_scores(user, rows), similarity
+        )
 
     def item_outputs(self, items: Sequence[str]) -> np.ndarray:
         """Rank bundles: the output rows of item texts, from the item index, the cache, or

@@ -75,7 +75,7 @@ def text_scores(
     users = [render(r.preference.liked, r.preference.disliked) for r in rows]
     candidates = [r.candidate for r in rows]
     key = hashlib.sha256()
-    for part in (*users, "\0", *candidates, "\0", str(run["max_length"]), engine):
+    for part in (*users, "\0", *candidates, "\0", str(run["max_length"]), engine, "rows"):
         key.update(part.encode("utf-8") + b"\n")
     for path in sorted((run_dir / "model").glob("*.safetensors")):
         key.update(sha256_file(path).encode())
@@ -96,8 +96,14 @@ def text_scores(
     user_rows, item_rows = encoded[: len(users)], encoded[len(users) :]
     index = {t: i for i, t in enumerate(titles)}
     scores = pair_scores(user_rows, item_rows[[index[c] for c in candidates]])
-    np.savez(path, key=np.array(key.hexdigest()), scores=scores)
+    np.savez(path, key=np.array(key.hexdigest()), scores=scores, item_rows=item_rows)
     return np.asarray(scores)
+
+
+def cached_item_rows(run_dir: Path, cache: str = TEXT_CACHE) -> np.ndarray:
+    """The catalog titles' output rows that the last ``text_scores`` call encoded (sorted titles)."""
+    with np.load(run_dir / cache, allow_pickle=False) as kept:
+        return np.asarray(kept["item_rows"])
 
 
 def collab_module(n_items: int, dim: int) -> Any:
@@ -209,8 +215,9 @@ def fit_collaborative(run_dir: str | Path, config: CollabConfig = CollabConfig()
 
         held_out = ranking_targets(data, train_config.history)
         draw = unrated_sampler(data, config.seed, held_out)
+        rows = dict(zip(titles, cached_item_rows(run_dir), strict=True))
         tables, record["stack"] = fit_stack(
-            tables, train, validation, text[len(train) :], draw, data.titles, config.seed
+            tables, train, validation, text[len(train) :], draw, data.titles, rows, config.seed
         )
     arrays = {"titles": np.array(titles), **tables.to_arrays()}
     np.savez(run_dir / COLLAB_FILE, **arrays)  # type: ignore[arg-type]

@@ -32,6 +32,7 @@ from rec_edge.runtime.collab import (
     CollaborativeTables,
     Stack,
     exposure_features,
+    history_similarity,
     like_features,
 )
 
@@ -105,21 +106,32 @@ def fit_stack(
     text_validation: np.ndarray,
     draw_unrated: Callable[[str], str],
     titles: dict[str, str],
+    item_rows: dict[str, np.ndarray],
     seed: int = 0,
     negatives: int = 4,
 ) -> tuple[CollaborativeTables, dict[str, Any]]:
     """``tables`` with their stack: the counts of ``train`` and the weights chosen on
     ``validation`` (``text_validation``: the text logits of its rows; ``draw_unrated(user)``: an
-    item id the user never rated, ``titles``: item id -> title)."""
+    item id the user never rated, ``titles``: item id -> title; ``item_rows``: title -> the
+    model's output row, for ``history_similarity``)."""
     order = sorted(tables.index, key=tables.index.__getitem__)
     rated, liked = item_counts(train, order)
     unset = (np.zeros(len(f) + 1) for f in (LIKE_FEATURES, EXPOSURE_FEATURES, NEW_ITEM_FEATURES))
     empty = Stack(rated, liked, *unset)
     counted = replace(tables, stack=empty)
+    width = len(next(iter(item_rows.values())))
     like_x = np.vstack(
         [
             like_features(
-                counted, r.preference.liked, r.preference.disliked, [r.candidate], np.array([t])
+                counted,
+                r.preference.liked,
+                r.preference.disliked,
+                [r.candidate],
+                np.array([t]),
+                history_similarity(
+                    np.array([item_rows[x] for x in r.preference.liked]).reshape(-1, width),
+                    item_rows[r.candidate][None, :],
+                ),
             )
             for r, t in zip(validation, text_validation, strict=True)
         ]

@@ -23,8 +23,11 @@ def stacked(
     disliked: list[str],
     items: list[str],
     text: np.ndarray,
+    liked_rows: np.ndarray,
+    item_rows: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The like and exposure logits by hand from the stack's arrays (runtime.collab's formulas)."""
+    """The like and exposure logits by hand from the stack's arrays (runtime.collab's formulas),
+    given the output rows of the liked titles and of the items."""
     stack = tables.stack
     assert stack is not None
     user = tables.user(liked, disliked)
@@ -32,13 +35,18 @@ def stacked(
     prior = stack.liked.sum() / stack.rated.sum()
     rate = (stack.liked[rows] + 5 * prior) / (stack.rated[rows] + 5)
     share = (len(liked) + 1) / (len(liked) + len(disliked) + 2)
+    profile = sum(r[:-1] / np.linalg.norm(r[:-1]) for r in liked_rows) / len(liked_rows)
+    similarity = [
+        r[:-1] @ profile / np.linalg.norm(r[:-1]) / np.linalg.norm(profile) for r in item_rows
+    ]
     a = stack.like_weights
     like = (
         a[0] * text
         + a[1] * tables.like(user, items)
         + a[2] * np.log(share / (1 - share))
         + a[3] * np.log(rate / (1 - rate))
-        + a[4]
+        + a[4] * np.array(similarity)
+        + a[5]
     )
     e = stack.exposure_weights
     exposure = e[0] * tables.exposure(user, items) + e[1] * np.log1p(stack.rated[rows]) + e[2]
@@ -62,8 +70,12 @@ def test_rank_scores_every_candidate_in_order(rank_bundle) -> None:
     # stacked with the run's collaborative tables and counts (train.collab, train.stack)
     tables = predictor.collaborative
     assert tables is not None
+    liked_rows = predictor.logits(history["liked"])
     like, exposure = (
-        v[0] for v in stacked(tables, *history.values(), [ranked[0].item], np.array([text]))
+        v[0]
+        for v in stacked(
+            tables, *history.values(), [ranked[0].item], np.array([text]), liked_rows, item[None]
+        )
     )
     assert np.isclose(1 / (1 + np.exp(-like)), ranked[0].enjoy, atol=1e-5)
     assert np.isclose(ranked[0].enjoy / (1 + np.exp(-exposure)), ranked[0].score, atol=1e-5)
@@ -107,8 +119,10 @@ def test_item_index_of_the_catalog_is_in_the_bundle_and_used(rank_bundle) -> Non
     np.testing.assert_allclose(like, encoded._logits(history, known)[0], atol=1e-5)
     assert exposure is not None
     user_row = indexed.logits([indexed._user_text(history["liked"], history["disliked"])])[0]
-    text = pair_scores(user_row, encoded.logits(known))
-    by_stack = stacked(tables, history["liked"], history["disliked"], known, text)
+    item_rows = encoded.logits(known)
+    text = pair_scores(user_row, item_rows)
+    liked_rows = encoded.logits(history["liked"])
+    by_stack = stacked(tables, *history.values(), known, text, liked_rows, item_rows)
     np.testing.assert_allclose(like, by_stack[0], atol=1e-4)
     np.testing.assert_allclose(exposure, by_stack[1], atol=1e-5)
     assert not np.allclose(like, text)  # the tables moved the scores

@@ -143,8 +143,9 @@ def test_the_stack_is_never_worse_than_its_parts(text_knows: bool) -> None:
     validation, test = splits["validation"], splits["test"]
     text_validation, text_test = text(validation), text(test)
     draw = unrated_sampler(data, 0)
+    rows = {t: rng.normal(0, 1, 5) for t in sorted(tables.index)}  # an item space that says nothing
     stacked, record = fit_stack(
-        tables, splits["train"], validation, text_validation, draw, data.titles
+        tables, splits["train"], validation, text_validation, draw, data.titles, rows
     )
     assert stacked.stack is not None and tables.stack is None
     scores = record["like"]["validation_auc"]
@@ -157,7 +158,7 @@ def test_the_stack_is_never_worse_than_its_parts(text_knows: bool) -> None:
         assert after > 0.9 and record["like"]["weights"]["text"] > 0
     else:  # the tables' and counts' knowledge comes through
         assert unstacked < 0.6 < 0.65 < after
-    # a title outside the catalog: the new-item weights on the text and the user's share only
+    # a title outside the catalog: the new-item weights (text, share; no similarity given: 0)
     from rec_edge.runtime.collab import add_tables
 
     n = stacked.stack.new_item_weights
@@ -165,7 +166,7 @@ def test_the_stack_is_never_worse_than_its_parts(text_knows: bool) -> None:
         stacked, ["Film 01"], [], ["Film 02", "Not a film of the catalog"], np.array([1.5, 1.5])
     )
     assert np.isclose(
-        like[1], n[0] * 1.5 + n[1] * np.log(2 / 1) + n[2], atol=1e-5
+        like[1], n[0] * 1.5 + n[1] * np.log(2 / 1) + n[3], atol=1e-5
     )  # share (1+1)/(1+2)
     assert (n[0] > 0.5) == text_knows and record["new_item"]["text"] == round(n[0], 6)
     # the stack travels in the item index and comes back the same
@@ -190,3 +191,14 @@ def test_item_counts_count_each_user_and_title_once() -> None:
     rated, liked = item_counts(rows, ["A", "B", "C", "D", "E"])
     assert rated.tolist() == [2, 2, 1, 1, 0]
     assert liked.tolist() == [0, 1, 0, 1, 0]
+
+
+def test_history_similarity_is_the_cosine_with_the_liked_profile() -> None:
+    from rec_edge.runtime.collab import history_similarity
+
+    liked = np.array([[1.0, 0.0, 9.0], [0.0, 2.0, -9.0]])  # the last column (bias) is left out
+    items = np.array([[1.0, 1.0, 5.0], [1.0, -1.0, 5.0], [-3.0, 0.0, 0.0]])
+    np.testing.assert_allclose(
+        history_similarity(liked, items), [1.0, 0.0, -np.sqrt(0.5)], atol=1e-12
+    )
+    assert history_similarity(liked[:0], items).tolist() == [0.0, 0.0, 0.0]
