@@ -83,7 +83,8 @@ def train_bundle(args: argparse.Namespace, seed: int) -> tuple[str, Path]:
         if not (Path(run_dir) / COLLAB_FILE).is_file() or "stack" not in run.get("collaborative", {}):
             print(f"fitting the collaborative tables and the stack of {run_dir}")
             fit_collaborative(run_dir)
-    bundle = export(ExportConfig(run_dir=run_dir, out=f"exports/{Path(run_dir).name}", force=True)).bundle_dir
+    out = f"exports/{Path(run_dir).name}"
+    bundle = export(ExportConfig(run_dir=run_dir, out=out, quantize=args.quantize, force=True)).bundle_dir
     return str(bundle), Path(run_dir)
 
 
@@ -210,6 +211,7 @@ def main() -> None:
     parser.add_argument("--name", help="the run's name (default: ml100k-full or ml100k-SHOTS), -seedS added")
     parser.add_argument("--item-template", help="rec-edge train --item-template")
     parser.add_argument("--learning-rate", type=float, help="default: rec-edge train's")
+    parser.add_argument("--quantize", default="auto", help="rec-edge export --quantize (auto: the gate's choice)")
     parser.add_argument("--seed", type=int, default=42, help="the first seed")
     parser.add_argument("--seeds", type=int, default=1, help="seeds SEED, SEED+1, ... (each its own rows)")
     parser.add_argument("--run", help="an existing run folder: skip training (one seed)")
