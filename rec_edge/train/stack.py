@@ -1,16 +1,17 @@
 """Training side (numpy): the rank run's stack, fitted on validation rows after the tables, so that
 the bundle is never worse than its parts (formulas in ``rec_edge.runtime.collab``).
 
-The parts are the text score, the tables' like terms, and two counts a recommender always has: how
-often the training rows rated and liked each title (targets and history titles, once per user),
-and the user's liked share of the history in the request. Each subset of them is a candidate: a
-logistic regression on its features, judged by its AUC in 5-fold cross-validation on the
-validation rows; the best candidate is refitted on all of them. Every part alone is a candidate,
-so on validation the chosen stack is at least as good as each part (a part that adds less than
-``TOLERANCE`` of AUC is left out: with few validation rows a noise score would win by chance). The exposure (does the user
-rate the title at all) is stacked the same way, on the validation pairs against titles the user
-never rated; and a title outside the catalog gets weights of its own for the text and the user's
-share (new items: no counts, no tables).
+The parts are the text score, the tables' like terms, two counts a recommender always has (how
+often the training rows rated and liked each title, targets and history titles once per user; and
+the user's liked share of the history in the request), and the candidate's similarity to the
+liked history titles in the model's item space. Each subset of them is a candidate: a logistic
+regression on its features, judged by its AUC in 5-fold cross-validation on the validation rows;
+the smallest subset within ``TOLERANCE`` of the best is refitted on all of them. Every part alone
+is a candidate, so on validation the chosen stack is as good as each part, within ``TOLERANCE``
+(with few validation rows a noise score would otherwise join by chance). The exposure (does the
+user rate the title at all) is stacked the same way, on the validation pairs against titles the
+user never rated; and a title outside the catalog gets weights of its own for the text, the
+user's share and the similarity (new items: no counts, no tables).
 """
 
 from __future__ import annotations
