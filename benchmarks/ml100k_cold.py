@@ -83,9 +83,7 @@ def train_bundle(args: argparse.Namespace, seed: int, data: InteractionData, col
                          dropout=0.0, lora_dropout=0.0, early_stopping_patience=None,
                          item_template=args.item_template, rank_test=False, force=True)
     run_dir = train(config).run_dir
-    # one int8 recipe (the one the gate kept in the full-catalog runs), to fit the machine
-    exported = export(ExportConfig(run_dir=str(run_dir), out=f"exports/{name}", quantize="calibrated", force=True))
-    return str(exported.bundle_dir)
+    return str(export(ExportConfig(run_dir=str(run_dir), out=f"exports/{name}", force=True)).bundle_dir)
 
 
 def evaluate(args: argparse.Namespace, seed: int, data: InteractionData) -> dict[str, Any]:

@@ -187,9 +187,15 @@ def item_counts(
 
 
 def hold_out_items(data: InteractionData, fraction: float = 0.2, seed: int = 0) -> set[str]:
-    """New items for the cold-start protocol: ``fraction`` of the rated item ids, seeded."""
-    items = sorted({r.item for r in data.interactions})
-    return set(random.Random(f"cold:{seed}").sample(items, round(fraction * len(items))))
+    """New items for the cold-start protocol: the item ids of ``fraction`` of the rated items'
+    titles, seeded. Items that share a title (MovieLens has such) are held out together, so that
+    no new item's text is in the training catalog."""
+    by_title: dict[str, set[str]] = defaultdict(set)
+    for item in {r.item for r in data.interactions}:
+        by_title[data.titles[item]].add(item)
+    titles = sorted(by_title)
+    chosen = random.Random(f"cold:{seed}").sample(titles, round(fraction * len(titles)))
+    return {item for title in chosen for item in by_title[title]}
 
 
 def new_item_cases(

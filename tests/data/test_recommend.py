@@ -315,7 +315,11 @@ def test_new_item_cases_rank_held_out_items_among_unrated_new_ones(folders) -> N
 
     data = read_interactions(folders["jsonl"], folders["items"])
     new = hold_out_items(data, 0.5, seed=1)
-    assert len(new) == round(0.5 * len({r.item for r in data.interactions}))
+    assert len(new) == round(0.5 * len({r.item for r in data.interactions}))  # one item a title
+    twins = InteractionData(data.interactions, {**data.titles, "i1": data.titles["i0"]}, "twins")
+    for seed in range(10):  # two items of one title: held out together or not at all
+        held = hold_out_items(twins, 0.5, seed)
+        assert ("i0" in held) == ("i1" in held)
     assert new == hold_out_items(data, 0.5, seed=1) != hold_out_items(data, 0.5, seed=2)
     cases = new_item_cases(data, new, history=5, negatives=4, seed=0)
     assert cases
