@@ -113,8 +113,11 @@ def evaluate(args: argparse.Namespace, seed: int, data: InteractionData) -> dict
     for case in cases:
         p, items = case.preference, case.candidates
         titles = [data.titles[i] for i in items]
-        at = {t: n for n, t in enumerate(titles)}
-        orders["bundle"].append([items[at[r.item]] for r in predictor.rank({"liked": p.liked, "disliked": p.disliked}, titles)])
+        slots: dict[str, list[int]] = {}  # two new items may share a title (and so their score)
+        for n, t in enumerate(titles):
+            slots.setdefault(t, []).append(n)
+        ranked = predictor.rank({"liked": p.liked, "disliked": p.disliked}, titles)
+        orders["bundle"].append([items[slots[r.item].pop(0)] for r in ranked])
         orders["random"].append(rng.sample(items, len(items)))
         pop = [counts[i] - (i == case.target) for i in items]  # the target's own rating not counted
         orders["most popular (oracle)"].append([items[i] for i in np.argsort(-np.array(pop), kind="stable")])
