@@ -77,6 +77,8 @@ class Content:
 
 def train_bundle(args: argparse.Namespace, seed: int, data: InteractionData, cold: set[str]) -> str:
     name = f"{args.name}-seed{seed}"
+    if args.reuse and (Path("exports") / name / "rec_edge.json").is_file():  # the split is seeded
+        return str(Path("exports") / name)
     inter, items = write_warm(data, cold, Path("runs") / f"{name}-data")
     config = TrainConfig(train_file=str(inter), items_file=str(items), task="rank", shots=args.shots,
                          epochs=args.epochs, name=name, max_length=128, seed=seed, validation_limit=300,
@@ -154,6 +156,7 @@ def main() -> None:
     parser.add_argument("--name", default="ml100k-cold")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--reuse", action="store_true", help="evaluate exports/NAME-seedS if it is there")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     out = Path(args.out)
