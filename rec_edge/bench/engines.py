@@ -95,6 +95,11 @@ class Engine:
             self._render = self.templates.renderer(self.labels)
         self.batches: list[Any] = []
 
+    @property
+    def stacked(self) -> bool:
+        """A rank bundle with a stack: its requests also encode the liked history titles."""
+        return self.collaborative is not None and self.collaborative.stack is not None
+
     def render(self, texts: Sequence[str]) -> list[str]:
         return [self._render(t) for t in texts]
 
@@ -114,17 +119,18 @@ class Engine:
 
     def top_item(self, request: RankRequest) -> str:
         n = len(request.candidates)
+        history = list(request.liked) if self.stacked else []  # the stack's similarity reads them
         outputs = self.outputs(
-            [self._user_text(request.liked, request.disliked), *request.candidates, *request.liked]
+            [self._user_text(request.liked, request.disliked), *request.candidates, *history]
         )
-        similarity = history_similarity(outputs[1 + n :], outputs[1 : 1 + n])
+        similarity = history_similarity(outputs[1 + n :], outputs[1 : 1 + n]) if history else None
         like, exposure = add_tables(
             self.collaborative,
             request.liked,
             request.disliked,
             request.candidates,
             pair_scores(outputs[0], outputs[1 : 1 + n]),
-            similarity if self.collaborative and self.collaborative.stack else None,
+            similarity,
         )
         return request.candidates[int(np.argmax(rank_values(like, exposure)))]
 
@@ -171,7 +177,8 @@ class OrtRawEngine(OnnxEngine):
             for text in texts:  # per request: the user's text, then its candidates as Predictor
                 r = parse_rank_request(text)  # batches them: sorted by length, ITEM_BATCH a run
                 feeds.append(feed(p.tokenizer.encode([self._user_text(r.liked, r.disliked)])))
-                items = sorted(p.tokenizer.encode(r.candidates), key=lambda e: len(e.ids))
+                texts_ = [*r.candidates, *(r.liked if self.stacked else [])]
+                items = sorted(p.tokenizer.encode(texts_), key=lambda e: len(e.ids))
                 feeds += [feed(items[i : i + ITEM_BATCH]) for i in range(0, len(items), ITEM_BATCH)]
             self.batches.append(feeds)
 
