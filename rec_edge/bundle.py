@@ -16,8 +16,9 @@ from typing import Any
 
 from rec_edge.errors import BundleError
 
-SCHEMA_VERSION = "1.3"  # 1.1: items_file (rank bundles); 1.2: collaborative tables in it;
-# 1.3: the stack of counts and weights beside them (runtime.collab.Stack)
+SCHEMA_VERSION = "1.4"  # 1.1: items_file (rank bundles); 1.2: collaborative tables in it;
+# 1.3: the stack of counts and weights beside them (runtime.collab.Stack); 1.4: its new-item
+# exposure and the catalog's word weights
 MANIFEST_FILE = "rec_edge.json"
 TASKS = ("classify", "rank")
 

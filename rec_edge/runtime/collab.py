@@ -24,13 +24,18 @@ A fifth part is the candidate's similarity to the liked history titles in the mo
 space (``history_similarity``), a content signal that needs no interactions. A title outside the
 catalog (a new item) has no counts and no tables: its like logit is
 ``n.[text, logit(share_u), similarity] + m``, weights fitted for that case, so that what the
-model reads orders new items.
+model reads orders new items. Schema 1.4 adds their exposure, which the tables cannot give
+either: ``g.[similarity, word similarity] + h``, the word similarity being the TF-IDF cosine of
+the item's text with the liked history texts (``Words``: the catalog's word weights), so that
+among new items the ones like what the user watched come first.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +128,7 @@ EXPOSURE_FEATURES = ("tables", "item ratings")
 # a title outside the catalog: no counts, no tables
 NEW_ITEM_FEATURES = ("text", "user liked share", "history similarity")
 FEATURES = (LIKE_FEATURES, EXPOSURE_FEATURES, NEW_ITEM_FEATURES)
+NEW_EXPOSURE_FEATURES = ("history similarity", "word similarity")  # schema 1.4
 PRIOR_ROWS = 5  # an item's like rate starts from the mean, as if seen this many times
 
 
@@ -135,17 +141,35 @@ class Stack:
     like_weights: np.ndarray  # [len(LIKE_FEATURES) + 1]: the last is the intercept
     exposure_weights: np.ndarray  # [len(EXPOSURE_FEATURES) + 1]
     new_item_weights: np.ndarray  # [len(NEW_ITEM_FEATURES) + 1]: titles outside the catalog
+    # [len(NEW_EXPOSURE_FEATURES) + 1] and the catalog's words; None in bundles before 1.4, whose
+    # new items all get the catalog's mean exposure
+    new_exposure_weights: np.ndarray | None = None
+    words: Words | None = None
 
     ARRAYS = ("item_rated", "item_liked", "like_weights", "exposure_weights", "new_item_weights")
+    FIELDS = ("rated", "liked", "like_weights", "exposure_weights", "new_item_weights")
+    NEW_EXPOSURE_ARRAYS = ("new_exposure_weights", "word_list", "word_idf")
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], n_items: int) -> Stack | None:
         if "like_weights" not in arrays:
             return None
+        has = [k in arrays for k in cls.NEW_EXPOSURE_ARRAYS]
         missing = [k for k in cls.ARRAYS if k not in arrays]
+        if any(has) and not all(has):
+            missing += [k for k, h in zip(cls.NEW_EXPOSURE_ARRAYS, has, strict=True) if not h]
         if missing:
             raise ValueError(f"stacked tables lack {missing}")
-        stack = cls(*(np.asarray(arrays[k], dtype=np.float64) for k in cls.ARRAYS))
+        rated, liked, like, exposure, new_item = (
+            np.asarray(arrays[k], dtype=np.float64) for k in cls.ARRAYS
+        )
+        stack = cls(rated, liked, like, exposure, new_item)
+        if all(has):
+            weights = np.asarray(arrays["new_exposure_weights"], dtype=np.float64)
+            if len(weights) != len(NEW_EXPOSURE_FEATURES) + 1:
+                raise ValueError(f"new_exposure_weights of size {len(weights)} do not fit")
+            words = Words.from_arrays(arrays["word_list"], arrays["word_idf"])
+            stack = replace(stack, new_exposure_weights=weights, words=words)
         sizes = (
             len(stack.rated),
             len(stack.liked),
@@ -159,14 +183,11 @@ class Stack:
         return stack
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        values = (
-            self.rated,
-            self.liked,
-            self.like_weights,
-            self.exposure_weights,
-            self.new_item_weights,
-        )
-        return dict(zip(self.ARRAYS, values, strict=True))
+        arrays = {k: getattr(self, f) for k, f in zip(self.ARRAYS, self.FIELDS, strict=True)}
+        if self.new_exposure_weights is not None and self.words is not None:
+            arrays["new_exposure_weights"] = self.new_exposure_weights
+            arrays.update(self.words.to_arrays())
+        return arrays
 
     @property
     def prior(self) -> float:
@@ -182,6 +203,71 @@ def logit(p: np.ndarray) -> np.ndarray:
 def liked_share(liked: int, rated: int) -> float:
     """The user's liked share of the history, smoothed (one liked and one not, added)."""
     return (liked + 1) / (rated + 2)
+
+
+WORD = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class Words:
+    """The catalog's word weights (inverse document frequency over the item texts, as
+    scikit-learn's smoothed idf) for the word similarity of new items: ``similarity`` is the
+    cosine of each item's TF-IDF vector (sublinear tf) with the mean of the liked history texts'
+    unit vectors. Words of one catalog text only are not stored: they, and words of no catalog
+    text, weigh ``rare``."""
+
+    idf: dict[str, float]
+    rare: float  # the weight of a word that at most one catalog text has
+
+    LIMIT = 200_000  # words kept at most (the most common first)
+
+    @classmethod
+    def fit(cls, texts: Sequence[str]) -> Words:
+        counts: dict[str, int] = {}
+        for text in texts:
+            for word in set(WORD.findall(text.lower())):
+                counts[word] = counts.get(word, 0) + 1
+        n = len(texts)
+        common = sorted((w for w, c in counts.items() if c > 1), key=lambda w: (-counts[w], w))
+        idf = {w: math.log((1 + n) / (1 + counts[w])) + 1 for w in common[: cls.LIMIT]}
+        return cls(idf, math.log((1 + n) / 2) + 1)
+
+    @classmethod
+    def from_arrays(cls, words: np.ndarray, idf: np.ndarray) -> Words:
+        weights = np.asarray(idf, dtype=np.float64)
+        if len(words) + 1 != len(weights):
+            raise ValueError(f"word_idf of size {len(weights)} does not fit {len(words)} words")
+        return cls(
+            dict(zip(words.tolist(), weights[:-1].tolist(), strict=True)), float(weights[-1])
+        )
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """``word_list`` and ``word_idf`` (one longer: the last is ``rare``)."""
+        return {
+            "word_list": np.array(list(self.idf), dtype=str),
+            "word_idf": np.array([*self.idf.values(), self.rare]),
+        }
+
+    def vector(self, text: str) -> dict[str, float]:
+        counts: dict[str, int] = {}
+        for word in WORD.findall(text.lower()):
+            counts[word] = counts.get(word, 0) + 1
+        vector = {w: (1 + math.log(c)) * self.idf.get(w, self.rare) for w, c in counts.items()}
+        norm = math.sqrt(sum(v * v for v in vector.values())) or 1.0
+        return {w: v / norm for w, v in vector.items()}
+
+    def similarity(self, liked: Sequence[str], items: Sequence[str]) -> np.ndarray:
+        """The cosine of each item text with the liked texts' mean (0 without liked texts)."""
+        profile: dict[str, float] = {}
+        for text in liked:
+            for w, v in self.vector(text).items():
+                profile[w] = profile.get(w, 0.0) + v
+        norm = math.sqrt(sum(v * v for v in profile.values()))
+        if not norm:
+            return np.zeros(len(items))
+        return np.array(
+            [sum(v * profile.get(w, 0.0) for w, v in self.vector(t).items()) / norm for t in items]
+        )
 
 
 def history_similarity(liked: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -240,6 +326,24 @@ def exposure_features(
     return np.column_stack([exposure, np.log1p(np.where(known, stack.rated[rows], 0.0))])
 
 
+def new_exposure_features(
+    tables: CollaborativeTables,
+    liked: Sequence[str],
+    items: Sequence[str],
+    similarity: np.ndarray | None = None,
+) -> np.ndarray:
+    """[len(items), len(NEW_EXPOSURE_FEATURES)]: what a title outside the catalog is exposed by
+    (schema 1.4 stacks): its ``history_similarity`` and its word similarity to the liked texts."""
+    stack = tables.stack
+    assert stack is not None and stack.words is not None
+    return np.column_stack(
+        [
+            np.zeros(len(items)) if similarity is None else np.asarray(similarity, np.float64),
+            stack.words.similarity(liked, items),
+        ]
+    )
+
+
 NEW_ITEM_COLUMNS = [LIKE_FEATURES.index(f) for f in NEW_ITEM_FEATURES]
 
 
@@ -273,9 +377,22 @@ def add_tables(
         features = like_features(tables, liked, disliked, items, text, similarity)
         like = combine(features, tables.stack.like_weights)
         new = combine(features[:, NEW_ITEM_COLUMNS], tables.stack.new_item_weights)
-        like = np.where(tables._rows(items)[1], like, new)
-        exposure = exposure_features(tables, liked, disliked, items)
-        return like, combine(exposure, tables.stack.exposure_weights)
+        known = tables._rows(items)[1]
+        like = np.where(known, like, new)
+        stack = tables.stack
+        exposure = combine(
+            exposure_features(tables, liked, disliked, items), stack.exposure_weights
+        )
+        if stack.new_exposure_weights is not None and not known.all():
+            unknown = [t for t, k in zip(items, known, strict=True) if not k]
+            fresh = combine(
+                new_exposure_features(
+                    tables, liked, unknown, None if similarity is None else similarity[~known]
+                ),
+                stack.new_exposure_weights,
+            )
+            exposure[~known] = fresh
+        return like, exposure
     user = tables.user(liked, disliked)
     return text + tables.like(user, items), tables.exposure(user, items)
 

@@ -11,7 +11,9 @@ is a candidate, so on validation the chosen stack is as good as each part, withi
 (with few validation rows a noise score would otherwise join by chance). The exposure (does the
 user rate the title at all) is stacked the same way, on the validation pairs against titles the
 user never rated; and a title outside the catalog gets weights of its own for the text, the
-user's share and the similarity (new items: no counts, no tables).
+user's share and the similarity (new items: no counts, no tables), and an exposure of its own
+from the similarity and the word similarity to the liked history texts, fitted on the same
+exposure pairs as if every title were new.
 """
 
 from __future__ import annotations
@@ -28,13 +30,16 @@ from rec_edge.metrics import roc_auc
 from rec_edge.runtime.collab import (
     EXPOSURE_FEATURES,
     LIKE_FEATURES,
+    NEW_EXPOSURE_FEATURES,
     NEW_ITEM_COLUMNS,
     NEW_ITEM_FEATURES,
     CollaborativeTables,
     Stack,
+    Words,
     exposure_features,
     history_similarity,
     like_features,
+    new_exposure_features,
 )
 
 FOLDS = 5
@@ -117,10 +122,21 @@ def fit_stack(
     model's output row, for ``history_similarity``)."""
     order = sorted(tables.index, key=tables.index.__getitem__)
     rated, liked = item_counts(train, order)
-    unset = (np.zeros(len(f) + 1) for f in (LIKE_FEATURES, EXPOSURE_FEATURES, NEW_ITEM_FEATURES))
-    empty = Stack(rated, liked, *unset)
+    words = Words.fit(order)
+    like_unset, exposure_unset, new_item_unset, new_exposure_unset = (
+        np.zeros(len(f) + 1)
+        for f in (LIKE_FEATURES, EXPOSURE_FEATURES, NEW_ITEM_FEATURES, NEW_EXPOSURE_FEATURES)
+    )
+    empty = Stack(
+        rated, liked, like_unset, exposure_unset, new_item_unset, new_exposure_unset, words
+    )
     counted = replace(tables, stack=empty)
     width = len(next(iter(item_rows.values())))
+
+    def similarity(liked: Sequence[str], item: str) -> np.ndarray:
+        rows = np.array([item_rows[x] for x in liked]).reshape(-1, width)
+        return history_similarity(rows, item_rows[item][None, :])
+
     like_x = np.vstack(
         [
             like_features(
@@ -129,10 +145,7 @@ def fit_stack(
                 r.preference.disliked,
                 [r.candidate],
                 np.array([t]),
-                history_similarity(
-                    np.array([item_rows[x] for x in r.preference.liked]).reshape(-1, width),
-                    item_rows[r.candidate][None, :],
-                ),
+                similarity(r.preference.liked, r.candidate),
             )
             for r, t in zip(validation, text_validation, strict=True)
         ]
@@ -153,15 +166,38 @@ def fit_stack(
     )
     exposure_y = np.array([y for _, _, y in pairs])
     exposure_weights, exposure_record = choose(exposure_x, exposure_y, EXPOSURE_FEATURES, seed)
+    # a new item's exposure: the same pairs, seen through what a title nobody rated still has
+    new_exposure_x = np.vstack(
+        [
+            new_exposure_features(
+                counted, r.preference.liked, [t], similarity(r.preference.liked, t)
+            )
+            for r, t, _ in pairs
+        ]
+    )
+    new_exposure_weights = logistic(new_exposure_x, exposure_y)
     # a new item (no counts, no tables): the text and the user's share, both always kept, since
     # the text is all that tells one new item from another
     new_item_weights = logistic(like_x[:, NEW_ITEM_COLUMNS], like_y)
-    stack = Stack(rated, liked, like_weights, exposure_weights, new_item_weights)
-    names = [*NEW_ITEM_FEATURES, "intercept"]
+    stack = Stack(
+        rated, liked, like_weights, exposure_weights, new_item_weights, new_exposure_weights, words
+    )
+
+    def named(features: Sequence[str], weights: np.ndarray) -> dict[str, float]:
+        return dict(zip([*features, "intercept"], weights.round(6).tolist(), strict=True))
+
     record = {
         "validation_rows": len(validation),
         "like": like_record,
-        "new_item": dict(zip(names, new_item_weights.round(6).tolist(), strict=True)),
+        "new_item": named(NEW_ITEM_FEATURES, new_item_weights),
         "exposure": {**exposure_record, "negatives_per_row": negatives},
+        "new_item_exposure": {
+            **named(NEW_EXPOSURE_FEATURES, new_exposure_weights),
+            "validation_auc": {
+                name: round(roc_auc(exposure_y.tolist(), new_exposure_x[:, i].tolist()), 5)
+                for i, name in enumerate(NEW_EXPOSURE_FEATURES)
+            },
+            "words": len(words.idf),
+        },
     }
     return replace(tables, stack=stack), record

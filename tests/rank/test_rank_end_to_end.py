@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from rec_edge.cli import main
 from rec_edge.errors import ConfigError, DataError
 from rec_edge.runtime import Predictor
-from rec_edge.runtime.collab import CollaborativeTables
+from rec_edge.runtime.collab import CollaborativeTables, history_similarity
 from rec_edge.runtime.predictor import pair_scores
 
 pytestmark = pytest.mark.slow
@@ -145,6 +145,17 @@ def test_item_index_of_the_catalog_is_in_the_bundle_and_used(rank_bundle) -> Non
     assert chosen and all((weights[f] != 0) == (f in chosen) for f in weights if f != "intercept")
     indexed.score(history, ["A title not in the catalog"])
     assert list(indexed._items) == ["A title not in the catalog"]
+    # titles outside the catalog (schema 1.4): an exposure from their similarity and words
+    new = ["Movie 4: the return", "Something else entirely"]
+    _, new_exposure = indexed._logits(history, new)
+    stack = tables.stack
+    assert stack is not None and stack.words is not None and new_exposure is not None
+    words = stack.words.similarity(history["liked"], new)
+    assert words[0] > 0 and words[1] == 0  # "Movie 4" shared with the liked title
+    g = stack.new_exposure_weights
+    assert g is not None and "new_item_exposure" in record["stack"]
+    similarity = history_similarity(liked_rows, encoded.logits(new))
+    np.testing.assert_allclose(new_exposure, g[0] * similarity + g[1] * words + g[2], atol=1e-5)
 
 
 def test_rank_errors(rank_bundle, tiny_bundle) -> None:

@@ -202,3 +202,102 @@ def test_history_similarity_is_the_cosine_with_the_liked_profile() -> None:
         history_similarity(liked, items), [1.0, 0.0, -np.sqrt(0.5)], atol=1e-12
     )
     assert history_similarity(liked[:0], items).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_word_similarity_is_tf_idf_with_the_liked_profile() -> None:
+    """The catalog's words weigh as scikit-learn's smoothed idf with sublinear tf; a word of one
+    text (or of none) weighs as one text's word; the profile is the liked texts' mean."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from rec_edge.runtime.collab import Words
+
+    catalog = [
+        "Heat (1995), Action Crime",
+        "Casino (1995), Crime Drama",
+        "Babe (1995), Children Comedy",
+        "Fargo (1996), Crime Drama Thriller",
+        "Crime crime crime (1996), Crime",
+    ]
+    words = Words.fit(catalog)
+    assert "crime" in words.idf and "heat" not in words.idf  # one text: stored as ``rare``
+    vectorizer = TfidfVectorizer(sublinear_tf=True, token_pattern=r"\w+")
+    vectors = vectorizer.fit_transform(catalog).toarray()
+    liked, items = [0, 1], [2, 3, 4]
+    profile = vectors[liked].mean(0)
+    expected = vectors[items] @ profile / np.linalg.norm(profile)
+    got = words.similarity([catalog[i] for i in liked], [catalog[i] for i in items])
+    np.testing.assert_allclose(got, expected, atol=1e-12)
+    assert words.similarity([], catalog).tolist() == [0.0] * 5
+    arrays = words.to_arrays()
+    back = Words.from_arrays(arrays["word_list"], arrays["word_idf"])
+    assert back == words
+    # a text off the catalog: its unknown words weigh as rare ones and count in its norm
+    assert 0.0 < words.similarity(["Crime"], ["Crime Zyzzyva"])[0] < 1.0
+
+
+def _genre_data(users: int = 160, seed: int = 0) -> InteractionData:
+    """48 titles in 4 genres named in the text; a user watches mostly titles of one genre (the
+    text says which titles a user watches) and likes them at random (it does not say that)."""
+    rng = random.Random(seed)
+    genres = ("western", "comedy", "horror", "musical")
+    titles = {f"i{i}": f"Film {i:02d}, {genres[i % 4]}" for i in range(48)}
+    rows = []
+    for u in range(users):
+        favourite = [i for i in range(48) if i % 4 == u % 4]
+        others = [i for i in range(48) if i % 4 != u % 4]
+        watched = rng.sample(favourite, 10) + rng.sample(others, 2)
+        rng.shuffle(watched)
+        for t, item in enumerate(watched):
+            rows.append(Interaction(f"u{u}", f"i{item}", 5 if rng.random() < 0.6 else 1, t))
+    return InteractionData(rows, titles, "genres")
+
+
+def test_new_items_are_exposed_by_their_words() -> None:
+    """Schema 1.4: a title outside the catalog gets an exposure from its word similarity to the
+    liked history, fitted on the exposure pairs; tables without it (1.3) give the catalog mean."""
+    from rec_edge.data.recommend import unrated_sampler
+    from rec_edge.runtime.collab import add_tables
+    from rec_edge.train.stack import fit_stack
+
+    data = _genre_data()
+    splits = pointwise_splits(data, history=5)
+    train, validation = splits["train"], splits["validation"]
+    config = CollabConfig(dim=4, epochs=5, patience=2, learning_rate=0.05, batch_size=32)
+    zeros = np.zeros(len(train)), np.zeros(len(validation))
+    tables, _ = fit_tables(data, train, validation, *zeros, 5, config)
+    rng = np.random.default_rng(0)
+    rows = {t: rng.normal(0, 1, 5) for t in sorted(tables.index)}  # an item space that says nothing
+    stacked, record = fit_stack(
+        tables, train, validation, zeros[1], unrated_sampler(data, 0), data.titles, rows
+    )
+    assert stacked.stack is not None and stacked.stack.new_exposure_weights is not None
+    fitted = record["new_item_exposure"]
+    assert fitted["validation_auc"]["word similarity"] > 0.75 and fitted["word similarity"] > 0
+    western_fan = [data.titles[f"i{i}"] for i in (0, 4, 8)]
+    new = ["Film 90, western", "Film 91, horror"]
+    _, exposure = add_tables(stacked, western_fan, [], new, np.zeros(2))
+    assert exposure is not None and exposure[0] > exposure[1] + 1.0
+    # the catalog's titles keep their own exposure; new ones in the same request get theirs
+    known = data.titles["i12"]
+    _, mixed = add_tables(stacked, western_fan, [], [known, *new], np.zeros(3))
+    _, alone = add_tables(stacked, western_fan, [], [known], np.zeros(1))
+    assert mixed is not None and alone is not None
+    np.testing.assert_allclose(mixed, [alone[0], *exposure], rtol=1e-6)
+    # through the item index and back; a 1.3 index (no words) gives new items the same exposure
+    arrays = {"titles": np.array(sorted(tables.index)), **stacked.to_arrays()}
+    back = CollaborativeTables.from_arrays(arrays)
+    assert back is not None
+    np.testing.assert_allclose(add_tables(back, western_fan, [], new, np.zeros(2))[1], exposure)
+    old = {
+        k: v
+        for k, v in arrays.items()
+        if k not in ("new_exposure_weights", "word_list", "word_idf")
+    }
+    before = CollaborativeTables.from_arrays(old)
+    assert before is not None and before.stack is not None and before.stack.words is None
+    _, flat = add_tables(before, western_fan, [], new, np.zeros(2))
+    assert flat is not None and flat[0] == flat[1]
+    with pytest.raises(ValueError, match="lack \\['word_list'"):
+        CollaborativeTables.from_arrays(
+            {**old, "new_exposure_weights": np.zeros(3), "word_idf": np.ones(1)}
+        )
