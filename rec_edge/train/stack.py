@@ -12,8 +12,10 @@ is a candidate, so on validation the chosen stack is as good as each part, withi
 user rate the title at all) is stacked the same way, on the validation pairs against titles the
 user never rated; and a title outside the catalog gets weights of its own for the text, the
 user's share and the similarity (new items: no counts, no tables), and an exposure of its own
-from the similarity and the word similarity to the liked history texts, fitted on the same
-exposure pairs as if every title were new.
+from the similarity and the word similarity to the liked history texts, chosen the same way on
+the same exposure pairs as if every title were new, and guarded: unless the chosen parts beat
+chance (AUC 0.5) by two standard errors of a score that knows nothing, every new title gets the
+same exposure (the intercept), and new titles are ordered by their like score alone.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from rec_edge.runtime.collab import (
 FOLDS = 5
 L2 = 1e-2  # on standardized features, per validation row
 TOLERANCE = 0.002  # of cross-validated AUC: a part joins the stack only if it adds more
+CHANCE_SE = 2.0  # standard errors above chance that a guarded stack must be to beat the constant
 
 
 def logistic(features: np.ndarray, labels: np.ndarray, l2: float = L2) -> np.ndarray:
@@ -81,28 +84,48 @@ def _cross_validated_auc(features: np.ndarray, labels: np.ndarray, seed: int) ->
     return roc_auc(labels.tolist(), out.tolist())
 
 
+def chance_margin(labels: np.ndarray) -> float:
+    """``CHANCE_SE`` standard errors of the AUC of a score that knows nothing, on these labels
+    (Hanley and McNeil's null variance, (n1 + n0 + 1) / (12 n1 n0))."""
+    n1 = float(labels.sum())
+    n0 = len(labels) - n1
+    if n1 == 0 or n0 == 0:
+        return 0.5
+    return CHANCE_SE * float(np.sqrt((n1 + n0 + 1) / (12 * n1 * n0)))
+
+
 def choose(
-    features: np.ndarray, labels: np.ndarray, names: Sequence[str], seed: int
+    features: np.ndarray,
+    labels: np.ndarray,
+    names: Sequence[str],
+    seed: int,
+    constant: bool = False,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """The weights (zero for features left out) of the smallest subset of ``names`` within
     ``TOLERANCE`` of the best cross-validated AUC, refitted on every row; and the AUC of each
-    subset."""
-    scores = {}
+    subset. With ``constant``, the empty subset (the intercept alone) is chosen instead unless
+    that subset beats chance (0.5) by ``chance_margin``."""
+    scores: dict[tuple[int, ...], float] = {}
     for size in range(1, len(names) + 1):
         for subset in combinations(range(len(names)), size):
             scores[subset] = _cross_validated_auc(features[:, subset], labels, seed)
     top = max(scores.values())
     near = [s for s in scores if scores[s] >= top - TOLERANCE]
-    best = min(near, key=lambda s: (len(s), -scores[s]))
-    fitted = logistic(features[:, best], labels)
+    best: tuple[int, ...] = min(near, key=lambda s: (len(s), -scores[s]))
+    record: dict[str, Any] = {}
+    if constant:
+        record["chance_margin"] = round(chance_margin(labels), 5)
+        if scores[best] < 0.5 + record["chance_margin"]:
+            best = ()
+    fitted = logistic(features[:, list(best)], labels)
     weights = np.zeros(len(names) + 1)
     weights[list(best)], weights[-1] = fitted[:-1], fitted[-1]
-    record = {
+    return weights, {
         "chosen": [names[i] for i in best],
         "weights": dict(zip([*names, "intercept"], weights.round(6).tolist(), strict=True)),
         "validation_auc": {" + ".join(names[i] for i in s): round(a, 5) for s, a in scores.items()},
+        **record,
     }
-    return weights, record
 
 
 def fit_stack(
@@ -175,7 +198,9 @@ def fit_stack(
             for r, t, _ in pairs
         ]
     )
-    new_exposure_weights = logistic(new_exposure_x, exposure_y)
+    new_exposure_weights, new_exposure_record = choose(
+        new_exposure_x, exposure_y, NEW_EXPOSURE_FEATURES, seed, constant=True
+    )
     # a new item (no counts, no tables): the text and the user's share, both always kept, since
     # the text is all that tells one new item from another
     new_item_weights = logistic(like_x[:, NEW_ITEM_COLUMNS], like_y)
@@ -191,13 +216,6 @@ def fit_stack(
         "like": like_record,
         "new_item": named(NEW_ITEM_FEATURES, new_item_weights),
         "exposure": {**exposure_record, "negatives_per_row": negatives},
-        "new_item_exposure": {
-            **named(NEW_EXPOSURE_FEATURES, new_exposure_weights),
-            "validation_auc": {
-                name: round(roc_auc(exposure_y.tolist(), new_exposure_x[:, i].tolist()), 5)
-                for i, name in enumerate(NEW_EXPOSURE_FEATURES)
-            },
-            "words": len(words.idf),
-        },
+        "new_item_exposure": {**new_exposure_record, "words": len(words.idf)},
     }
     return replace(tables, stack=stack), record

@@ -235,12 +235,13 @@ def test_word_similarity_is_tf_idf_with_the_liked_profile() -> None:
     assert 0.0 < words.similarity(["Crime"], ["Crime Zyzzyva"])[0] < 1.0
 
 
-def _genre_data(users: int = 160, seed: int = 0) -> InteractionData:
-    """48 titles in 4 genres named in the text; a user watches mostly titles of one genre (the
-    text says which titles a user watches) and likes them at random (it does not say that)."""
+def _genre_data(users: int = 160, seed: int = 0, named: bool = True) -> InteractionData:
+    """48 titles in 4 genres named in the text (unless not ``named``); a user watches mostly
+    titles of one genre (the text says which titles a user watches) and likes them at random (it
+    does not say that)."""
     rng = random.Random(seed)
     genres = ("western", "comedy", "horror", "musical")
-    titles = {f"i{i}": f"Film {i:02d}, {genres[i % 4]}" for i in range(48)}
+    titles = {f"i{i}": f"Film {i:02d}" + f", {genres[i % 4]}" * named for i in range(48)}
     rows = []
     for u in range(users):
         favourite = [i for i in range(48) if i % 4 == u % 4]
@@ -272,7 +273,10 @@ def test_new_items_are_exposed_by_their_words() -> None:
     )
     assert stacked.stack is not None and stacked.stack.new_exposure_weights is not None
     fitted = record["new_item_exposure"]
-    assert fitted["validation_auc"]["word similarity"] > 0.75 and fitted["word similarity"] > 0
+    assert (
+        fitted["validation_auc"]["word similarity"] > 0.75 and "word similarity" in fitted["chosen"]
+    )
+    assert fitted["weights"]["word similarity"] > 0
     western_fan = [data.titles[f"i{i}"] for i in (0, 4, 8)]
     new = ["Film 90, western", "Film 91, horror"]
     _, exposure = add_tables(stacked, western_fan, [], new, np.zeros(2))
@@ -301,3 +305,31 @@ def test_new_items_are_exposed_by_their_words() -> None:
         CollaborativeTables.from_arrays(
             {**old, "new_exposure_weights": np.zeros(3), "word_idf": np.ones(1)}
         )
+
+
+def test_new_items_get_one_exposure_when_no_part_beats_chance() -> None:
+    """The guard: titles without their genre and an item space of noise tell nothing about what a
+    user watches, so every new title gets the same exposure (the constant), not a noise fit."""
+    from rec_edge.data.recommend import unrated_sampler
+    from rec_edge.runtime.collab import add_tables
+    from rec_edge.train.stack import fit_stack
+
+    data = _genre_data(named=False)
+    splits = pointwise_splits(data, history=5)
+    train, validation = splits["train"], splits["validation"]
+    config = CollabConfig(dim=4, epochs=5, patience=2, learning_rate=0.05, batch_size=32)
+    zeros = np.zeros(len(train)), np.zeros(len(validation))
+    tables, _ = fit_tables(data, train, validation, *zeros, 5, config)
+    rng = np.random.default_rng(0)
+    rows = {t: rng.normal(0, 1, 5) for t in sorted(tables.index)}
+    stacked, record = fit_stack(
+        tables, train, validation, zeros[1], unrated_sampler(data, 0), data.titles, rows
+    )
+    fitted = record["new_item_exposure"]
+    assert fitted["chosen"] == [] and 0.0 < fitted["chance_margin"] < 0.1
+    assert max(fitted["validation_auc"].values()) < 0.5 + fitted["chance_margin"]
+    assert stacked.stack is not None and stacked.stack.new_exposure_weights is not None
+    assert stacked.stack.new_exposure_weights[:-1].tolist() == [0.0, 0.0]
+    liked = [data.titles[f"i{i}"] for i in (0, 4, 8)]
+    _, exposure = add_tables(stacked, liked, [], ["Film 90", "Film 91", "Film 92"], np.zeros(3))
+    assert exposure is not None and len(set(exposure.tolist())) == 1
