@@ -143,23 +143,10 @@ def fit_stack(
     ``validation`` (``text_validation``: the text logits of its rows; ``draw_unrated(user)``: an
     item id the user never rated, ``titles``: item id -> title; ``item_rows``: title -> the
     model's output row, for ``history_similarity``)."""
-    order = sorted(tables.index, key=tables.index.__getitem__)
-    rated, liked = item_counts(train, order)
-    words = Words.fit(order)
-    like_unset, exposure_unset, new_item_unset, new_exposure_unset = (
-        np.zeros(len(f) + 1)
-        for f in (LIKE_FEATURES, EXPOSURE_FEATURES, NEW_ITEM_FEATURES, NEW_EXPOSURE_FEATURES)
-    )
-    empty = Stack(
-        rated, liked, like_unset, exposure_unset, new_item_unset, new_exposure_unset, words
-    )
-    counted = replace(tables, stack=empty)
-    width = len(next(iter(item_rows.values())))
-
-    def similarity(liked: Sequence[str], item: str) -> np.ndarray:
-        rows = np.array([item_rows[x] for x in liked]).reshape(-1, width)
-        return history_similarity(rows, item_rows[item][None, :])
-
+    unfitted = _unfitted(tables, train)
+    counted = replace(tables, stack=unfitted)
+    similarity = _similarity(item_rows)
+    # like: each validation row's parts against its label
     like_x = np.vstack(
         [
             like_features(
@@ -176,46 +163,79 @@ def fit_stack(
     like_y = np.array([float(r.label == "yes") for r in validation])
     like_weights, like_record = choose(like_x, like_y, LIKE_FEATURES, seed)
     # exposure: each validation pair (rated) against titles its user never rated
-    pairs = []
-    for r in validation:
-        pairs.append((r, r.candidate, 1.0))
-        for _ in range(negatives):
-            pairs.append((r, titles[draw_unrated(r.preference.user)], 0.0))
+    pairs = [
+        (r, item, label)
+        for r in validation
+        for item, label in [
+            (r.candidate, 1.0),
+            *((titles[draw_unrated(r.preference.user)], 0.0) for _ in range(negatives)),
+        ]
+    ]
+    exposure_y = np.array([label for _, _, label in pairs])
     exposure_x = np.vstack(
         [
-            exposure_features(counted, r.preference.liked, r.preference.disliked, [t])
-            for r, t, _ in pairs
+            exposure_features(counted, r.preference.liked, r.preference.disliked, [item])
+            for r, item, _ in pairs
         ]
     )
-    exposure_y = np.array([y for _, _, y in pairs])
     exposure_weights, exposure_record = choose(exposure_x, exposure_y, EXPOSURE_FEATURES, seed)
     # a new item's exposure: the same pairs, seen through what a title nobody rated still has
     new_exposure_x = np.vstack(
         [
             new_exposure_features(
-                counted, r.preference.liked, [t], similarity(r.preference.liked, t)
+                counted, r.preference.liked, [item], similarity(r.preference.liked, item)
             )
-            for r, t, _ in pairs
+            for r, item, _ in pairs
         ]
     )
     new_exposure_weights, new_exposure_record = choose(
         new_exposure_x, exposure_y, NEW_EXPOSURE_FEATURES, seed, constant=True
     )
-    # a new item (no counts, no tables): the text and the user's share, both always kept, since
-    # the text is all that tells one new item from another
+    # a new item's like (no counts, no tables): the text and the user's share, both always kept,
+    # since the text is all that tells one new item from another
     new_item_weights = logistic(like_x[:, NEW_ITEM_COLUMNS], like_y)
-    stack = Stack(
-        rated, liked, like_weights, exposure_weights, new_item_weights, new_exposure_weights, words
+    stack = replace(
+        unfitted,
+        like_weights=like_weights,
+        exposure_weights=exposure_weights,
+        new_item_weights=new_item_weights,
+        new_exposure_weights=new_exposure_weights,
     )
-
-    def named(features: Sequence[str], weights: np.ndarray) -> dict[str, float]:
-        return dict(zip([*features, "intercept"], weights.round(6).tolist(), strict=True))
-
     record = {
         "validation_rows": len(validation),
         "like": like_record,
-        "new_item": named(NEW_ITEM_FEATURES, new_item_weights),
+        "new_item": dict(
+            zip([*NEW_ITEM_FEATURES, "intercept"], new_item_weights.round(6).tolist(), strict=True)
+        ),
         "exposure": {**exposure_record, "negatives_per_row": negatives},
-        "new_item_exposure": {**new_exposure_record, "words": len(words.idf)},
+        "new_item_exposure": {
+            **new_exposure_record,
+            "words": len(stack.words.idf) if stack.words else 0,
+        },
     }
     return replace(tables, stack=stack), record
+
+
+def _unfitted(tables: CollaborativeTables, train: Sequence[PointwiseExample]) -> Stack:
+    """The stack's parts that need no fitting: the counts of ``train`` and the words of the
+    catalog of ``tables``; every weight zero."""
+    order = sorted(tables.index, key=tables.index.__getitem__)
+    rated, liked = item_counts(train, order)
+    like, exposure, new_item, new_exposure = (
+        np.zeros(len(f) + 1)
+        for f in (LIKE_FEATURES, EXPOSURE_FEATURES, NEW_ITEM_FEATURES, NEW_EXPOSURE_FEATURES)
+    )
+    return Stack(rated, liked, like, exposure, new_item, new_exposure, Words.fit(order))
+
+
+def _similarity(
+    item_rows: dict[str, np.ndarray],
+) -> Callable[[Sequence[str], str], np.ndarray]:
+    """``history_similarity`` of a title to liked titles, from the model's rows by title."""
+    width = len(next(iter(item_rows.values())))
+
+    def similarity(liked: Sequence[str], item: str) -> np.ndarray:
+        rows = np.array([item_rows[x] for x in liked]).reshape(-1, width)
+        return history_similarity(rows, item_rows[item][None, :])
+
+    return similarity
