@@ -4,6 +4,7 @@ fitting finds what interactions say that titles do not."""
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import numpy as np
 import pytest
@@ -253,24 +254,34 @@ def _genre_data(users: int = 160, seed: int = 0, named: bool = True) -> Interact
     return InteractionData(rows, titles, "genres")
 
 
-def test_new_items_are_exposed_by_their_words() -> None:
-    """Schema 1.4: a title outside the catalog gets an exposure from its word similarity to the
-    liked history, fitted on the exposure pairs; tables without it (1.3) give the catalog mean."""
+def _genre_stack(
+    data: InteractionData,
+) -> tuple[CollaborativeTables, dict[str, Any], CollaborativeTables]:
+    """The stacked tables of ``data`` (text logits zero, an item space of noise: it says nothing),
+    the stack's record, and the tables before it."""
     from rec_edge.data.recommend import unrated_sampler
-    from rec_edge.runtime.collab import add_tables
     from rec_edge.train.stack import fit_stack
 
-    data = _genre_data()
     splits = pointwise_splits(data, history=5)
     train, validation = splits["train"], splits["validation"]
     config = CollabConfig(dim=4, epochs=5, patience=2, learning_rate=0.05, batch_size=32)
     zeros = np.zeros(len(train)), np.zeros(len(validation))
     tables, _ = fit_tables(data, train, validation, *zeros, 5, config)
     rng = np.random.default_rng(0)
-    rows = {t: rng.normal(0, 1, 5) for t in sorted(tables.index)}  # an item space that says nothing
+    rows = {t: rng.normal(0, 1, 5) for t in sorted(tables.index)}
     stacked, record = fit_stack(
         tables, train, validation, zeros[1], unrated_sampler(data, 0), data.titles, rows
     )
+    return stacked, record, tables
+
+
+def test_new_items_are_exposed_by_their_words() -> None:
+    """Schema 1.4: a title outside the catalog gets an exposure from its word similarity to the
+    liked history, fitted on the exposure pairs; tables without it (1.3) give the catalog mean."""
+    from rec_edge.runtime.collab import add_tables
+
+    data = _genre_data()
+    stacked, record, tables = _genre_stack(data)
     assert stacked.stack is not None and stacked.stack.new_exposure_weights is not None
     fitted = record["new_item_exposure"]
     assert (
@@ -310,21 +321,10 @@ def test_new_items_are_exposed_by_their_words() -> None:
 def test_new_items_get_one_exposure_when_no_part_beats_chance() -> None:
     """The guard: titles without their genre and an item space of noise tell nothing about what a
     user watches, so every new title gets the same exposure (the constant), not a noise fit."""
-    from rec_edge.data.recommend import unrated_sampler
     from rec_edge.runtime.collab import add_tables
-    from rec_edge.train.stack import fit_stack
 
     data = _genre_data(named=False)
-    splits = pointwise_splits(data, history=5)
-    train, validation = splits["train"], splits["validation"]
-    config = CollabConfig(dim=4, epochs=5, patience=2, learning_rate=0.05, batch_size=32)
-    zeros = np.zeros(len(train)), np.zeros(len(validation))
-    tables, _ = fit_tables(data, train, validation, *zeros, 5, config)
-    rng = np.random.default_rng(0)
-    rows = {t: rng.normal(0, 1, 5) for t in sorted(tables.index)}
-    stacked, record = fit_stack(
-        tables, train, validation, zeros[1], unrated_sampler(data, 0), data.titles, rows
-    )
+    stacked, record, _ = _genre_stack(data)
     fitted = record["new_item_exposure"]
     assert fitted["chosen"] == [] and 0.0 < fitted["chance_margin"] < 0.1
     assert max(fitted["validation_auc"].values()) < 0.5 + fitted["chance_margin"]
