@@ -9,6 +9,8 @@ label (disjoint, seeded), written under runs/fewshot/. Then, interleaved on that
   bundle (the Predictor, onnxruntime);
 - ``rec-edge+instruction``: the same with the built-in instruction templates (the ablation: what
   the instruction buys);
+- ``rec-edge+pairs`` (not in the default set): the defaults plus ``--pair-loss 1`` (SetFit's pair
+  objective on each batch's texts beside the cross-entropy);
 - ``setfit`` and ``probe`` (benchmarks/fewshot_peers.py, in .venv-peers): SetFit with its
   defaults, and logistic regression on frozen embeddings.
 
@@ -47,6 +49,12 @@ DATASETS = {
     "drugs": ("data/drugs/train.jsonl", "data/drugs/test.jsonl", "text", "label"),
 }
 SYSTEMS = ("rec-edge", "rec-edge+instruction", "setfit", "probe")
+# rec-edge's variants: system -> (run name suffix, TrainConfig fields beside the defaults)
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "rec-edge": ("raw", {"use_templates": False}),
+    "rec-edge+instruction": ("instr", {"use_templates": True}),
+    "rec-edge+pairs": ("pairs", {"use_templates": False, "pair_loss": 1.0}),
+}
 
 
 def read_rows(path: str, text_field: str, label_field: str) -> list[dict[str, str]]:
@@ -77,9 +85,7 @@ def write_jsonl(path: Path, rows: list[dict[str, str]]) -> Path:
     return path
 
 
-def run_rec_edge(
-    folder: Path, test_file: Path, k: int, seed: int, instruction: bool
-) -> dict[str, Any]:
+def run_rec_edge(folder: Path, test_file: Path, k: int, seed: int, system: str) -> dict[str, Any]:
     """train (defaults) + export (the gate) + the int8 bundle's test accuracy. K=0: the sample
     gives the label set, and its texts (labels unused) calibrate int8."""
     from rec_edge import Predictor
@@ -87,7 +93,8 @@ def run_rec_edge(
     from rec_edge.export import export
     from rec_edge.train import train
 
-    name = f"{folder.name}-{'instr' if instruction else 'raw'}"
+    suffix, fields = VARIANTS[system]
+    name = f"{folder.name}-{suffix}"
     config = TrainConfig(
         train_file=str(folder / "train.jsonl"),
         validation_file=str(folder / "validation.jsonl"),
@@ -96,8 +103,8 @@ def run_rec_edge(
         name=name,
         seed=seed,
         shots=0 if k == 0 else None,
-        use_templates=instruction,
         force=True,
+        **fields,
     )
     started = time.perf_counter()
     result = train(config)
@@ -276,6 +283,9 @@ def main() -> None:
     )
     skip = {tuple(s.split(":")) for s in args.skip.split(",") if s}
     systems = args.systems.split(",")
+    unknown = sorted(set(systems) - set(VARIANTS) - {"setfit", "probe"})
+    if unknown:
+        parser.error(f"--systems: unknown {unknown} (known: {sorted(VARIANTS)}, setfit, probe)")
     for dataset in args.datasets.split(","):
         train_file, test_file, text_field, label_field = DATASETS[dataset]
         rows = read_rows(train_file, text_field, label_field)
@@ -304,9 +314,7 @@ def main() -> None:
                 results: dict[str, Any] = {}
                 for system in todo:
                     if system.startswith("rec-edge"):
-                        results[system] = run_rec_edge(
-                            folder, test, k, seed, system.endswith("instruction")
-                        )
+                        results[system] = run_rec_edge(folder, test, k, seed, system)
                 if peers:
                     results.update(run_peers(folder, test, seed, peers))
                 with log.open("a", encoding="utf-8") as f:

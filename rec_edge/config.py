@@ -57,6 +57,7 @@ class TrainConfig:
     descriptions: dict[str, str] = field(default_factory=dict)  # label -> a sentence (the head's)
     head: str = "descriptions"  # classify: descriptions (train.heads) | linear (a fresh matrix)
     max_length: int = 128
+    pair_loss: float = 0.0  # classify, descriptions head: weight of the in-batch pair loss
     method: str = "lora"  # lora | full
     lora_r: int = 16
     lora_alpha: int = 32
@@ -118,6 +119,13 @@ class TrainConfig:
             p.append(
                 "shots=0 (zero-shot) needs task=classify and head=descriptions: only label "
                 "descriptions can score labels that have no example"
+            )
+        if self.pair_loss < 0:
+            p.append(f"pair_loss={self.pair_loss} (must be >= 0)")
+        if self.pair_loss and (self.task != "classify" or self.head != "descriptions"):
+            p.append(
+                f"pair_loss={self.pair_loss} needs task=classify and head=descriptions (it pulls "
+                "the pooled text embeddings that the description head scores)"
             )
         if self.min_steps < 0:
             p.append(f"min_steps={self.min_steps} (must be >= 0)")

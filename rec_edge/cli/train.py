@@ -178,6 +178,14 @@ def _split_csv(ctx: click.Context, param: click.Parameter, value: str | None) ->
     help="Set the model's dropout layers to this (MiniLM was pretrained with 0.1).",
 )
 @click.option(
+    "--pair-loss",
+    type=click.FloatRange(min=0.0),
+    default=0.0,
+    show_default=True,
+    help="Add this weight times SetFit's pair loss on each batch's texts (cosine toward 1 for "
+    "the same label, 0 for different ones) to the cross-entropy; descriptions head only.",
+)
+@click.option(
     "--lora-layers",
     type=click.IntRange(min=1),
     help="LoRA in the last N layers only; backpropagation stops below them. [default: the "

@@ -189,7 +189,7 @@ def _build_model(
             lora_layers=config.lora_layers,
         )
     if head is not None:
-        return _Model(description_classifier(model, head), rank, head)
+        return _Model(description_classifier(model, head, config.pair_loss), rank, head)
     return _Model(pair_model(model) if rank else model, rank, None)
 
 

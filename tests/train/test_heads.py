@@ -11,7 +11,14 @@ import pytest
 from rec_edge.config import TrainConfig
 from rec_edge.data.templates import TemplateSet
 from rec_edge.errors import ConfigError
-from rec_edge.train.heads import LabelHead, description_classifier, embed, extend_head, initial_head
+from rec_edge.train.heads import (
+    LabelHead,
+    description_classifier,
+    embed,
+    extend_head,
+    initial_head,
+    pair_loss,
+)
 from tests.conftest import make_examples, tiny_train_config, write_jsonl
 
 
@@ -42,6 +49,8 @@ def test_schedule_has_a_floor_and_a_data_sized_rate() -> None:
     assert TrainConfig(train_file="x", learning_rate=3e-5).resolved_learning_rate(16) == 3e-5
     with pytest.raises(ConfigError, match="zero-shot"):
         TrainConfig(train_file="x.jsonl", shots=0, head="linear")
+    with pytest.raises(ConfigError, match="pair_loss=1.0 needs task=classify and head="):
+        TrainConfig(train_file="x.jsonl", pair_loss=1.0, head="linear")
 
 
 def test_torch_and_numpy_heads_agree_and_extend(tiny_model, tmp_path) -> None:
@@ -75,6 +84,18 @@ def test_torch_and_numpy_heads_agree_and_extend(tiny_model, tmp_path) -> None:
     assert bigger.labels == ["a", "b", "c"] and bigger.rows.shape == (3, head.rows.shape[1])
     assert bigger.bias[2] == pytest.approx(-0.5)  # the mean of the trained biases
     assert np.allclose(bigger.rows[:2], head.rows)
+
+
+def test_pair_loss_is_setfits_objective_on_the_batchs_pairs() -> None:
+    import torch
+
+    unit = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), dim=-1)
+    # texts 0 and 1 share a label and coincide; 2 is orthogonal to both: nothing to learn
+    assert pair_loss(unit, torch.tensor([0, 0, 1])).item() == pytest.approx(0.0)
+    # relabelled: (0, 1) coincide but differ (gap 1), (0, 2) share a label at cosine 0 (gap 1),
+    # (1, 2) differ and are orthogonal (gap 0)
+    assert pair_loss(unit, torch.tensor([0, 1, 0])).item() == pytest.approx(2 / 3)
+    assert pair_loss(unit[:1], torch.tensor([0])).item() == 0.0  # a batch of one has no pair
 
 
 def test_sixteen_examples_get_the_floor_of_steps(tmp_path, tiny_model) -> None:

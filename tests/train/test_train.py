@@ -104,7 +104,8 @@ def test_kill_mid_run_then_resume(tmp_path, tiny_model, topic_files) -> None:
     assert run["metrics"]["validation"]["n"] > 0
 
 
-def test_minilm_learns_topics_few_shot(tmp_path, topic_files) -> None:
+@pytest.mark.parametrize("pair_loss", [0.0, 1.0])
+def test_minilm_learns_topics_few_shot(tmp_path, topic_files, pair_loss) -> None:
     config = tiny_train_config(
         None,
         topic_files,
@@ -114,9 +115,11 @@ def test_minilm_learns_topics_few_shot(tmp_path, topic_files) -> None:
         shots=8,
         epochs=3,
         learning_rate=1e-3,
+        pair_loss=pair_loss,
     )
     result = train(config)
     assert result.metrics["test"]["accuracy"] >= 0.9
+    assert json.loads((result.run_dir / "run.json").read_text())["config"]["pair_loss"] == pair_loss
 
 
 def test_cli_json_output_is_clean(tmp_path, tiny_model, topic_files) -> None:
