@@ -297,6 +297,12 @@ def command(
     )
     if result.skipped:
         click.echo(f"skipped {result.skipped} invalid rows (listed in run.json)")
+    if result.truncated:
+        click.echo(
+            f"{result.truncated} training texts were cut at --max-length {config.max_length} "
+            "tokens (their ends were not read): raise --max-length, or shorten the template "
+            "(rank: fewer --history items)"
+        )
     for split in ("validation", "test"):
         m = summary[split]
         if m:

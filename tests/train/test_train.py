@@ -147,6 +147,12 @@ def test_cli_json_output_is_clean(tmp_path, tiny_model, topic_files) -> None:
     summary = json.loads(result.stdout)  # the Trainer's own logs went to stderr
     assert summary["run_dir"] == str(tmp_path / "cli")
     assert summary["test"] is None and 0 <= summary["validation"]["accuracy"] <= 1
+    assert summary["truncated_train_examples"] == 0
+
+    short = ["--max-length", "4", "--force"]  # every topic text is longer than 4 tokens
+    result = CliRunner().invoke(main, [*args[:-3], *short])
+    assert result.exit_code == 0, result.output
+    assert "training texts were cut at --max-length 4 tokens" in result.stdout
 
 
 def test_resume_skips_a_checkpoint_cut_off_while_saving(tmp_path) -> None:
