@@ -56,7 +56,9 @@ class TrainConfig:
     label_names: dict[str, str] = field(default_factory=dict)  # verbalizer: label -> words
     descriptions: dict[str, str] = field(default_factory=dict)  # label -> a sentence (the head's)
     head: str = "descriptions"  # classify: descriptions (train.heads) | linear (a fresh matrix)
-    max_length: int = 128
+    # tokens read of each input; None: the model's own limit, at most 512 (models.default_max_length;
+    # all-MiniLM-L6-v2: 256): a cut review loses its verdict (benchmarks/RESULTS.md, few-shot)
+    max_length: int | None = None
     pair_loss: float = 0.0  # classify, descriptions head: weight of the in-batch pair loss
     method: str = "lora"  # lora | full
     lora_r: int = 16
@@ -138,8 +140,9 @@ class TrainConfig:
             )
         if self.max_steps is not None and self.max_steps < 1:
             p.append(f"max_steps={self.max_steps} (must be >= 1)")
+        if self.max_length is not None and self.max_length < 1:
+            p.append(f"max_length={self.max_length} (must be >= 1)")
         for name in (
-            "max_length",
             "lora_r",
             "lora_alpha",
             "batch_size",

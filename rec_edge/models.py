@@ -8,11 +8,16 @@ is accepted as well.
 from __future__ import annotations
 
 import importlib
+import json
 from pathlib import Path
+from typing import Any
 
 from rec_edge.errors import ModelNotFoundError
 
 DEFAULT_MODEL = "minilm"
+# the longest default input: attention's cost grows with the square of the length, and a model
+# with a context of thousands of tokens would make a CPU run of long documents crawl
+MAX_DEFAULT_LENGTH = 512
 
 # alias -> (import name, distribution name)
 MODEL_PACKAGES = {
@@ -49,3 +54,16 @@ def resolve_model(name: str | None = None) -> str:
             f"such as 'org/model', or '{DEFAULT_MODEL}' for the embedded default."
         )
     return name  # a hub id: transformers loads it (needs a network or a filled cache)
+
+
+def default_max_length(model_path: str, tokenizer: Any, model_config: Any = None) -> int:
+    """The tokens a model reads by default: the least of what it was trained to read (a
+    sentence-transformers folder's max_seq_length: all-MiniLM-L6-v2 says 256), its tokenizer's
+    model_max_length, its position embeddings, and MAX_DEFAULT_LENGTH."""
+    limits: list[Any] = [MAX_DEFAULT_LENGTH]
+    st_config = Path(model_path) / "sentence_bert_config.json"
+    if st_config.is_file():
+        limits.append(json.loads(st_config.read_text(encoding="utf-8")).get("max_seq_length"))
+    limits.append(getattr(tokenizer, "model_max_length", None))  # unset: transformers puts 1e30
+    limits.append(getattr(model_config, "max_position_embeddings", None))
+    return min(n for n in limits if isinstance(n, int) and n > 0)

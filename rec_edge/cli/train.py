@@ -153,7 +153,11 @@ def _split_csv(ctx: click.Context, param: click.Parameter, value: str | None) ->
     "(zero-shot with --shots 0, labels added at export); linear is a fresh label matrix.",
 )
 @click.option(
-    "--max-length", default=128, show_default=True, help="Truncate inputs to this many tokens."
+    "--max-length",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Tokens read of each input; longer ones are cut (and counted). Default: the model's own "
+    "limit, at most 512 (all-MiniLM-L6-v2: 256). Lower it to train and predict faster on long texts.",
 )
 @click.option(
     "--method",
@@ -299,7 +303,7 @@ def command(
         click.echo(f"skipped {result.skipped} invalid rows (listed in run.json)")
     if result.truncated:
         click.echo(
-            f"{result.truncated} training texts were cut at --max-length {config.max_length} "
+            f"{result.truncated} training texts were cut at --max-length {result.max_length} "
             "tokens (their ends were not read): raise --max-length, or shorten the template "
             "(rank: fewer --history items)"
         )

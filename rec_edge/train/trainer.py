@@ -15,7 +15,7 @@ import math
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ import numpy as np
 from rec_edge.config import TrainConfig, config_to_dict
 from rec_edge.data.tasks import ClassificationData, Split, build_classification, run_name
 from rec_edge.metrics import classification_report, pair_report
-from rec_edge.models import resolve_model
+from rec_edge.models import default_max_length, resolve_model
 from rec_edge.train.heads import HEAD_FILE, LabelHead, description_classifier, initial_head
 from rec_edge.train.pairs import (
     EMBEDDING_DIM,
@@ -46,6 +46,7 @@ class TrainResult:
     skipped: int
     truncated: int
     precision: Precision
+    max_length: int  # the tokens read of each input (the default resolved)
 
 
 class _Encoded:
@@ -124,6 +125,12 @@ class _Model:
     head: LabelHead | None  # the description head's start (None: linear or two-tower)
 
 
+def _default_max_length(model_path: str, tokenizer: Any) -> int:
+    from transformers import AutoConfig
+
+    return default_max_length(model_path, tokenizer, AutoConfig.from_pretrained(model_path))
+
+
 def _tokenizer(model_path: str) -> Any:
     from transformers import AutoTokenizer
 
@@ -138,7 +145,7 @@ def _tokenizer(model_path: str) -> Any:
 
 
 def _build_model(
-    config: TrainConfig, model_path: str, tokenizer: Any, data: ClassificationData
+    config: TrainConfig, model_path: str, tokenizer: Any, data: ClassificationData, max_length: int
 ) -> _Model:
     """The encoder with its head (descriptions, a fresh label matrix, or the two towers' rows),
     dropout as configured, LoRA-wrapped for --method lora."""
@@ -175,7 +182,7 @@ def _build_model(
             tokenizer,
             labels,
             descriptions,
-            config.max_length,
+            max_length,
             (data.train.texts, data.train.label_ids) if config.shots != 0 else ((), ()),
         )
     if config.method == "lora" and config.shots != 0:
@@ -425,16 +432,25 @@ def train(config: TrainConfig) -> TrainResult:
         print(f"precision: {precision.note}", file=sys.stderr)
     set_seed(config.seed)  # before the head and the LoRA matrices are initialized
     tokenizer = _tokenizer(model_path)
-    built = _build_model(config, model_path, tokenizer, data)
+    # from here on every step (and run.json) reads the resolved length
+    max_length = config.max_length or _default_max_length(model_path, tokenizer)
+    config = replace(config, max_length=max_length)
+    built = _build_model(config, model_path, tokenizer, data, max_length)
     encode: Any = PairDataset if built.rank else _Encoded
-    train_set = encode(data.train, tokenizer, config.max_length)
-    validation_set = encode(data.validation, tokenizer, config.max_length)
-    test_set = encode(data.test, tokenizer, config.max_length) if data.test else None
+    train_set = encode(data.train, tokenizer, max_length)
+    validation_set = encode(data.validation, tokenizer, max_length)
+    test_set = encode(data.test, tokenizer, max_length) if data.test else None
     sets = (train_set, validation_set, test_set)
     fitted = _fit(config, built, work, sets, tokenizer, data.labels, precision)
     metrics = fitted.metrics
     result = TrainResult(
-        final, metrics, fitted.seconds, len(data.skipped), train_set.truncated, precision
+        final,
+        metrics,
+        fitted.seconds,
+        len(data.skipped),
+        train_set.truncated,
+        precision,
+        max_length,
     )
     if not fitted.main_process:
         return result
