@@ -341,6 +341,7 @@ def _choose(gate: Gate, config: ExportConfig, log: Any) -> Candidate:
     if config.fallback != "fp32":
         lines = "\n".join(
             f"  {r['recipe']:<28} {r['metric']} {r[r['metric']]:.4f} drop {r['drop_points']:+.2f} pts"
+            f" shift {r['fp32_shift']:.3f}"
             f" batch variance {r['batch_variance']:.1e}"
             for r in (c.row() for c in gate.tried)
         )
@@ -538,5 +539,6 @@ def _aliases(names: dict[str, str], texts: dict[str, str]) -> dict[str, str]:
 
 def _summary(candidate: Candidate) -> dict[str, Any]:
     row = candidate.row()
-    keep = ("recipe", "metric", *candidate.metrics, "drop_points", "ms_per_item", "size_mb")
+    keep = ("recipe", "metric", *candidate.metrics, "drop_points", "fp32_shift")
+    keep += ("fp32_label_changes", "ms_per_item", "size_mb")
     return {k: row[k] for k in keep}

@@ -45,6 +45,12 @@ def test_default_bundle(tiny_bundle: Path, tiny_run) -> None:
     assert m.recipe["batch_variance"] <= 1e-3 and "never deciding" in m.recipe["choice_rule"]
     assert m.recipe["fusions"]["Attention"] == 2
     assert m.metrics["chosen"]["drop_points"] <= 1.0
+    # the choice: the passing recipe whose probabilities moved least from fp32's
+    rows = m.metrics["gate"]
+    assert rows[0]["fp32_shift"] == 0 and all(r["fp32_shift"] > 0 for r in rows[1:])
+    closest = min((r for r in rows[1:] if r["passed"]), key=lambda r: r["fp32_shift"])
+    assert m.recipe["name"] == closest["recipe"]
+    assert m.metrics["chosen"]["fp32_shift"] == closest["fp32_shift"]
     assert m.source["run_name"] == "tiny" and m.versions["onnxruntime"]
     assert "Recipes tried" in (tiny_bundle / "README.md").read_text()
 
@@ -123,7 +129,9 @@ def test_gate_refuses_batch_variance(
         **QUIET,
     )
     assert result.recipe["batch_invariant"] is False
-    assert [row["recipe"] for row in result.gate][4:] == list(VARIANT_CANDIDATES)
+    assert [row["recipe"] for row in result.gate][1 + len(GATE_CANDIDATES) :] == list(
+        VARIANT_CANDIDATES
+    )
 
 
 def _fp32_predictor(bundle: Path) -> Predictor:
@@ -193,7 +201,10 @@ def test_gate_failure_then_fallback(failing_gate, tiny_run, tmp_path: Path) -> N
     )
     manifest = json.loads((out / "rec_edge.json").read_text())
     assert result.recipe["name"] == manifest["recipe"]["name"] == "fp32"
-    assert [row["passed"] for row in manifest["metrics"]["gate"][1:]] == [False] * 4
+    # the candidates and the sensitivity pass's one step
+    assert [row["passed"] for row in manifest["metrics"]["gate"][1:]] == [False] * (
+        len(GATE_CANDIDATES) + 1
+    )
     assert manifest["metrics"]["sensitivity"]  # per-node ranking saved in the bundle
 
 

@@ -1,0 +1,67 @@
+"""The gate's choice among passing candidates: the closest to fp32, not the luckiest on labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from rec_edge.export.gate import Candidate, Gate, fidelity
+from rec_edge.export.quantize import RECIPES
+
+
+def _candidate(name: str, score: float, probabilities: np.ndarray) -> Candidate:
+    return Candidate(
+        RECIPES[name], Path(name), score, {"accuracy": score}, 1e-3, 1, probabilities=probabilities
+    )
+
+
+def test_fidelity_counts_shift_and_changed_labels() -> None:
+    reference = np.array([[0.9, 0.1], [0.45, 0.55], [0.2, 0.8]])
+    moved = np.array([[0.8, 0.2], [0.55, 0.45], [0.2, 0.8]])
+    shift, changed = fidelity(reference, moved)
+    assert np.isclose(shift, (0.1 + 0.1 + 0.0) / 3) and changed == 1
+    assert fidelity(reference, reference) == (0.0, 0)
+
+
+def test_rank_probabilities_change_labels_at_one_half() -> None:
+    shift, changed = fidelity(np.array([[0.52], [0.9]]), np.array([[0.48], [0.85]]))
+    assert np.isclose(shift, 0.045) and changed == 1
+
+
+def test_choice_is_the_closest_to_fp32_not_the_best_scored() -> None:
+    """A recipe that changes many labels can match fp32's accuracy on a small set by luck (the
+    changes cancel); the gate keeps the recipe that moves the probabilities least."""
+    rng = np.random.default_rng(0)
+    reference = rng.dirichlet([1.0, 1.0], size=64)
+    close = np.clip(reference + rng.normal(0, 0.01, reference.shape), 0, 1)
+    far = np.clip(reference + rng.normal(0, 0.2, reference.shape), 0, 1)
+    fp32 = _candidate("fp32", 0.75, reference)
+    gate = Gate(
+        evaluator=None, fused=Path(), unfused=Path(), fp32=fp32, max_drop=1.0, calibration=[]
+    )  # type: ignore[arg-type]
+    lucky = _candidate("calibrated", 0.76, far)  # better scored, far from fp32
+    faithful = _candidate("calibrated-per-channel-rr", 0.745, close)
+    for candidate in (lucky, faithful):
+        candidate.fp32_shift, candidate.fp32_label_changes = fidelity(
+            reference, candidate.probabilities
+        )
+    gate.tried += [lucky, faithful]
+    assert gate.choose() is faithful
+    assert faithful.fp32_shift < lucky.fp32_shift and lucky.fp32_label_changes > 0
+    faithful.passed = False  # failed on the metric: the lucky one is all that passes
+    assert gate.choose() is lucky
+
+
+def test_ties_keep_the_first_tried() -> None:
+    reference = np.array([[0.3, 0.7]])
+    fp32 = _candidate("fp32", 1.0, reference)
+    gate = Gate(
+        evaluator=None, fused=Path(), unfused=Path(), fp32=fp32, max_drop=1.0, calibration=[]
+    )  # type: ignore[arg-type]
+    first, second = (
+        _candidate("calibrated-per-channel", 1.0, reference),
+        _candidate("calibrated", 1.0, reference),
+    )
+    gate.tried += [first, second]
+    assert gate.choose() is first
