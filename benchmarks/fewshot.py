@@ -246,6 +246,9 @@ def main() -> None:
     parser.add_argument("--datasets", default="bbc,banking77,drugs")
     parser.add_argument("--shots", default="0,8,16,64")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="seeds FIRST, FIRST+1, ... (a missing cell's seed)"
+    )
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--skip", default="", help="dataset:K:system triples to leave out")
     parser.add_argument("--out", default="benchmarks/results/fewshot")
@@ -295,7 +298,7 @@ def main() -> None:
             folder_root / "test.jsonl", read_rows(test_file, text_field, label_field)
         )
         for k in (int(x) for x in args.shots.split(",")):
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 folder = folder_root / f"k{k}-s{seed}"
                 folder.mkdir(parents=True, exist_ok=True)
                 train, validation = (
