@@ -161,10 +161,11 @@ def _split_csv(ctx: click.Context, param: click.Parameter, value: str | None) ->
 )
 @click.option(
     "--method",
-    type=click.Choice(["lora", "full"]),
-    default="lora",
+    type=click.Choice(["auto", "lora", "full"]),
+    default="auto",
     show_default=True,
-    help="LoRA adapters or full fine-tuning.",
+    help="LoRA adapters or full fine-tuning; auto: full for a classify run of at most "
+    "5,000 training examples (few shots), LoRA otherwise.",
 )
 @click.option("--lora-r", default=16, show_default=True, help="LoRA rank.")
 @click.option("--lora-alpha", default=32, show_default=True, help="LoRA alpha.")

@@ -434,7 +434,9 @@ def train(config: TrainConfig) -> TrainResult:
     tokenizer = _tokenizer(model_path)
     # from here on every step (and run.json) reads the resolved length
     max_length = config.max_length or _default_max_length(model_path, tokenizer)
-    config = replace(config, max_length=max_length)
+    config = replace(
+        config, max_length=max_length, method=config.resolved_method(len(data.train.texts))
+    )
     built = _build_model(config, model_path, tokenizer, data, max_length)
     encode: Any = PairDataset if built.rank else _Encoded
     train_set = encode(data.train, tokenizer, max_length)

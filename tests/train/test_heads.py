@@ -38,7 +38,7 @@ def test_describe_uses_written_descriptions_then_the_template() -> None:
 
 
 def test_schedule_has_a_floor_and_a_data_sized_rate() -> None:
-    config = TrainConfig(train_file="x.jsonl")
+    config = TrainConfig(train_file="x.jsonl", method="lora")
     assert config.resolved_steps(16) == config.min_steps  # 1 step an epoch: the floor decides
     assert config.resolved_steps(10_000) == 5 * 313  # the epochs decide
     assert TrainConfig(train_file="x.jsonl", max_steps=7).resolved_steps(10_000) == 7
