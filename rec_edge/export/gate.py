@@ -271,7 +271,7 @@ class Gate:
             ) + "batch-variant (--allow-batch-variance to accept)"
         self.log(
             f"  {recipe.name:<28} {candidate.metric} {candidate.score:.4f} (drop {candidate.drop_points:+.2f} pts) "
-            f"shift {candidate.fp32_shift:.3f}, {candidate.fp32_label_changes} labels changed "
+            f"shift {candidate.fp32_shift:.3f}, {candidate.fp32_label_changes} labels changed, "
             f"batch variance {candidate.batch_variance:.1e} "
             f"{candidate.seconds_per_item * 1e3:.2f} ms/item (±{candidate.timing_spread:.0%}) "
             f"{candidate.size_bytes / 1e6:.1f} MB {'pass' if candidate.passed else 'FAIL'}"
