@@ -11,6 +11,8 @@ label (disjoint, seeded), written under runs/fewshot/. Then, interleaved on that
   the instruction buys);
 - ``rec-edge+pairs`` (not in the default set): the defaults plus ``--pair-loss 1`` (SetFit's pair
   objective on each batch's texts beside the cross-entropy);
+- ``rec-edge+lora`` (not in the default set): LoRA instead of the few-shot default, full
+  fine-tuning (``--method auto``);
 - ``setfit`` and ``probe`` (benchmarks/fewshot_peers.py, in .venv-peers): SetFit with its
   defaults, and logistic regression on frozen embeddings.
 
@@ -54,6 +56,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "rec-edge": ("raw", {"use_templates": False}),
     "rec-edge+instruction": ("instr", {"use_templates": True}),
     "rec-edge+pairs": ("pairs", {"use_templates": False, "pair_loss": 1.0}),
+    # the ablation of --method auto at few shots: LoRA (the default above 5,000 examples)
+    "rec-edge+lora": ("lora", {"use_templates": False, "method": "lora"}),
 }
 
 

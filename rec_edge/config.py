@@ -65,8 +65,8 @@ class TrainConfig:
     max_length: int | None = None
     pair_loss: float = 0.0  # classify, descriptions head: weight of the in-batch pair loss
     # auto: full fine-tuning for a classify run of at most FULL_FINE_TUNING_MAX_EXAMPLES training
-    # examples, where a run is minutes either way (drug reviews K=64: +4 points over LoRA, K=16 a
-    # tie), LoRA otherwise (benchmarks/RESULTS.md, "Full fine-tuning at few shots")
+    # examples, where a run is minutes either way (drug reviews K=64: +4 points over LoRA, BBC
+    # +1; BANKING77 K=8 -1.4), LoRA otherwise (benchmarks/RESULTS.md, "Full fine-tuning at few shots")
     method: str = "auto"  # auto | lora | full
     lora_r: int = 16
     lora_alpha: int = 32
