@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rec_edge import ExportConfig, export
 from rec_edge.bundle import Bundle, Manifest, load_bundle
+from rec_edge.config import ExportConfig
+from rec_edge.export import export
 from rec_edge.export.pipeline import _calibration
 from rec_edge.export.quantize import RECIPES, quantize
 from rec_edge.runtime import Predictor, SessionConfig
