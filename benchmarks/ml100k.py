@@ -72,7 +72,7 @@ def train_bundle(args: argparse.Namespace, seed: int) -> tuple[str, Path]:
         name = args.name or f"ml100k-{args.shots or 'full'}"
         config = TrainConfig(train_file=args.data, task="rank", shots=args.shots,
                              epochs=args.epochs or (10 if args.shots else 1),
-                             name=f"{name}-seed{seed}", max_length=128, model=args.model,
+                             name=f"{name}-seed{seed}", max_length=args.max_length, model=args.model,
                              learning_rate=args.learning_rate, seed=seed,
                              validation_limit=300 if args.shots else 1000, dropout=0.0,
                              lora_dropout=0.0, early_stopping_patience=None,
@@ -210,6 +210,8 @@ def main() -> None:
     parser.add_argument("--model", help="start from this model (default: all-MiniLM-L6-v2), e.g. runs/X/model")
     parser.add_argument("--name", help="the run's name (default: ml100k-full or ml100k-SHOTS), -seedS added")
     parser.add_argument("--item-template", help="rec-edge train --item-template")
+    parser.add_argument("--max-length", type=int, default=128,
+                        help="rec-edge train --max-length (128 holds ten bare titles; a template needs more)")
     parser.add_argument("--learning-rate", type=float, help="default: rec-edge train's")
     parser.add_argument("--quantize", default="auto", help="rec-edge export --quantize (auto: the gate's choice)")
     parser.add_argument("--seed", type=int, default=42, help="the first seed")

@@ -181,6 +181,27 @@ def test_the_stack_is_never_worse_than_its_parts(text_knows: bool) -> None:
         CollaborativeTables.from_arrays({"titles": np.array(sorted(tables.index)), **broken})
 
 
+def test_the_stack_keeps_both_counts_when_validation_cannot_tell() -> None:
+    """Two counts that carry the same signal score alike on validation: the smallest subset
+    would keep one of them by chance; the pair is kept when it is within the tolerance of the
+    best, and a part that adds nothing still stays out."""
+    from rec_edge.train.stack import TOLERANCE, choose
+
+    rng = np.random.default_rng(0)
+    labels = (rng.random(300) < 0.5).astype(float)
+    signal = labels + rng.normal(0, 1.2, 300)
+    share, rate = signal + rng.normal(0, 0.05, 300), signal + rng.normal(0, 0.05, 300)
+    noise = rng.normal(0, 1, 300)
+    features = np.column_stack([noise, share, rate])
+    names = ("noise", "share", "rate")
+    _, plain = choose(features, labels, names, seed=0)
+    _, kept = choose(features, labels, names, seed=0, prefer=("share", "rate"))
+    assert len(plain["chosen"]) == 1 and plain["chosen"][0] in ("share", "rate")
+    assert kept["chosen"] == ["share", "rate"] and kept["preferred"] == ["share", "rate"]
+    scores = kept["validation_auc"]
+    assert scores["share + rate"] >= max(scores.values()) - TOLERANCE
+
+
 def test_item_counts_count_each_user_and_title_once() -> None:
     from rec_edge.data.recommend import PointwiseExample, Preference, item_counts
 
