@@ -23,6 +23,7 @@ def model_card(m: Manifest) -> str:
     )
     rows = "\n".join(
         f"| {r['recipe']} | {r[r['metric']]:.4f} | {r['drop_points']:+.2f} "
+        f"| {r.get('allowed_drop', float('nan')):.2f} "
         f"| {r.get('fp32_shift', float('nan')):.3f} | {r.get('fp32_label_changes', '-')} "
         f"| {r.get('batch_variance', float('nan')):.1e} "
         f"| {r['ms_per_item']:.2f} | {r['size_mb']:.1f} | {'yes' if r['passed'] else 'no'} |"
@@ -59,8 +60,8 @@ exported {m.created} with rec-edge {m.versions.get("rec-edge", "?")}.
 
 ## Recipes tried
 
-| recipe | {metric} | drop (pts) | shift from fp32 | labels changed | batch variance | ms/item | MB | passed |
-|---|---|---|---|---|---|---|---|---|
+| recipe | {metric} | drop (pts) | allowed (pts) | shift from fp32 | labels changed | batch variance | ms/item | MB | passed |
+|---|---|---|---|---|---|---|---|---|---|
 {rows}
 
 Chosen by: {m.recipe.get("choice_rule", "the fastest passing recipe (before rec-edge 0.2)")}.
