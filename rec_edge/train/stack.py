@@ -6,11 +6,14 @@ often the training rows rated and liked each title, targets and history titles o
 the user's liked share of the history in the request), and the candidate's similarity to the
 liked history titles in the model's item space. Each subset of them is a candidate: a logistic
 regression on its features, judged by its AUC in 5-fold cross-validation on the validation rows;
-the smallest subset within ``TOLERANCE`` of the best is refitted on all of them, with both counts
-added to it if it stays within ``TOLERANCE`` with them (``COUNTS``: the baseline a recommender
-always has, which a few hundred validation rows cannot tell apart from either count alone). Every part alone is a
-candidate, so on validation the chosen stack is as good as each part, within ``TOLERANCE`` (with
-few validation rows a noise score would otherwise join by chance). The exposure (does the
+the smallest subset within ``TOLERANCE`` of the best is refitted on all of them. The like stack
+starts from the two counts (``COUNTS``: the baseline a recommender always has, model-free, which a
+few hundred validation rows cannot rank against the model's parts): among the subsets that hold
+both, the smallest within ``TOLERANCE`` of the best of them is kept, so a model part joins the
+counts only if it adds more than ``TOLERANCE``, as long as that choice stays within ``TOLERANCE``
+of every part alone (else the plain choice above). Every part alone is a candidate, so on
+validation the chosen stack is as good as each part, within ``TOLERANCE`` (with few validation
+rows a noise score would otherwise join by chance). The exposure (does the
 user rate the title at all) is stacked the same way, on the validation pairs against titles the
 user never rated; and a title outside the catalog gets weights of its own for the text, the
 user's share and the similarity (new items: no counts, no tables), and an exposure of its own
@@ -50,7 +53,7 @@ FOLDS = 5
 L2 = 1e-2  # on standardized features, per validation row
 TOLERANCE = 0.002  # of cross-validated AUC: a part joins the stack only if it adds more
 CHANCE_SE = 2.0  # standard errors above chance that a guarded stack must be to beat the constant
-# the like stack's floor: kept whenever some subset holding both is within TOLERANCE of the best
+# the like stack's base: the model's parts join it, when the choice stays as good as each part
 COUNTS = ("user liked share", "item like rate")
 
 
@@ -104,13 +107,14 @@ def choose(
     names: Sequence[str],
     seed: int,
     constant: bool = False,
-    prefer: Sequence[str] = (),
+    base: Sequence[str] = (),
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """The weights (zero for features left out) of the smallest subset of ``names`` within
     ``TOLERANCE`` of the best cross-validated AUC, refitted on every row; and the AUC of each
-    subset. The names of ``prefer`` join that subset if it stays within ``TOLERANCE`` with them
-    (and nothing else joins for them). With ``constant``, the empty subset (the intercept alone) is chosen instead
-    unless that subset beats chance (0.5) by ``chance_margin``."""
+    subset. With ``base``, the search is among the subsets holding all of ``base`` (the smallest
+    within ``TOLERANCE`` of the best of those), kept if it is within ``TOLERANCE`` of every part
+    alone. With ``constant``, the empty subset (the intercept alone) is chosen instead unless that
+    subset beats chance (0.5) by ``chance_margin``."""
     scores: dict[tuple[int, ...], float] = {}
     for size in range(1, len(names) + 1):
         for subset in combinations(range(len(names)), size):
@@ -118,10 +122,18 @@ def choose(
     top = max(scores.values())
     near = [s for s in scores if scores[s] >= top - TOLERANCE]
     best: tuple[int, ...] = min(near, key=lambda s: (len(s), -scores[s]))
-    widened = tuple(sorted({*best, *(names.index(p) for p in prefer)}))
-    if scores[widened] >= top - TOLERANCE:
-        best = widened
-    record: dict[str, Any] = {"preferred": list(prefer)} if prefer else {}
+    record: dict[str, Any] = {}
+    if base:
+        held = {names.index(b) for b in base}
+        holding = [s for s in scores if held <= set(s)]
+        top_held = max(scores[s] for s in holding)
+        near = [s for s in holding if scores[s] >= top_held - TOLERANCE]
+        from_base = min(near, key=lambda s: (len(s), -scores[s]))
+        alone = max(scores[(i,)] for i in range(len(names)))
+        record["base"] = list(base)
+        record["base_kept"] = scores[from_base] >= alone - TOLERANCE
+        if record["base_kept"]:
+            best = from_base
     if constant:
         record["chance_margin"] = round(chance_margin(labels), 5)
         if scores[best] < 0.5 + record["chance_margin"]:
@@ -170,7 +182,7 @@ def fit_stack(
         ]
     )
     like_y = np.array([float(r.label == "yes") for r in validation])
-    like_weights, like_record = choose(like_x, like_y, LIKE_FEATURES, seed, prefer=COUNTS)
+    like_weights, like_record = choose(like_x, like_y, LIKE_FEATURES, seed, base=COUNTS)
     # exposure: each validation pair (rated) against titles its user never rated
     pairs = [
         (r, item, label)

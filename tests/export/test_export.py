@@ -192,7 +192,10 @@ def failing_gate(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-de
 
 def test_gate_failure_then_fallback(failing_gate, tiny_run, tmp_path: Path) -> None:
     out = tmp_path / "gated"
-    with pytest.raises(AccuracyGateError, match=r"No quantization recipe stayed within its allowed drop \(1.0 accuracy") as info:
+    with pytest.raises(
+        AccuracyGateError,
+        match=r"No quantization recipe stayed within its allowed drop \(1.0 accuracy",
+    ) as info:
         export(ExportConfig(run_dir=str(tiny_run.run_dir), out=str(out)), **QUIET)
     assert "calibrated-per-channel+fp32x2" in str(info.value)  # the sensitivity pass ran
     assert not out.exists()
