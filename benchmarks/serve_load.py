@@ -16,6 +16,11 @@ MovieLens bundle, a real user's last 10 ratings and 20 candidates a request):
 3. overload on rec-edge serve: 8x the rate it sustained at 32 clients offered open loop, 50,000
    requests; status counts, p99 of the admitted, server RSS over the run, and how soon after the
    burst a request is answered at the nominal latency again.
+
+With ``--pin SERVER_CPUS:CLIENT_CPUS`` (taskset lists, e.g. ``0:1``) every server and the
+in-process references run on the server CPUs with as many onnxruntime threads, and Locust (and
+this script) on the others: the client's work is not charged to the server. Without it all
+share every core, as before.
 """
 
 from __future__ import annotations
@@ -47,6 +52,32 @@ LOCUSTFILE = ROOT / "benchmarks" / "serve_locustfile.py"
 
 
 @dataclass
+class Pin:
+    server: str = ""  # taskset CPU lists; empty: no pinning
+    client: str = ""
+
+    @property
+    def threads(self) -> int:
+        return len(cpus(self.server))
+
+    def prefix(self, side: str) -> list[str]:
+        cores = getattr(self, side)
+        return ["taskset", "-c", cores] if cores else []
+
+
+PIN = Pin()
+
+
+def cpus(spec: str) -> set[int]:
+    """The CPUs of a taskset list ("0", "1-3", "0,2")."""
+    found: set[int] = set()
+    for part in filter(None, spec.split(",")):
+        first, _, last = part.partition("-")
+        found.update(range(int(first), int(last or first) + 1))
+    return found
+
+
+@dataclass
 class Server:
     name: str
     argv: list[str]  # {port} and {bundle} are filled in
@@ -59,15 +90,21 @@ def servers(kind: str, litserve_batch: tuple[int, float]) -> list[Server]:
     serve = [str(BIN / "rec-edge"), "serve", "--bundle", "m={bundle}", "--port", "{port}"]
     peers = [sys.executable, str(ROOT / "benchmarks" / "serve_peers.py")]
     size, timeout = litserve_batch
-    return [
-        Server("rec-edge serve", serve, f"/v1/models/m/{verb}"),
+    threads = ["--threads", str(PIN.threads)] if PIN.server else []
+    workers = [
         Server(
             "rec-edge serve --workers 2 --threads 1",
             [*serve, "--workers", "2", "--threads", "1"],
             f"/v1/models/m/{verb}",
-        ),
+        )
+    ]
+    return [
+        Server("rec-edge serve", [*serve, *threads], f"/v1/models/m/{verb}"),
+        *(workers if not PIN.server or PIN.threads >= 2 else []),
         Server(
-            "FastAPI, no batching", [*peers, "naive", "{bundle}", "--port", "{port}"], f"/{verb}"
+            "FastAPI, no batching",
+            [*peers, "naive", "{bundle}", "--port", "{port}", *threads],
+            f"/{verb}",
         ),
         Server(
             f"LitServe (batch {size}, {timeout * 1000:g} ms)",
@@ -81,6 +118,7 @@ def servers(kind: str, litserve_batch: tuple[int, float]) -> list[Server]:
                 str(size),
                 "--batch-timeout",
                 str(timeout),
+                *threads,
             ],
             "/predict",
         ),
@@ -97,7 +135,7 @@ def start(
     server: Server, bundle: str, body: dict[str, Any], log: Path
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    argv = [a.format(port=port, bundle=bundle) for a in server.argv]
+    argv = PIN.prefix("server") + [a.format(port=port, bundle=bundle) for a in server.argv]
     proc = subprocess.Popen(
         argv, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
     )
@@ -161,6 +199,7 @@ def locust(
     }
     run = subprocess.run(
         [
+            *PIN.prefix("client"),
             str(BIN / "locust"),
             "-f",
             str(LOCUSTFILE),
@@ -261,8 +300,10 @@ def in_process(
         folder = out / "bench-offline"
         subprocess.run(
             [
+                *PIN.prefix("server"),
                 str(BIN / "rec-edge"),
                 "bench",
+                *(["--threads", str(PIN.threads)] if PIN.server else []),
                 bundle,
                 "--engines",
                 "onnx",
@@ -290,9 +331,19 @@ def in_process(
             "batch32_items_per_s": round(by_batch[32]["throughput"], 1),
         }
     from rec_edge.runtime import Predictor
+
+    mine = os.sched_getaffinity(0)
+    if PIN.server:
+        os.sched_setaffinity(0, cpus(PIN.server))
+    try:
+        return _rank_in_process(Predictor.load(bundle, threads=PIN.threads or None), bodies)
+    finally:
+        os.sched_setaffinity(0, mine)
+
+
+def _rank_in_process(predictor: Any, bodies: list[dict[str, Any]]) -> dict[str, Any]:
     from rec_edge.runtime.predictor import RankRequest
 
-    predictor = Predictor.load(bundle)
     requests = [RankRequest(b["liked"], b["disliked"], b["candidates"], b["k"]) for b in bodies]
     for r in requests[:20]:
         predictor.rank(r.history, r.candidates, r.k)
@@ -438,13 +489,20 @@ def main() -> None:
     parser.add_argument("--litserve-batch", default="32,0.005", help="max_batch_size,batch_timeout")
     parser.add_argument("--kinds", default="predict,rank")
     parser.add_argument("--out", default="benchmarks/results/serve")
+    parser.add_argument(
+        "--pin", default="", help="SERVER_CPUS:CLIENT_CPUS (taskset lists, e.g. 0:1); default: none"
+    )
     args = parser.parse_args()
+    if args.pin:
+        PIN.server, PIN.client = args.pin.split(":")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     size, timeout = args.litserve_batch.split(",")
     litserve_batch = (int(size), float(timeout))
     clients = [int(c) for c in args.clients.split(",")]
     report: dict[str, Any] = {"machine": machine(), "config": vars(args)}
+    if PIN.client:
+        os.sched_setaffinity(0, cpus(PIN.client))  # this script's own work is the client's
     for kind in args.kinds.split(","):
         text_file = Path(args.banking77) / "test.csv"
         if kind == "predict":

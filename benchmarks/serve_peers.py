@@ -19,12 +19,12 @@ from rec_edge.runtime import Predictor
 from rec_edge.runtime.predictor import RankRequest
 
 
-def naive(bundle: str, port: int) -> None:
+def naive(bundle: str, port: int, threads: int | None = None) -> None:
     import uvicorn
     from fastapi import FastAPI
     from pydantic import BaseModel
 
-    predictor = Predictor.load(bundle)
+    predictor = Predictor.load(bundle, threads=threads)
     app = FastAPI()
 
     class Texts(BaseModel):
@@ -57,12 +57,13 @@ def naive(bundle: str, port: int) -> None:
 class PredictAPI(ls.LitAPI):  # type: ignore[misc]
     """LitServe's API over the Predictor (module level: LitServe pickles it into its worker)."""
 
-    def __init__(self, bundle: str, **options: Any):
+    def __init__(self, bundle: str, threads: int | None = None, **options: Any):
         super().__init__(**options)
         self.bundle = bundle
+        self.threads = threads
 
     def setup(self, device: str) -> None:
-        self.predictor = Predictor.load(self.bundle)
+        self.predictor = Predictor.load(self.bundle, threads=self.threads)
         self.rank = self.predictor.manifest.task == "rank"
 
     def decode_request(self, request: dict[str, Any]) -> Any:
@@ -86,8 +87,12 @@ class PredictAPI(ls.LitAPI):  # type: ignore[misc]
         return {"predictions": [{"label": output.label, "score": output.score}]}
 
 
-def litserve(bundle: str, port: int, max_batch_size: int, batch_timeout: float) -> None:
-    api = PredictAPI(bundle, max_batch_size=max_batch_size, batch_timeout=batch_timeout)
+def litserve(
+    bundle: str, port: int, max_batch_size: int, batch_timeout: float, threads: int | None = None
+) -> None:
+    api = PredictAPI(
+        bundle, threads=threads, max_batch_size=max_batch_size, batch_timeout=batch_timeout
+    )
     server = ls.LitServer(api, accelerator="cpu", workers_per_device=1, timeout=30)
     server.run(port=port, host="127.0.0.1", generate_client_file=False, log_level="warning")
 
@@ -99,11 +104,14 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--max-batch-size", type=int, default=32)
     parser.add_argument("--batch-timeout", type=float, default=0.005)
+    parser.add_argument(
+        "--threads", type=int, help="onnxruntime intra-op threads (default: its own)"
+    )
     args = parser.parse_args()
     if args.kind == "naive":
-        naive(args.bundle, args.port)
+        naive(args.bundle, args.port, args.threads)
     else:
-        litserve(args.bundle, args.port, args.max_batch_size, args.batch_timeout)
+        litserve(args.bundle, args.port, args.max_batch_size, args.batch_timeout, args.threads)
 
 
 if __name__ == "__main__":
