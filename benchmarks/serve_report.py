@@ -50,7 +50,7 @@ def table(kind: str, data: dict[str, Any]) -> list[str]:
     return lines
 
 
-def chart(kind: str, data: dict[str, Any], path: Path) -> None:
+def chart(kind: str, data: dict[str, Any], path: Path, where: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -72,7 +72,7 @@ def chart(kind: str, data: dict[str, Any], path: Path) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("answers per second (numbers: concurrent clients)")
     ax.set_ylabel("latency ms (log)")
-    ax.set_title(f"rec-edge serve, {kind}: latency vs throughput (2 cores, loopback)")
+    ax.set_title(f"rec-edge serve, {kind}: latency vs throughput ({where}, loopback)", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -91,10 +91,19 @@ def main() -> None:
         + ". Medians over rounds.",
         "",
     ]
+    pin = report["config"].get("pin")
+    server, _, client = (pin or "").partition(":")
+    where = (
+        f"server on CPU {server}, client on {client}"
+        if pin
+        else f"{m['usable_cores']} cores shared"
+    )
+    if pin:
+        lines[2] = lines[2].replace(". Medians", f". Pinned: {where}. Medians")
     for kind in ("predict", "rank"):
         if kind in report:
             lines += table(kind, report[kind])
-            chart(kind, report[kind], folder / f"serve-{kind}.png")
+            chart(kind, report[kind], folder / f"serve-{kind}.png", where)
     (folder / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
