@@ -13,7 +13,7 @@ seeds=${SEEDS:-3}
 items='{title} ({year}), {genres}'
 for shots in 64 256; do
   python benchmarks/ml100k.py --shots "$shots" --seeds "$seeds" --out "benchmarks/results/ml100k-$shots"
-  python benchmarks/ml100k.py --shots "$shots" --seeds "$seeds" --item-template "$items" \
+  python benchmarks/ml100k.py --shots "$shots" --seeds "$seeds" --item-template "$items" --max-length 256 \
     --name "ml100k-$shots-items" --latency-users 0 --out "benchmarks/results/ml100k-$shots-items"
 done
 # new items (cold start): 20% of the titles held out entirely; with the titles and with the template
