@@ -66,6 +66,7 @@ class Pin:
 
 
 PIN = Pin()
+SERVE_VARIANTS: list[list[str]] = []  # --serve-variant: more rec-edge serve rows, extra flags
 
 
 def cpus(spec: str) -> set[int]:
@@ -98,8 +99,15 @@ def servers(kind: str, litserve_batch: tuple[int, float]) -> list[Server]:
             f"/v1/models/m/{verb}",
         )
     ]
+    variants = [
+        Server(
+            f"rec-edge serve {' '.join(flags)}", [*serve, *threads, *flags], f"/v1/models/m/{verb}"
+        )
+        for flags in SERVE_VARIANTS
+    ]
     return [
         Server("rec-edge serve", [*serve, *threads], f"/v1/models/m/{verb}"),
+        *variants,
         *(workers if not PIN.server or PIN.threads >= 2 else []),
         Server(
             "FastAPI, no batching",
@@ -490,11 +498,18 @@ def main() -> None:
     parser.add_argument("--kinds", default="predict,rank")
     parser.add_argument("--out", default="benchmarks/results/serve")
     parser.add_argument(
+        "--serve-variant",
+        action="append",
+        default=[],
+        help="another rec-edge serve row with these flags (e.g. '--session-batch 1'); repeatable",
+    )
+    parser.add_argument(
         "--pin", default="", help="SERVER_CPUS:CLIENT_CPUS (taskset lists, e.g. 0:1); default: none"
     )
     args = parser.parse_args()
     if args.pin:
         PIN.server, PIN.client = args.pin.split(":")
+    SERVE_VARIANTS.extend(v.split() for v in args.serve_variant)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     size, timeout = args.litserve_batch.split(",")
