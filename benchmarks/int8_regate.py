@@ -33,21 +33,28 @@ def main() -> None:
         run_json = json.loads((run / "run.json").read_text(encoding="utf-8"))
         lines: list[str] = []
         config = ExportConfig(
-            run_dir=str(run), out=str(Path(args.work) / run.name), force=True,
+            run_dir=str(run),
+            out=str(Path(args.work) / run.name),
+            force=True,
             seed=run_json["config"]["seed"],
         )
         bundle = export(config, log=lines.append).bundle_dir
         predictor = Predictor.load(bundle)
         predicted = [p.label for p in predictor.predict([r["text"] for r in test])]
         int8 = sum(p == r["label"] for p, r in zip(predicted, test, strict=True)) / len(test)
-        print(json.dumps({
-            "run": run.name,
-            "seed": run_json["config"]["seed"],
-            "pytorch": run_json["metrics"]["test"]["accuracy"],
-            "int8": int8,
-            "recipe": predictor.manifest.recipe.get("name"),
-            "gate": [line for line in lines if "pts" in line],
-        }), flush=True)
+        print(
+            json.dumps(
+                {
+                    "run": run.name,
+                    "seed": run_json["config"]["seed"],
+                    "pytorch": run_json["metrics"]["test"]["accuracy"],
+                    "int8": int8,
+                    "recipe": predictor.manifest.recipe.get("name"),
+                    "gate": [line for line in lines if "pts" in line],
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,14 @@ if [ ! -f "$venv/.installed-stamp" ] || [ benchmarks/serve-constraints.txt -nt "
     -e '.[serve]' fastapi litserve locust httpx matplotlib
   touch "$venv/.installed-stamp"
 fi
-"$venv/bin/python" benchmarks/serve_load.py \
-  --predict-bundle "${BUNDLE:-exports/banking77-invariance-auto1}" \
-  --rank-bundle "${RANK_BUNDLE:-exports/ml100k-demo}" "$@"
-"$venv/bin/python" benchmarks/serve_report.py benchmarks/results/serve
+# PIN=SERVER_CPUS:CLIENT_CPUS (default 0:1 with 2 or more cores; PIN= to share every core)
+cores=$(nproc)
+pin=${PIN-$([ "$cores" -ge 2 ] && echo "0:$((cores - 1))" || true)}
+out=benchmarks/results/serve${pin:+-pinned}
+bundle=${BUNDLE:-exports/banking77-invariance-auto1}
+"$venv/bin/python" benchmarks/serve_load.py --predict-bundle "$bundle" \
+  --rank-bundle "${RANK_BUNDLE:-exports/ml100k-demo}" ${pin:+--pin "$pin"} --out "$out" "$@"
+"$venv/bin/python" benchmarks/serve_report.py "$out"
+# how long a session run should be, on the server's CPUs with one thread
+${pin:+taskset -c "${pin%%:*}"} "$venv/bin/python" benchmarks/serve_runs.py "$bundle" \
+  "${BANKING77:-../shared/data/banking77}/test.csv" --threads 1 > "$out/session-runs.json"
