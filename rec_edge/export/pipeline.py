@@ -540,6 +540,6 @@ def _aliases(names: dict[str, str], texts: dict[str, str]) -> dict[str, str]:
 
 def _summary(candidate: Candidate) -> dict[str, Any]:
     row = candidate.row()
-    keep = ("recipe", "metric", *candidate.metrics, "drop_points", "fp32_shift")
+    keep = ("recipe", "metric", *candidate.metrics, "drop_points", "allowed_drop", "fp32_shift")
     keep += ("fp32_label_changes", "ms_per_item", "size_mb")
     return {k: row[k] for k in keep}
