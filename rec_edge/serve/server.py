@@ -45,6 +45,9 @@ def _bind(config: ServeConfig) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((config.host, config.port))
+    # listen now, before the URL is announced: a client that connects while uvicorn starts
+    # waits in the backlog instead of being refused
+    sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 
@@ -64,7 +67,7 @@ def _logging(config: ServeConfig) -> None:
 
 def serve(config: ServeConfig, announce: Callable[[str], None] = print) -> None:
     """Serve until SIGTERM or SIGINT, then drain and return. ``announce`` gets the URL once the
-    socket is bound (with ``port=0`` the port is the one the system picked)."""
+    socket listens (with ``port=0`` the port is the one the system picked)."""
     try:
         import uvicorn
     except ImportError:

@@ -360,3 +360,19 @@ def test_bundle_names_from_paths_and_pairs(tiny_bundle: Path) -> None:
         assert result.exit_code == 2 and message in result.output, result.output
     result = CliRunner().invoke(main, ["serve", "--bundle", "bad name=/x"])
     assert result.exit_code == 1 and "bundle names ['bad name']" in result.output
+
+
+def test_the_socket_listens_before_the_url_is_announced() -> None:
+    """A client that connects as soon as it reads the URL waits in the backlog while uvicorn
+    starts; it is never refused (a CI run once was, between the bind and uvicorn's listen)."""
+    import socket
+
+    from rec_edge.config import ServeConfig
+    from rec_edge.serve.server import _bind
+
+    sock = _bind(ServeConfig(bundles={"any": "unused"}, port=0))
+    try:
+        with socket.create_connection(sock.getsockname()[:2], timeout=5):
+            pass
+    finally:
+        sock.close()
