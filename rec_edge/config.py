@@ -301,9 +301,9 @@ class ServeConfig:
     host: str = "127.0.0.1"  # loopback unless told otherwise
     port: int = 8000
     max_batch: int = 32  # items (texts, or rank requests) gathered from the queue at once
-    # texts per session run within a gathered batch, sorted by length; None: 4 on the CPU (a
-    # padded batch of 32 short texts ran at 0.55x the rate of runs of 4: benchmarks/RESULTS.md),
-    # max_batch on other providers
+    # texts per session run within a gathered batch, sorted by length; None: on the CPU the
+    # fastest of 1, 2, 4, ... max_batch, timed at load (a padded batch of 32 short texts ran at
+    # 0.35-0.55x the rate of the best short runs: benchmarks/RESULTS.md), max_batch elsewhere
     session_batch: int | None = None
     max_wait_ms: float = 2.0  # how long a batch waits for requests already being read
     max_queue: int = 64  # items waiting per bundle; past it: 503 + Retry-After at once
@@ -362,12 +362,6 @@ class ServeConfig:
     @property
     def on_cpu(self) -> bool:
         return self.provider.lower() in ("cpu", "cpuexecutionprovider")
-
-    @property
-    def resolved_session_batch(self) -> int:
-        if self.session_batch is not None:
-            return self.session_batch
-        return 4 if self.on_cpu else self.max_batch
 
 
 SCORE_ENGINES = ("local", "ray", "spark")

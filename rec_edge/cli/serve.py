@@ -55,7 +55,8 @@ def bundle_names(paths: tuple[str, ...], named: tuple[str, ...]) -> dict[str, st
     "--session-batch",
     type=int,
     help="Texts per session run within a batch, sorted by length. "
-    "[default: 4 on the CPU, --max-batch on other providers]",
+    "[default: on the CPU the fastest of 1, 2, 4, ... up to --max-batch, timed at load; "
+    "--max-batch on other providers]",
 )
 @click.option(
     "--max-wait-ms",

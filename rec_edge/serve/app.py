@@ -111,7 +111,10 @@ class Server:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, self._reload_all)
         self.ready = True
-        log.info("ready: %s", ", ".join(self.models))
+        log.info(
+            "ready: %s",
+            ", ".join(f"{n} (session runs of {m.session_batch})" for n, m in self.models.items()),
+        )
         try:
             yield
         finally:

@@ -4,6 +4,7 @@ swap a checked and warmed Predictor in without failing a request in flight."""
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,13 @@ from rec_edge.serve.batcher import MicroBatcher
 
 # Texts of a few lengths: the first runs size onnxruntime's arena before any client waits on it.
 WARM_TEXTS = ["warm up", "a longer text to warm up the session with a few more tokens " * 4]
+# The session-run lengths tried at load on the CPU (benchmarks/RESULTS.md: of these, runs of 4 were
+# the fastest per text on an AVX2 EPYC, runs of 1 on an AVX-512 VNNI one)
+SESSION_BATCHES = (1, 2, 4, 8, 16, 32)
+SENTENCE = (
+    "please tell me why the payment I made yesterday to my landlord has not arrived yet and what "
+    "I should do about the card that was declined at the shop this morning"
+)  # 32 words
 
 
 def load_predictor(path: str | Path, config: ServeConfig) -> Predictor:
@@ -32,6 +40,48 @@ def load_predictor(path: str | Path, config: ServeConfig) -> Predictor:
     return predictor
 
 
+def calibration_batch(predictor: Predictor, size: int) -> list[Any]:
+    """A gathered batch as the server sees one, of inputs of mixed lengths: texts of 4 to 32
+    words, or rank requests of 10 liked titles and 20 candidates from the bundle's catalog."""
+    if predictor.manifest.task != "rank":
+        words = SENTENCE.split()
+        return [" ".join(words[: 4 + (7 * i) % 29]) for i in range(size)]
+    titles = predictor.catalog or WARM_TEXTS
+    return [
+        RankRequest(
+            [titles[(i + j) % len(titles)] for j in range(10)],
+            [],
+            [titles[(3 * i + j) % len(titles)] for j in range(20)],
+            10,
+        )
+        for i in range(size)
+    ]
+
+
+def session_batch(predictor: Predictor, config: ServeConfig, repeats: int = 3) -> int:
+    """How many inputs a session run takes: ``config.session_batch`` if given; on other providers
+    than the CPU, ``max_batch``; on the CPU, of SESSION_BATCHES up to ``max_batch``, the one that
+    runs a calibration batch fastest on this machine (``repeats`` interleaved timings, medians).
+    On a CPU a padded batch is often slower per text than short runs, by a factor that depends on
+    the CPU, so it is measured rather than assumed."""
+    if config.session_batch is not None:
+        return config.session_batch
+    if not config.on_cpu:
+        return config.max_batch
+    rank = predictor.manifest.task == "rank"
+    items = calibration_batch(predictor, min(config.max_batch, 8 if rank else 32))
+    sizes = [s for s in SESSION_BATCHES if s <= len(items)]
+    seconds: dict[int, list[float]] = {s: [] for s in sizes}
+    for _ in range(repeats):
+        for size in sizes:
+            started = time.perf_counter()
+            for start in range(0, len(items), size):
+                chunk = items[start : start + size]
+                predictor.rank_batch(chunk, size) if rank else predictor.logits(chunk, size)
+            seconds[size].append(time.perf_counter() - started)
+    return min(sizes, key=lambda s: statistics.median(seconds[s]))
+
+
 class ServedModel:
     """One bundle under one name. Its batcher reads ``self.predictor`` at the start of each run,
     so a reload swaps the Predictor between two runs."""
@@ -41,6 +91,7 @@ class ServedModel:
         self.path = path
         self.config = config
         self.predictor = predictor
+        self.session_batch = session_batch(predictor, config)
         self.loaded_at = time.time()
         self.executor = ThreadPoolExecutor(config.runs, thread_name_prefix=f"rec-edge-{name}")
         self.batcher: MicroBatcher | None = None
@@ -75,8 +126,8 @@ class ServedModel:
 
     def _run(self, items: list[Any]) -> Sequence[Any]:
         """One session run for the items of several requests (in the executor thread)."""
-        predictor = self.predictor  # one Predictor for the whole run, even across a reload
-        size = self.config.resolved_session_batch
+        # one Predictor (and its run length) for the whole run, even across a reload
+        predictor, size = self.predictor, self.session_batch
         if predictor.manifest.task == "rank":
             return predictor.rank_batch(items, size)
         probabilities = softmax(predictor.logits(items, size))
@@ -91,6 +142,7 @@ class ServedModel:
             "recipe": manifest.recipe,
             "source": manifest.source,
             "model_sha256": self.sha256,
+            "session_batch": self.session_batch,
             "path": str(self.path),
             "loaded_at": self.loaded_at,
             "endpoint": f"/v1/models/{self.name}/{'rank' if manifest.task == 'rank' else 'predict'}",
@@ -107,6 +159,7 @@ class ServedModel:
                     f"{self.path} is now a {predictor.manifest.task!r} bundle; {self.name!r} "
                     f"serves {self.task!r}: serve it under a new name instead"
                 )
-            self.predictor = predictor
+            size = await asyncio.to_thread(session_batch, predictor, self.config)
+            self.predictor, self.session_batch = predictor, size
             self.loaded_at = time.time()
             return {"name": self.name, "model_sha256": self.sha256, "previous_sha256": previous}

@@ -19,6 +19,7 @@ import pytest
 
 from rec_edge.bundle import load_bundle
 from rec_edge.runtime import Predictor
+from rec_edge.serve.models import SESSION_BATCHES
 from tests.conftest import make_examples
 from tests.serve.conftest import LiveServer, live_server
 
@@ -105,6 +106,8 @@ def test_models_health_ready_metrics_openapi(server: LiveServer, tiny_bundle: Pa
         assert models["topics"]["model_sha256"] == manifest.files[manifest.model_file]
         assert models["topics"]["recipe"] == manifest.recipe
         assert models["movies"]["endpoint"] == "/v1/models/movies/rank"
+        assert models["topics"]["session_batch"] in SESSION_BATCHES  # measured at load
+        assert models["movies"]["session_batch"] in SESSION_BATCHES
         assert client.get("/healthz").json() == {"status": "alive"}
         assert client.get("/readyz").json()["models"] == ["topics", "movies"]
         schema = client.get("/openapi.json").json()
