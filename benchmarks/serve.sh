@@ -14,10 +14,11 @@ if [ ! -f "$venv/.installed-stamp" ] || [ benchmarks/serve-constraints.txt -nt "
     -e '.[serve]' fastapi litserve locust httpx matplotlib
   touch "$venv/.installed-stamp"
 fi
-# PIN=SERVER_CPUS:CLIENT_CPUS (default 0:1 with 2 or more cores; PIN= to share every core)
+# PIN=SERVER_CPUS:CLIENT_CPUS (default 0:1 with 2 or more cores; PIN= to share every core);
+# OUT=FOLDER for the results (default benchmarks/results/serve-pinned, or serve when not pinned)
 cores=$(nproc)
 pin=${PIN-$([ "$cores" -ge 2 ] && echo "0:$((cores - 1))" || true)}
-out=benchmarks/results/serve${pin:+-pinned}
+out=${OUT:-benchmarks/results/serve${pin:+-pinned}}
 bundle=${BUNDLE:-exports/banking77-invariance-auto1}
 "$venv/bin/python" benchmarks/serve_load.py --predict-bundle "$bundle" \
   --rank-bundle "${RANK_BUNDLE:-exports/ml100k-demo}" ${pin:+--pin "$pin"} --out "$out" "$@"
