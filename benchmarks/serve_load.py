@@ -401,6 +401,37 @@ def closed_loop(
     return table
 
 
+def admitted_in_burst(log_lines: list[str]) -> dict[str, float] | None:
+    """The server's own times (its JSON access log: from the request's arrival at the app to
+    its answer) of the answers given between its first and last 503: how long the admitted
+    requests waited inside the server, without the client's or the kernel's share."""
+    rows = []
+    for line in log_lines:
+        if line.startswith("{"):
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    refused = [r["time"] for r in rows if r.get("status") == 503]
+    if not refused:
+        return None
+    ms = [
+        r["ms"]
+        for r in rows
+        if r.get("status") == 200 and min(refused) <= r["time"] <= max(refused)
+    ]
+    if not ms:
+        return None
+    p50, p95, p99 = np.percentile(ms, [50, 95, 99])
+    return {
+        "n": len(ms),
+        "p50_ms": round(float(p50), 2),
+        "p95_ms": round(float(p95), 2),
+        "p99_ms": round(float(p99), 2),
+        "max_ms": round(float(max(ms)), 2),
+    }
+
+
 def overload(
     kind: str,
     server: Server,
@@ -412,7 +443,9 @@ def overload(
     requests: int,
     out: Path,
 ) -> dict[str, Any]:
-    proc, url = start(server, bundle, first, out / "servers.log")
+    log = out / "servers.log"
+    offset = log.stat().st_size if log.is_file() else 0
+    proc, url = start(server, bundle, first, log)
     try:
         locust(url, server.path, bodies_file, 8, 3)
         sampler = RssSampler(proc.pid)
@@ -422,6 +455,9 @@ def overload(
             url, server.path, bodies_file, users, 120, limit=requests, rate=offered / users
         )
         ended = time.monotonic()
+        with log.open("rb") as f:
+            f.seek(offset)
+            inside = admitted_in_burst(f.read().decode("utf-8", "replace").splitlines())
         body = json.loads(bodies_file.read_text())[0]
         recovery = None
         with httpx.Client(base_url=url, timeout=10) as client:
@@ -446,6 +482,7 @@ def overload(
                 "rss_mb_last_third_max": round(max(rss[-third:]) / 2**20, 1),
                 "rss_mb_samples": [round(s / 2**20, 1) for s in rss],
                 "seconds_to_nominal_after_burst": recovery,
+                "server_side_admitted": inside,
             }
         )
         return result

@@ -35,19 +35,60 @@ def table(kind: str, data: dict[str, Any]) -> list[str]:
                 f"{median(rows, 'p50_ms'):.2f} | {median(rows, 'p95_ms'):.2f} | "
                 f"{median(rows, 'p99_ms'):.2f} | {errors} | {median(rows, 'rss_mb'):.0f} |"
             )
-    burst = data["overload"]
-    lines += [
-        "",
-        f"Overload on rec-edge serve: {burst['n']} requests offered at "
-        f"{burst['offered_per_s']} /s (target {burst['target_offered_per_s']}), statuses "
-        f"{burst['statuses']}, admitted p50 / p99 {burst.get('p50_ms')} / {burst.get('p99_ms')} ms "
-        f"(nominal p99 at 32 clients {data['nominal_p99_ms_at_32']:.2f} ms), RSS max "
-        f"{burst['rss_mb_first_third_max']} MB in the first third, "
-        f"{burst['rss_mb_last_third_max']} MB in the last; nominal latency again "
-        f"{burst['seconds_to_nominal_after_burst']} s after the burst.",
-        "",
-    ]
-    return lines
+    bursts = data.get("overload_by_server") or {"rec-edge serve": data["overload"]}
+    nominal = data.get("nominal_p99_ms_at_32_by_server") or {
+        "rec-edge serve": data["nominal_p99_ms_at_32"]
+    }
+    for server, burst in bursts.items():
+        inside = burst.get("server_side_admitted")
+        lines += [
+            "",
+            f"Overload on {server}: {burst['n']} requests offered at "
+            f"{burst['offered_per_s']} /s (target {burst['target_offered_per_s']}), statuses "
+            f"{burst['statuses']}, admitted p50 / p99 {burst.get('p50_ms')} / "
+            f"{burst.get('p99_ms')} ms at the client"
+            + (
+                f", {inside['p50_ms']} / {inside['p99_ms']} ms in the server (max "
+                f"{inside['max_ms']})"
+                if inside
+                else ""
+            )
+            + f" (nominal p99 at 32 clients {nominal[server]:.2f} ms), RSS max "
+            f"{burst['rss_mb_first_third_max']} MB in the first third, "
+            f"{burst['rss_mb_last_third_max']} MB in the last; nominal latency again "
+            f"{burst['seconds_to_nominal_after_burst']} s after the burst.",
+        ]
+    return [*lines, ""]
+
+
+def backfill_server_side(folder: Path, report: dict[str, Any]) -> None:
+    """For a serve.json written before serve_load.py measured it: each overload burst's
+    admitted requests timed by the server, from servers.log (each server's start is a "ready:"
+    line; the bursts are the last starts, in the order of overload_by_server). One kind only."""
+    log = folder / "servers.log"
+    if not log.is_file():
+        return
+    from serve_load import admitted_in_burst
+
+    segments: list[list[str]] = []
+    for line in log.read_text("utf-8", "replace").splitlines():
+        if line.startswith("ready:"):
+            segments.append([])
+        elif segments:
+            segments[-1].append(line)
+    kinds = [kind for kind in ("predict", "rank") if kind in report]
+    if len(kinds) != 1:  # the starts of two kinds interleave: not told apart here
+        return
+    bursts = list(report[kinds[0]].get("overload_by_server", {}).values())
+    if (
+        not bursts
+        or any("server_side_admitted" in b for b in bursts)
+        or len(segments) < len(bursts)
+    ):
+        return
+    for burst, lines in zip(bursts, segments[-len(bursts) :], strict=True):
+        burst["server_side_admitted"] = admitted_in_burst(lines)
+    (folder / "serve.json").write_text(json.dumps(report, indent=1))
 
 
 def chart(kind: str, data: dict[str, Any], path: Path, where: str) -> None:
@@ -82,6 +123,7 @@ def chart(kind: str, data: dict[str, Any], path: Path, where: str) -> None:
 def main() -> None:
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else "benchmarks/results/serve")
     report = json.loads((folder / "serve.json").read_text())
+    backfill_server_side(folder, report)
     m = report["machine"]
     lines = [
         f"# Serving load test, {m['date']}",
