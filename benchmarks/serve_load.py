@@ -415,11 +415,8 @@ def admitted_in_burst(log_lines: list[str]) -> dict[str, float] | None:
     refused = [r["time"] for r in rows if r.get("status") == 503]
     if not refused:
         return None
-    ms = [
-        r["ms"]
-        for r in rows
-        if r.get("status") == 200 and min(refused) <= r["time"] <= max(refused)
-    ]
+    first, last = min(refused), max(refused)
+    ms = [r["ms"] for r in rows if r.get("status") == 200 and first <= r["time"] <= last]
     if not ms:
         return None
     p50, p95, p99 = np.percentile(ms, [50, 95, 99])
@@ -455,9 +452,6 @@ def overload(
             url, server.path, bodies_file, users, 120, limit=requests, rate=offered / users
         )
         ended = time.monotonic()
-        with log.open("rb") as f:
-            f.seek(offset)
-            inside = admitted_in_burst(f.read().decode("utf-8", "replace").splitlines())
         body = json.loads(bodies_file.read_text())[0]
         recovery = None
         with httpx.Client(base_url=url, timeout=10) as client:
@@ -471,6 +465,10 @@ def overload(
                 time.sleep(0.01)
         sampler.done.set()
         sampler.join()
+        # after the probe, which must not wait for this script's reading of the log
+        with log.open("rb") as f:
+            f.seek(offset)
+            inside = admitted_in_burst(f.read().decode("utf-8", "replace").splitlines())
         rss = [s for _, s in sampler.samples]
         third = max(len(rss) // 3, 1)
         result = summarize(records, skip_s=0.0)
