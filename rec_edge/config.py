@@ -326,9 +326,6 @@ class ServeConfig:
     api_key_file: str | None = None  # bearer tokens, one per line; None: no auth
     access_log: bool = True  # one JSON line per request on stderr
     provider: str = "cpu"
-    # how long the event loop's thread may hold the GIL before the run thread gets it back
-    # (sys.setswitchinterval); None: Python's own 5 ms
-    switch_interval_ms: float | None = None
 
     def __post_init__(self) -> None:
         p: list[str] = []
@@ -349,8 +346,6 @@ class ServeConfig:
                 f"max_texts={self.max_texts} > max_queue={self.max_queue}: a request that large "
                 "could never be queued"
             )
-        if self.switch_interval_ms is not None and self.switch_interval_ms <= 0:
-            p.append(f"switch_interval_ms={self.switch_interval_ms} (must be > 0)")
         if self.max_queue_ms is not None and self.max_queue_ms <= 0:
             p.append(f"max_queue_ms={self.max_queue_ms} (must be > 0)")
         if self.max_chars < 1 or self.max_wait_ms < 0 or self.timeout_s <= 0:

@@ -128,12 +128,6 @@ def bundle_names(paths: tuple[str, ...], named: tuple[str, ...]) -> dict[str, st
     help="One JSON line per request on stderr.",
 )
 @click.option(
-    "--switch-interval-ms",
-    type=float,
-    help="How long the HTTP thread may hold Python's GIL before a model run gets it back "
-    "(sys.setswitchinterval). [default: Python's 5 ms]",
-)
-@click.option(
     "--provider", default="cpu", show_default=True, help="cpu, cuda, ... or an onnxruntime name."
 )
 def command(paths: tuple[str, ...], named: tuple[str, ...], **options: object) -> None:

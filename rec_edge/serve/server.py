@@ -37,16 +37,7 @@ def create_app(config: ServeConfig) -> Any:
 
 def app_from_environment() -> Any:
     """uvicorn's factory in each worker process (``workers > 1``)."""
-    config = ServeConfig(**json.loads(os.environ[CONFIG_ENV]))
-    _switch_interval(config)
-    return create_app(config)
-
-
-def _switch_interval(config: ServeConfig) -> None:
-    """The event loop and the model's run thread share the GIL: under load the loop's thread
-    holds it for up to the switch interval each time a run comes back from onnxruntime."""
-    if config.switch_interval_ms is not None:
-        sys.setswitchinterval(config.switch_interval_ms / 1000)
+    return create_app(ServeConfig(**json.loads(os.environ[CONFIG_ENV])))
 
 
 def _bind(config: ServeConfig) -> socket.socket:
@@ -84,7 +75,6 @@ def serve(config: ServeConfig, announce: Callable[[str], None] = print) -> None:
             "rec-edge serve needs the [serve] extra: pip install 'rec-edge[serve]'"
         ) from None
     _logging(config)
-    _switch_interval(config)
     if config.workers == 1:
         app = create_app(config)  # a bad bundle fails here, with its name, before the socket
     else:  # each worker loads its own; here only the manifests and checksums, in little memory
