@@ -74,7 +74,7 @@ def train_bundle(args: argparse.Namespace, seed: int) -> tuple[str, Path]:
                              epochs=args.epochs or (10 if args.shots else 1),
                              name=f"{name}-seed{seed}", max_length=args.max_length, model=args.model,
                              learning_rate=args.learning_rate, seed=seed,
-                             validation_limit=300 if args.shots else 1000, dropout=0.0,
+                             validation_limit=300 if args.shots else 3000, dropout=0.0,
                              lora_dropout=0.0, early_stopping_patience=None,
                              item_template=args.item_template, rank_test=False, force=True)
         run_dir = str(train(config).run_dir)

@@ -166,20 +166,26 @@ def unrated_sampler(
     return draw
 
 
-def item_counts(
-    rows: Sequence[PointwiseExample], titles: Sequence[str]
-) -> tuple[np.ndarray, np.ndarray]:
-    """How many training rows rated each title, and liked it: the targets and the titles of their
-    histories, each (user, title) once, its latest label kept."""
+def user_ratings(rows: Sequence[PointwiseExample]) -> dict[tuple[str, str], bool]:
+    """``(user, title) -> liked?`` over the rows: the targets and the titles of their histories,
+    each pair once, its latest label kept."""
     seen: dict[tuple[str, str], bool] = {}
     for row in rows:
         user = row.preference.user
         seen.update(((user, t), True) for t in row.preference.liked)
         seen.update(((user, t), False) for t in row.preference.disliked)
         seen[(user, row.candidate)] = row.label == "yes"
+    return seen
+
+
+def item_counts(
+    rows: Sequence[PointwiseExample], titles: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """How many training rows rated each title, and liked it (``user_ratings``: each (user,
+    title) once, its latest label kept)."""
     index = {t: i for i, t in enumerate(titles)}
     rated, liked = np.zeros(len(titles)), np.zeros(len(titles))
-    for (_, title), yes in seen.items():
+    for (_, title), yes in user_ratings(rows).items():
         if title in index:
             rated[index[title]] += 1
             liked[index[title]] += yes

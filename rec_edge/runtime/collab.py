@@ -28,6 +28,13 @@ model reads orders new items. Schema 1.4 adds their exposure, which the tables c
 either: ``g.[similarity, word similarity] + h``, the word similarity being the TF-IDF cosine of
 the item's text with the liked history texts (``Words``: the catalog's word weights), so that
 among new items the ones like what the user watched come first.
+
+Schema 1.5 adds two like parts that the counts give beyond the two rates: the user's **lenience**
+(``sum_h (y_h - rate_h) / (n + 2)`` over the history titles: how much more the user liked them than
+everybody did, a liked share that knows which titles are easy to like) and the candidate's
+**co-liked history** (``sum_h s(i, h) (y_h - rate_h) / (sum_h |s(i, h)| + 1)``, with ``s`` the
+cosine of two titles' like residuals across the training users, from low-rank co-like factors:
+item-based collaborative filtering on liked / not liked). Bundles before 1.5 weigh both 0.
 """
 
 from __future__ import annotations
@@ -123,7 +130,16 @@ class CollaborativeTables:
         return np.where(known, terms, self.exposure_bias.mean()).astype(np.float32)
 
 
-LIKE_FEATURES = ("text", "tables", "user liked share", "item like rate", "history similarity")
+LIKE_FEATURES = (
+    "text",
+    "tables",
+    "user liked share",
+    "item like rate",
+    "history similarity",
+    "user lenience",  # schema 1.5
+    "co-liked history",  # schema 1.5
+)
+LIKE_FEATURES_BEFORE_1_5 = 5  # like weights of bundles before 1.5 cover the first five
 EXPOSURE_FEATURES = ("tables", "item ratings")
 # a title outside the catalog: no counts, no tables
 NEW_ITEM_FEATURES = ("text", "user liked share", "history similarity")
@@ -145,10 +161,14 @@ class Stack:
     # new items all get the catalog's mean exposure
     new_exposure_weights: np.ndarray | None = None
     words: Words | None = None
+    # [N, D]: co-like factors (schema 1.5), whose dot products are the cosines of the titles' like
+    # residuals; None before 1.5 (the co-liked history is then 0)
+    colike: np.ndarray | None = None
 
     ARRAYS = ("item_rated", "item_liked", "like_weights", "exposure_weights", "new_item_weights")
     FIELDS = ("rated", "liked", "like_weights", "exposure_weights", "new_item_weights")
     NEW_EXPOSURE_ARRAYS = ("new_exposure_weights", "word_list", "word_idf")
+    COLIKE_ARRAY = "item_colike"
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], n_items: int) -> Stack | None:
@@ -163,7 +183,17 @@ class Stack:
         rated, liked, like, exposure, new_item = (
             np.asarray(arrays[k], dtype=np.float64) for k in cls.ARRAYS
         )
+        if len(like) == LIKE_FEATURES_BEFORE_1_5 + 1:  # before 1.5: the new parts weigh 0
+            padding = np.zeros(len(LIKE_FEATURES) - LIKE_FEATURES_BEFORE_1_5)
+            like = np.concatenate([like[:-1], padding, like[-1:]])
         stack = cls(rated, liked, like, exposure, new_item)
+        if cls.COLIKE_ARRAY in arrays:
+            colike = np.asarray(arrays[cls.COLIKE_ARRAY], dtype=np.float32)
+            if colike.ndim != 2 or len(colike) != n_items:
+                raise ValueError(
+                    f"item_colike of shape {colike.shape} does not fit {n_items} titles"
+                )
+            stack = replace(stack, colike=colike)
         if all(has):
             weights = np.asarray(arrays["new_exposure_weights"], dtype=np.float64)
             if len(weights) != len(NEW_EXPOSURE_FEATURES) + 1:
@@ -187,7 +217,16 @@ class Stack:
         if self.new_exposure_weights is not None and self.words is not None:
             arrays["new_exposure_weights"] = self.new_exposure_weights
             arrays.update(self.words.to_arrays())
+        if self.colike is not None:
+            arrays[self.COLIKE_ARRAY] = self.colike
         return arrays
+
+    def rates(self, rows: np.ndarray, known: np.ndarray) -> np.ndarray:
+        """Each title's like rate in the training rows, shrunk to the mean over ``PRIOR_ROWS``
+        (the mean itself off the catalog)."""
+        rated = np.where(known, self.rated[rows], 0.0)
+        liked = np.where(known, self.liked[rows], 0.0)
+        return (liked + PRIOR_ROWS * self.prior) / (rated + PRIOR_ROWS)
 
     @property
     def prior(self) -> float:
@@ -299,20 +338,35 @@ def like_features(
     assert stack is not None
     user = tables.user(liked, disliked)
     rows, known = tables._rows(items)
-    rated = np.where(known, stack.rated[rows], 0.0)
-    rate = (np.where(known, stack.liked[rows], 0.0) + PRIOR_ROWS * stack.prior) / (
-        rated + PRIOR_ROWS
-    )
     share = liked_share(len(liked), len(liked) + len(disliked))
+    # the history's like residuals: how much more the user liked each title than everybody did
+    history_rows, history_known = tables._rows([*liked, *disliked])
+    residuals = np.array([1.0] * len(liked) + [0.0] * len(disliked)) - stack.rates(
+        history_rows, history_known
+    )
     return np.column_stack(
         [
             np.asarray(text, dtype=np.float64),
             tables.like(user, items),
             np.full(len(items), logit(np.array(share))),
-            logit(rate),
+            logit(stack.rates(rows, known)),
             np.zeros(len(items)) if similarity is None else np.asarray(similarity, np.float64),
+            np.full(len(items), residuals.sum() / (len(residuals) + 2)),
+            _coliked(stack, rows, known, history_rows[history_known], residuals[history_known]),
         ]
     )
+
+
+def _coliked(
+    stack: Stack, rows: np.ndarray, known: np.ndarray, history: np.ndarray, residuals: np.ndarray
+) -> np.ndarray:
+    """Each item's co-liked history: the history's like residuals weighed by each history title's
+    co-like cosine with the item (0 off the catalog, without factors or a catalog history)."""
+    if stack.colike is None or len(history) == 0:
+        return np.zeros(len(rows))
+    cosine = stack.colike[rows].astype(np.float64) @ stack.colike[history].T.astype(np.float64)
+    value = cosine @ residuals / (np.abs(cosine).sum(1) + 1.0)
+    return np.where(known, value, 0.0)
 
 
 def exposure_features(

@@ -21,6 +21,11 @@ from the similarity and the word similarity to the liked history texts, chosen t
 the same exposure pairs as if every title were new, and guarded: unless the chosen parts beat
 chance (AUC 0.5) by two standard errors of a score that knows nothing, every new title gets the
 same exposure (the intercept), and new titles are ordered by their like score alone.
+
+Two more like parts come from the counts (schema 1.5): the user's lenience (the history's like
+residuals against the titles' like rates) and the co-liked history, whose co-like factors are the
+leading singular vectors of the users x titles matrix of like residuals (each title's column of unit
+length), found by a randomized SVD on its nonzero entries alone (numpy; ``colike_factors``).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from rec_edge.data.recommend import PointwiseExample, item_counts
+from rec_edge.data.recommend import PointwiseExample, item_counts, user_ratings
 from rec_edge.metrics import roc_auc
 from rec_edge.runtime.collab import (
     EXPOSURE_FEATURES,
@@ -55,6 +60,7 @@ TOLERANCE = 0.002  # of cross-validated AUC: a part joins the stack only if it a
 CHANCE_SE = 2.0  # standard errors above chance that a guarded stack must be to beat the constant
 # the like stack's base: the model's parts join it, when the choice stays as good as each part
 COUNTS = ("user liked share", "item like rate")
+COLIKE_DIM = 32  # co-like factors per title
 
 
 def logistic(features: np.ndarray, labels: np.ndarray, l2: float = L2) -> np.ndarray:
@@ -246,7 +252,50 @@ def _unfitted(tables: CollaborativeTables, train: Sequence[PointwiseExample]) ->
         np.zeros(len(f) + 1)
         for f in (LIKE_FEATURES, EXPOSURE_FEATURES, NEW_ITEM_FEATURES, NEW_EXPOSURE_FEATURES)
     )
-    return Stack(rated, liked, like, exposure, new_item, new_exposure, Words.fit(order))
+    stack = Stack(rated, liked, like, exposure, new_item, new_exposure, Words.fit(order))
+    return replace(stack, colike=colike_factors(train, order, stack))
+
+
+def colike_factors(
+    train: Sequence[PointwiseExample], titles: Sequence[str], stack: Stack, seed: int = 0
+) -> np.ndarray:
+    """[len(titles), COLIKE_DIM] float32: ``F`` with ``F @ F.T`` close to the cosines of the titles'
+    like residuals (liked 1 or 0, minus the title's like rate) across the users of ``train``, its
+    top singular directions (a randomized SVD with two power iterations, on the nonzero entries
+    alone: memory in the number of ratings, not users x titles). Fewer columns are zero-filled."""
+    index = {t: i for i, t in enumerate(titles)}
+    ratings = [(u, index[t], yes) for (u, t), yes in user_ratings(train).items() if t in index]
+    users: dict[str, int] = {}
+    user = np.array([users.setdefault(u, len(users)) for u, _, _ in ratings], dtype=np.int64)
+    item = np.array([i for _, i, _ in ratings], dtype=np.int64)
+    rows = np.arange(len(titles))
+    value = np.array([float(y) for _, _, y in ratings]) - stack.rates(rows, rows >= 0)[item]
+    norm = np.sqrt(np.bincount(item, value * value, minlength=len(titles)))
+    value = value / np.maximum(norm[item], 1e-12)
+    factors = np.zeros((len(titles), COLIKE_DIM), dtype=np.float32)
+    rank = min(COLIKE_DIM, len(users), len(titles))
+    if rank == 0:
+        return factors
+
+    def times(x: np.ndarray) -> np.ndarray:  # R @ x: [titles, k] -> [users, k]
+        out = np.zeros((len(users), x.shape[1]))
+        np.add.at(out, user, value[:, None] * x[item])
+        return out
+
+    def transposed_times(y: np.ndarray) -> np.ndarray:  # R.T @ y: [users, k] -> [titles, k]
+        out = np.zeros((len(titles), y.shape[1]))
+        np.add.at(out, item, value[:, None] * y[user])
+        return out
+
+    width = min(rank + 8, len(users), len(titles))
+    basis = np.linalg.qr(times(np.random.default_rng(seed).standard_normal((len(titles), width))))[
+        0
+    ]
+    for _ in range(2):
+        basis = np.linalg.qr(times(transposed_times(basis)))[0]
+    _, singular, right = np.linalg.svd(transposed_times(basis).T, full_matrices=False)
+    factors[:, :rank] = (right[:rank].T * singular[:rank]).astype(np.float32)
+    return factors
 
 
 def _similarity(

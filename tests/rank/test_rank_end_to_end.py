@@ -39,6 +39,13 @@ def stacked(
     similarity = [
         r[:-1] @ profile / np.linalg.norm(r[:-1]) / np.linalg.norm(profile) for r in item_rows
     ]
+    # schema 1.5: the user's lenience and the co-liked history (history titles of the catalog)
+    history = [(tables.index[t], y) for ts, y in ((liked, 1.0), (disliked, 0.0)) for t in ts]
+    residual = [y - (stack.liked[h] + 5 * prior) / (stack.rated[h] + 5) for h, y in history]
+    lenience = sum(residual) / (len(residual) + 2)
+    assert stack.colike is not None
+    cosine = np.array([[stack.colike[i] @ stack.colike[h] for h, _ in history] for i in rows])
+    coliked = cosine @ np.array(residual) / (np.abs(cosine).sum(1) + 1)
     a = stack.like_weights
     like = (
         a[0] * text
@@ -46,7 +53,9 @@ def stacked(
         + a[2] * np.log(share / (1 - share))
         + a[3] * np.log(rate / (1 - rate))
         + a[4] * np.array(similarity)
-        + a[5]
+        + a[5] * lenience
+        + a[6] * coliked
+        + a[7]
     )
     e = stack.exposure_weights
     exposure = e[0] * tables.exposure(user, items) + e[1] * np.log1p(stack.rated[rows]) + e[2]

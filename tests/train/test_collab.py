@@ -362,3 +362,114 @@ def test_new_items_get_one_exposure_when_no_part_beats_chance() -> None:
     liked = [data.titles[f"i{i}"] for i in (0, 4, 8)]
     _, exposure = add_tables(stacked, liked, [], ["Film 90", "Film 91", "Film 92"], np.zeros(3))
     assert exposure is not None and len(set(exposure.tolist())) == 1
+
+
+def _taste_data(users: int = 120, seed: int = 0) -> InteractionData:
+    """Two tastes: a user of taste A likes the A titles and not the B titles, taste B the reverse.
+    Every title is liked by half its users and every user likes about half the titles rated, so
+    the two rates know nothing; which titles the user liked before says everything."""
+    rng = random.Random(seed)
+    titles = {f"i{i}": f"Film {i:02d}" for i in range(30)}
+    rows = []
+    for u in range(users):
+        for t, item in enumerate(rng.sample(range(30), 14)):
+            liked = (item % 2 == 0) == (u % 2 == 0)
+            rows.append(Interaction(f"u{u}", f"i{item}", 5 if liked else 1, t))
+    return InteractionData(rows, titles, "tastes")
+
+
+def test_colike_factors_give_the_cosines_of_like_residuals() -> None:
+    """Schema 1.5: ``F @ F.T`` is the cosine of two titles' like residuals across the users (exact
+    here: fewer titles than factors), computed from the nonzero entries alone."""
+    from rec_edge.data.recommend import user_ratings
+    from rec_edge.runtime.collab import Stack
+    from rec_edge.train.stack import COLIKE_DIM, colike_factors
+
+    data = _taste_data(users=40)
+    rows = pointwise_splits(data, history=5)["train"]
+    titles = sorted(set(data.titles.values()))[:20]  # the others: off this catalog
+    ratings = user_ratings(rows)
+    users = sorted({u for u, _ in ratings})
+    rated = np.array([sum(t == x for _, x in ratings) for t in titles], dtype=float)
+    liked = np.array([sum(y for (_, x), y in ratings.items() if x == t) for t in titles], float)
+    zeros = np.zeros(COLIKE_DIM)
+    stack = Stack(rated, liked, zeros, zeros, zeros)
+    residuals = np.zeros((len(users), len(titles)))
+    rates = stack.rates(np.arange(len(titles)), np.ones(len(titles), dtype=bool))
+    for (u, t), y in ratings.items():
+        if t in titles:
+            residuals[users.index(u), titles.index(t)] = float(y) - rates[titles.index(t)]
+    unit = residuals / np.linalg.norm(residuals, axis=0)
+    factors = colike_factors(rows, titles, stack)
+    assert factors.shape == (20, COLIKE_DIM) and factors.dtype == np.float32
+    np.testing.assert_allclose(factors @ factors.T, unit.T @ unit, atol=1e-4)
+    # tastes: titles of one taste co-liked, of the other opposed
+    cosine = factors @ factors.T
+    assert cosine[0, 2] > 0.3 and cosine[0, 1] < -0.3
+
+
+def test_lenience_and_coliked_history_find_what_the_counts_do_not() -> None:
+    """The like parts of schema 1.5 by their formulas, chosen by the stack where the two rates
+    know nothing; a 1.4 index (five like weights, no factors) still loads and weighs them 0."""
+    from rec_edge.data.recommend import unrated_sampler
+    from rec_edge.runtime.collab import add_tables, like_features
+    from rec_edge.train.stack import fit_stack
+
+    data = _taste_data()
+    splits = pointwise_splits(data, history=5)
+    train, validation, test = splits["train"], splits["validation"], splits["test"]
+    titles = sorted(set(data.titles.values()))
+    # tables that learned nothing (fitted ones learn the tastes too), a text that knows nothing
+    flat, index = np.zeros((len(titles), 4), dtype=np.float32), {t: i for i, t in enumerate(titles)}
+    tables = CollaborativeTables(index, flat[:, 0], flat, flat, flat, flat[:, 0], flat, 0.0)
+    rng = np.random.default_rng(0)
+    item_rows = {t: rng.normal(0, 1, 5) for t in titles}
+    text = np.zeros(len(validation))
+    stacked, record = fit_stack(
+        tables, train, validation, text, unrated_sampler(data, 0), data.titles, item_rows
+    )
+    stack = stacked.stack
+    assert stack is not None and stack.colike is not None
+    scores = record["like"]["validation_auc"]
+    assert scores["co-liked history"] > 0.9 > 0.65 > scores["user liked share + item like rate"]
+    assert "co-liked history" in record["like"]["chosen"]
+    assert record["like"]["weights"]["co-liked history"] > 0
+    # the formulas, by hand, for one request
+    liked, disliked, items = (
+        ["Film 00", "Film 02"],
+        ["Film 01", "Not a film"],
+        ["Film 04", "Film 05"],
+    )
+    features = like_features(stacked, liked, disliked, items, np.zeros(2))
+    index = stacked.index
+    rate = {
+        t: (stack.liked[index[t]] + 5 * stack.prior) / (stack.rated[index[t]] + 5) for t in index
+    }
+    residual = [1 - rate["Film 00"], 1 - rate["Film 02"], 0 - rate["Film 01"], 0 - stack.prior]
+    assert np.isclose(features[0, 5], sum(residual) / 6)
+    f = stack.colike.astype(np.float64)
+    for row, item in enumerate(items):
+        cosine = np.array([f[index[item]] @ f[index[t]] for t in ["Film 00", "Film 02", "Film 01"]])
+        expected = cosine @ residual[:3] / (np.abs(cosine).sum() + 1)
+        assert np.isclose(features[row, 6], expected, atol=1e-6)
+    assert features[0, 6] > 0 > features[1, 6]  # an A title for an A user, a B title
+    assert like_features(stacked, liked, disliked, ["Not a film"], np.zeros(1))[0, 6] == 0.0
+    assert _auc(stacked, test, np.zeros(len(test))) > 0.85
+    # an index from before 1.5: five like weights and no factors; the new parts weigh 0
+    arrays = {"titles": np.array(sorted(index)), **stacked.to_arrays()}
+    old_weights = np.append(stack.like_weights[:5], stack.like_weights[-1])
+    old = {k: v for k, v in arrays.items() if k != "item_colike"}
+    before = CollaborativeTables.from_arrays({**old, "like_weights": old_weights})
+    assert before is not None and before.stack is not None and before.stack.colike is None
+    like, _ = add_tables(before, liked, disliked, items, np.zeros(2))
+    np.testing.assert_allclose(
+        like, features[:, :5] @ old_weights[:-1] + old_weights[-1], rtol=1e-5
+    )
+    back = CollaborativeTables.from_arrays(arrays)
+    assert back is not None
+    np.testing.assert_array_equal(
+        add_tables(back, liked, disliked, items, np.zeros(2))[0],
+        add_tables(stacked, liked, disliked, items, np.zeros(2))[0],
+    )
+    with pytest.raises(ValueError, match="item_colike of shape"):
+        CollaborativeTables.from_arrays({**arrays, "item_colike": np.zeros((3, 4))})
