@@ -54,7 +54,7 @@ def test_the_fastest_length_is_kept(tiny_bundle: Path) -> None:
     overhead = Costly(predictor, per_run=0.002)  # every run costs the same: the longest wins
     assert session_batch(overhead, config()) == 32  # type: ignore[arg-type]
     assert overhead.sizes == set(SESSION_BATCHES)
-    padding = Costly(predictor, per_slot=0.00002)  # padded slots cost: one text a run wins
+    padding = Costly(predictor, per_slot=0.0002)  # padded slots cost: one text a run wins
     assert session_batch(padding, config()) == 1  # type: ignore[arg-type]
     assert session_batch(overhead, config(max_batch=8)) == 8  # type: ignore[arg-type]
 
