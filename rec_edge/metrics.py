@@ -1,4 +1,5 @@
-"""Classification metrics in numpy (torch-free): accuracy, macro-F1, a per-class report."""
+"""Metrics in numpy (torch-free): accuracy, macro-F1, a per-class report; AUC and its paired
+standard error; ranking hit rates."""
 
 from __future__ import annotations
 
@@ -53,17 +54,39 @@ def roc_auc(labels: Sequence[int], scores: Sequence[float]) -> float:
     positives, negatives = int(y.sum()), int((1 - y).sum())
     if positives == 0 or negatives == 0:
         raise ValueError("AUC needs both positive and negative labels")
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s), dtype=np.float64)
-    sorted_scores = s[order]
-    start = 0
-    while start < len(s):  # average ranks over runs of equal scores
-        end = start
-        while end + 1 < len(s) and sorted_scores[end + 1] == sorted_scores[start]:
-            end += 1
-        ranks[order[start : end + 1]] = (start + end) / 2 + 1
-        start = end + 1
+    ranks = _midranks(s)
     return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def auc_difference_se(
+    labels: Sequence[int] | np.ndarray,
+    first: Sequence[float] | np.ndarray,
+    second: Sequence[float] | np.ndarray,
+) -> float:
+    """Standard error of ``roc_auc(labels, first) - roc_auc(labels, second)`` for two scores of
+    the same rows (DeLong, DeLong and Clarke-Pearson 1988: the paired variance of the two AUCs'
+    structural components, from midranks); 0.0 with fewer than two rows of either label."""
+    y = np.asarray(labels, dtype=np.int64) == 1
+    m, n = int(y.sum()), int((~y).sum())
+    if m < 2 or n < 2:
+        return 0.0
+    above, below = [], []  # per positive: the share of negatives below it; per negative: above
+    for scores in (first, second):
+        s = np.asarray(scores, dtype=np.float64)
+        ranks = _midranks(s)
+        above.append((ranks[y] - _midranks(s[y])) / n)
+        below.append(1.0 - (ranks[~y] - _midranks(s[~y])) / m)
+    variance = np.var(above[0] - above[1], ddof=1) / m + np.var(below[0] - below[1], ddof=1) / n
+    return float(np.sqrt(variance))
+
+
+def _midranks(scores: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing their average rank."""
+    order = np.argsort(scores, kind="mergesort")
+    _, first, counts = np.unique(scores[order], return_index=True, return_counts=True)
+    ranks = np.empty(len(scores), dtype=np.float64)
+    ranks[order] = np.repeat(first + (counts + 1) / 2, counts)
+    return ranks
 
 
 def ranking_metrics(

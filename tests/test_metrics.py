@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from rec_edge.metrics import classification_report
@@ -17,3 +18,20 @@ def test_against_hand_computed_values() -> None:
 def test_empty_is_an_error() -> None:
     with pytest.raises(ValueError, match="non-empty"):
         classification_report([], [], ["a"])
+
+
+def test_auc_difference_se_is_delongs_paired_error() -> None:
+    """Zero for a score against itself; close to the bootstrap's spread of the paired difference
+    (ties included: one score is rounded); zero without two rows of each label."""
+    from rec_edge.metrics import auc_difference_se, roc_auc
+
+    rng = np.random.default_rng(1)
+    labels = (rng.random(400) < 0.4).astype(int)
+    first = np.round(labels + rng.normal(0, 1.5, 400), 1)
+    second = first + labels * 0.3 + rng.normal(0, 0.8, 400)
+    assert auc_difference_se(labels, first, first) == 0.0
+    se = auc_difference_se(labels, second, first)
+    draws = [rng.integers(0, 400, 400) for _ in range(500)]
+    spread = np.std([roc_auc(labels[i], second[i]) - roc_auc(labels[i], first[i]) for i in draws])
+    assert 0.9 < se / spread < 1.1
+    assert auc_difference_se([1, 0, 0], [0.9, 0.1, 0.2], [0.1, 0.9, 0.2]) == 0.0

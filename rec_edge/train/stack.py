@@ -9,9 +9,11 @@ regression on its features, judged by its AUC in 5-fold cross-validation on the 
 the smallest subset within ``TOLERANCE`` of the best is refitted on all of them. The like stack
 starts from the two counts (``COUNTS``: the baseline a recommender always has, model-free, which a
 few hundred validation rows cannot rank against the model's parts): among the subsets that hold
-both, the smallest within ``TOLERANCE`` of the best of them is kept, so a model part joins the
-counts only if it adds more than ``TOLERANCE``, as long as that choice stays within ``TOLERANCE``
-of every part alone (else the plain choice above). Every part alone is a candidate, so on
+both, the smallest as good as the best of them is kept, so a model part joins the counts only if
+it adds more than ``TOLERANCE`` and more than the noise (one standard error of the difference of
+the two out-of-fold AUCs, paired: DeLong's, so a few hundred rows take nothing a chance could give
+and a few thousand take what they can see), as long as that choice is as good as every part
+alone, by the same measure (else the plain choice above). Every part alone is a candidate, so on
 validation the chosen stack is as good as each part, within ``TOLERANCE`` (with few validation
 rows a noise score would otherwise join by chance). The exposure (does the
 user rate the title at all) is stacked the same way, on the validation pairs against titles the
@@ -38,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from rec_edge.data.recommend import PointwiseExample, item_counts, user_ratings
-from rec_edge.metrics import roc_auc
+from rec_edge.metrics import auc_difference_se, roc_auc
 from rec_edge.runtime.collab import (
     EXPOSURE_FEATURES,
     LIKE_FEATURES,
@@ -84,17 +86,18 @@ def logistic(features: np.ndarray, labels: np.ndarray, l2: float = L2) -> np.nda
     return np.append(weights, w[-1] - weights @ mean)
 
 
-def _cross_validated_auc(features: np.ndarray, labels: np.ndarray, seed: int) -> float:
-    """AUC of the out-of-fold logits of a logistic regression (FOLDS folds, seeded)."""
+def _out_of_fold(features: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray:
+    """The out-of-fold logits of a logistic regression (FOLDS folds, seeded); the features' sum
+    where a fold lacks one of the classes to learn from."""
     folds = np.random.default_rng(seed).permutation(len(labels)) % FOLDS
     out = np.zeros(len(labels))
     for fold in range(FOLDS):
         held = folds == fold
-        if labels[~held].min() == labels[~held].max():  # a fold without both classes to learn
-            return roc_auc(labels.tolist(), features.sum(1).tolist())
+        if labels[~held].min() == labels[~held].max():
+            return features.sum(1)
         w = logistic(features[~held], labels[~held])
         out[held] = features[held] @ w[:-1] + w[-1]
-    return roc_auc(labels.tolist(), out.tolist())
+    return out
 
 
 def chance_margin(labels: np.ndarray) -> float:
@@ -118,26 +121,35 @@ def choose(
     """The weights (zero for features left out) of the smallest subset of ``names`` within
     ``TOLERANCE`` of the best cross-validated AUC, refitted on every row; and the AUC of each
     subset. With ``base``, the search is among the subsets holding all of ``base`` (the smallest
-    within ``TOLERANCE`` of the best of those), kept if it is within ``TOLERANCE`` of every part
-    alone. With ``constant``, the empty subset (the intercept alone) is chosen instead unless that
+    as good as the best of those: behind it by at most ``TOLERANCE`` or one standard error of the
+    paired difference, whichever is larger), kept if it is as good as every part alone. With ``constant``, the empty subset (the intercept alone) is chosen instead unless that
     subset beats chance (0.5) by ``chance_margin``."""
-    scores: dict[tuple[int, ...], float] = {}
-    for size in range(1, len(names) + 1):
-        for subset in combinations(range(len(names)), size):
-            scores[subset] = _cross_validated_auc(features[:, subset], labels, seed)
+    logits = {
+        subset: _out_of_fold(features[:, subset], labels, seed)
+        for size in range(1, len(names) + 1)
+        for subset in combinations(range(len(names)), size)
+    }
+    scores = {subset: roc_auc(labels.tolist(), x.tolist()) for subset, x in logits.items()}
     top = max(scores.values())
     near = [s for s in scores if scores[s] >= top - TOLERANCE]
     best: tuple[int, ...] = min(near, key=lambda s: (len(s), -scores[s]))
     record: dict[str, Any] = {}
     if base:
+
+        def matches(subset: tuple[int, ...], better: tuple[int, ...]) -> bool:
+            """``subset`` is as good as ``better``: behind it by at most TOLERANCE or one
+            standard error of the difference, whichever is larger."""
+            noise = auc_difference_se(labels, logits[better], logits[subset])
+            return scores[subset] >= scores[better] - max(TOLERANCE, noise)
+
         held = {names.index(b) for b in base}
         holding = [s for s in scores if held <= set(s)]
-        top_held = max(scores[s] for s in holding)
-        near = [s for s in holding if scores[s] >= top_held - TOLERANCE]
+        top_held = max(holding, key=scores.__getitem__)
+        near = [s for s in holding if matches(s, top_held)]
         from_base = min(near, key=lambda s: (len(s), -scores[s]))
-        alone = max(scores[(i,)] for i in range(len(names)))
+        alone = max(((i,) for i in range(len(names))), key=scores.__getitem__)
         record["base"] = list(base)
-        record["base_kept"] = scores[from_base] >= alone - TOLERANCE
+        record["base_kept"] = matches(from_base, alone)
         if record["base_kept"]:
             best = from_base
     if constant:

@@ -210,6 +210,34 @@ def test_the_stack_starts_from_the_counts() -> None:
     )
 
 
+def test_a_part_joins_the_counts_only_above_the_noise() -> None:
+    """A score that knows nothing can add more than TOLERANCE to the counts on a few hundred rows
+    by chance; it stays out, since that gain is inside one standard error of the difference. A
+    weak part that knows a little joins once there are rows enough to see it."""
+    from rec_edge.metrics import auc_difference_se
+    from rec_edge.train.stack import TOLERANCE, choose
+
+    def case(n: int, seed: int, knows: float) -> tuple[list[str], float, float]:
+        rng = np.random.default_rng(seed)
+        labels = (rng.random(n) < 0.5).astype(float)
+        signal = labels + rng.normal(0, 1.2, n)
+        share, rate = signal + rng.normal(0, 0.05, n), signal + rng.normal(0, 0.05, n)
+        part = knows * labels + rng.normal(0, 1, n)
+        names = ("part", "share", "rate")
+        _, record = choose(np.column_stack([part, share, rate]), labels, names, 0, base=names[1:])
+        scores = record["validation_auc"]
+        gain = scores["part + share + rate"] - scores["share + rate"]
+        noise = auc_difference_se(labels.tolist(), share + rate + part, share + rate)
+        return record["chosen"], gain, noise
+
+    chosen, gain, noise = case(300, seed=2, knows=0.0)
+    assert gain > TOLERANCE and gain < noise  # a chance gain the fixed tolerance would take
+    assert chosen == ["share", "rate"]
+    chosen, gain, noise = case(20_000, seed=0, knows=0.2)
+    assert gain > max(TOLERANCE, noise)
+    assert chosen == ["part", "share", "rate"]
+
+
 def test_item_counts_count_each_user_and_title_once() -> None:
     from rec_edge.data.recommend import PointwiseExample, Preference, item_counts
 
