@@ -20,6 +20,8 @@ done
 python benchmarks/ml100k_cold.py --seeds "$seeds" --out benchmarks/results/ml100k-cold
 python benchmarks/ml100k_cold.py --seeds "$seeds" --item-template "$items" --name ml100k-cold-items \
   --out benchmarks/results/ml100k-cold-items
+# how far the count parts go at full data, and variants of them (no model is trained: seconds)
+python benchmarks/ml100k_counts.py --out benchmarks/results/ml100k-counts
 if [ "${FULL:-0}" = 1 ]; then
   python benchmarks/ml100k.py --seeds "$seeds" --out benchmarks/results/ml100k-full \
     --requests runs/ml100k-requests.jsonl
