@@ -13,6 +13,9 @@ label (disjoint, seeded), written under runs/fewshot/. Then, interleaved on that
   objective on each batch's texts beside the cross-entropy);
 - ``rec-edge+lora`` (not in the default set): LoRA instead of the few-shot default, full
   fine-tuning (``--method auto``);
+- ``rec-edge+compare`` (not in the default set): ``--compare-templates``, the two runs above
+  trained in one, the one with the higher validation accuracy exported; its row records which
+  was kept and both runs' validation and test figures;
 - ``setfit`` and ``probe`` (benchmarks/fewshot_peers.py, in .venv-peers): SetFit with its
   defaults, and logistic regression on frozen embeddings;
 - ``setfit-20`` (not in the default set): SetFit with its paper's ``num_iterations=20`` (2 x 20
@@ -63,6 +66,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "rec-edge+pairs": ("pairs", {"use_templates": False, "pair_loss": 1.0}),
     # the ablation of --method auto at few shots: LoRA (the default above 5,000 examples)
     "rec-edge+lora": ("lora", {"use_templates": False, "method": "lora"}),
+    # --compare-templates: both of the above, the better on validation kept (ties: the raw text)
+    "rec-edge+compare": ("cmp", {"compare_templates": True}),
 }
 
 
@@ -130,6 +135,7 @@ def run_rec_edge(folder: Path, test_file: Path, k: int, seed: int, system: str) 
     predictor = Predictor.load(bundle)
     predicted = [p.label for p in predictor.predict([r["text"] for r in test])]
     int8 = sum(p == r["label"] for p, r in zip(predicted, test, strict=True)) / len(test)
+    compared = result.metrics.get("templates_compared")
     return {
         "accuracy": result.metrics["test"]["accuracy"],  # PyTorch
         "macro_f1": result.metrics["test"]["macro_f1"],
@@ -138,6 +144,7 @@ def run_rec_edge(folder: Path, test_file: Path, k: int, seed: int, system: str) 
         "train_seconds": round(train_seconds, 1),
         "export_seconds": round(export_seconds, 1),
         "steps": json.loads((result.run_dir / "run.json").read_text())["steps"],
+        **({"templates_compared": compared} if compared else {}),
     }
 
 

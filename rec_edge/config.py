@@ -57,6 +57,9 @@ class TrainConfig:
     # templates or a template file are given (and always for rank), else the raw text, which
     # scored as well as the built-in instruction at a fraction of the tokens (benchmarks/RESULTS.md)
     use_templates: bool | None = None
+    # classify: train once on the raw text and once through the instruction templates, keep the
+    # run that scores better on validation (the raw text on a tie: fewer tokens; train.compare)
+    compare_templates: bool = False
     label_names: dict[str, str] = field(default_factory=dict)  # verbalizer: label -> words
     descriptions: dict[str, str] = field(default_factory=dict)  # label -> a sentence (the head's)
     head: str = "descriptions"  # classify: descriptions (train.heads) | linear (a fresh matrix)
@@ -163,6 +166,13 @@ class TrainConfig:
             p.append(f"epochs={self.epochs} (must be > 0)")
         if self.learning_rate is not None and self.learning_rate <= 0:
             p.append(f"learning_rate={self.learning_rate} (must be > 0)")
+        if self.compare_templates and self.task != "classify":
+            p.append("compare_templates needs task=classify (rank runs always use the templates)")
+        if self.compare_templates and self.use_templates is not None:
+            p.append(
+                f"compare_templates with use_templates={self.use_templates} (the comparison "
+                "trains both: drop --no-template / --with-template, or the comparison)"
+            )
         if self.force and self.resume:
             p.append("force and resume together (choose one: --force replaces, --resume continues)")
         _check(p, "TrainConfig")

@@ -130,6 +130,13 @@ def _split_csv(ctx: click.Context, param: click.Parameter, value: str | None) ->
     "--template or --template-file is given; the raw text otherwise, which scores as well]",
 )
 @click.option(
+    "--compare-templates",
+    is_flag=True,
+    help="Train twice, on the raw text and through the instruction templates (yours or the "
+    "built-in ones), and keep the run with the higher validation accuracy (the raw text on a "
+    "tie). Twice the training time.",
+)
+@click.option(
     "--label-name",
     "label_names",
     multiple=True,
@@ -275,6 +282,11 @@ def command(
 
     if no_template and with_template:
         raise click.UsageError("--no-template and --with-template contradict; pass one of them.")
+    if options["compare_templates"] and (no_template or with_template):
+        raise click.UsageError(
+            "--compare-templates trains both with and without the templates: drop "
+            "--no-template / --with-template."
+        )
     options["templates"] = list(options["templates"])
     config = TrainConfig(
         use_templates=False if no_template else True if with_template else None,
@@ -291,6 +303,7 @@ def command(
         "validation": {k: result.metrics["validation"][k] for k in keys},
         "test": {k: result.metrics["test"][k] for k in keys} if result.metrics["test"] else None,
         "collaborative": result.metrics.get("collaborative"),
+        "templates_compared": result.metrics.get("templates_compared"),
         "precision": result.precision.used,
     }
     if as_json:
@@ -314,6 +327,15 @@ def command(
             names = {"macro_f1": "macro-F1", "auc": "AUC"}
             figures = "  ".join(f"{names.get(k, k)} {m[k]:.4f}" for k in keys[:2])
             click.echo(f"{split}: {figures}  (n={m['n']})")
+    compared = result.metrics.get("templates_compared")
+    if compared:
+        accuracy = {
+            name: compared[name]["validation"]["accuracy"] for name in ("raw", "instruction")
+        }
+        click.echo(
+            f"templates compared: validation accuracy raw text {accuracy['raw']:.4f}, "
+            f"instruction {accuracy['instruction']:.4f}: kept {compared['chosen']}"
+        )
     stage = summary["collaborative"]
     if stage:
         click.echo(

@@ -420,6 +420,10 @@ def _run_record(
 
 
 def train(config: TrainConfig) -> TrainResult:
+    if config.compare_templates:  # two runs of this function, the better kept (train.compare)
+        from rec_edge.train.compare import train_compared
+
+        return train_compared(config, train)
     from transformers import set_seed
 
     data: ClassificationData = build_classification(config)

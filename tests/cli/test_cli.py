@@ -58,6 +58,8 @@ def test_description_and_template_options(tmp_path) -> None:
     assert result.exit_code == 2 and "expected LABEL=WORDS" in result.output
     result = runner.invoke(main, ["train", "x.jsonl", "--no-template", "--with-template"])
     assert result.exit_code == 2 and "contradict" in result.output
+    result = runner.invoke(main, ["train", "x.jsonl", "--compare-templates", "--with-template"])
+    assert result.exit_code == 2 and "drop --no-template / --with-template" in result.output
     result = runner.invoke(main, ["train", "x.jsonl", "--shots", "0", "--head", "linear"])
     assert result.exit_code == 1 and "zero-shot" in result.output
 

@@ -1,0 +1,138 @@
+"""`train --compare-templates` (TORCH, through ``train``): is the instruction worth its tokens here?
+
+Two runs on the same sample, seed and validation set: one on the raw text, one through the
+instruction templates (the built-in ones, or --instruction / --template / --template-file). The
+one with the higher validation accuracy becomes the run, the raw text on a tie: the instruction
+costs tokens at every prediction, so it must earn them on this task's own validation set
+(measured: +2.3 points on binary sentiment at 64 examples a label, a tie or a loss on topics
+and intents; benchmarks/RESULTS.md). run.json records both runs' figures under
+``templates_compared``. An interrupted comparison resumes with the run it stopped in.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from rec_edge.config import TrainConfig
+from rec_edge.data.tasks import run_name
+from rec_edge.errors import OutputExistsError
+from rec_edge.train.runs import RUN_FILE, load_run
+
+# candidate -> use_templates; the first is the cheaper one, kept on a tie
+CANDIDATES = (("raw", False), ("instruction", True))
+KEPT = ("accuracy", "macro_f1", "n")
+
+
+def choose(validation: dict[str, dict[str, Any]]) -> str:
+    """The candidate kept: the instruction only with a strictly higher validation accuracy."""
+    raw, instruction = (validation[name]["accuracy"] for name, _ in CANDIDATES)
+    return "instruction" if instruction > raw else "raw"
+
+
+def _candidates_dir(config: TrainConfig) -> tuple[Path, Path]:
+    """The run's final folder and the folder its two candidates train in (beside it); with
+    --force both are cleared, without it an existing run is refused as a single run would be."""
+    final = Path(config.runs_dir) / run_name(config)
+    folder = final.with_name(final.name + ".candidates")
+    if final.exists() and not config.force:
+        raise OutputExistsError(
+            f"{final} holds a run already. Pass --force to replace it, or choose another --name."
+        )
+    if config.force:
+        for path in (final, folder):
+            if path.exists():
+                shutil.rmtree(path)
+    elif folder.exists() and not config.resume:
+        raise OutputExistsError(
+            f"{folder} holds an interrupted comparison. Pass --resume to continue it, or --force "
+            "to start again."
+        )
+    return final, folder
+
+
+def _read_back(run_dir: Path) -> Any:
+    """A finished candidate's TrainResult, from its run.json (--resume)."""
+    from rec_edge.train.precision import Precision
+    from rec_edge.train.trainer import TrainResult
+
+    run = load_run(run_dir)
+    return TrainResult(
+        run_dir,
+        run["metrics"],
+        float(run["train_seconds"]),
+        len(run["skipped"]),
+        run["truncated"]["train"],
+        Precision(**run["precision"]),
+        run["max_length"],
+    )
+
+
+def _train_candidate(
+    config: TrainConfig, folder: Path, name: str, use_templates: bool, train_one: Callable
+) -> Any:
+    """One candidate's TrainResult (None: not the main process of a distributed run). With
+    --resume a finished candidate is read back, an interrupted one continued."""
+    if config.resume and (folder / name / RUN_FILE).is_file():
+        return _read_back(folder / name)
+    candidate = replace(
+        config,
+        compare_templates=False,
+        use_templates=use_templates,
+        runs_dir=str(folder),
+        name=name,
+        force=False,
+        resume=config.resume and (folder / f"{name}.partial").is_dir(),
+    )
+    result = train_one(candidate)
+    return result if (folder / name / RUN_FILE).is_file() else None
+
+
+def _summary(result: Any) -> dict[str, Any]:
+    test = result.metrics.get("test")
+    return {
+        "validation": {k: result.metrics["validation"][k] for k in KEPT},
+        "test": {k: test[k] for k in KEPT} if test else None,
+        "train_seconds": round(result.train_seconds, 1),
+    }
+
+
+def train_compared(config: TrainConfig, train_one: Callable) -> Any:
+    """Train both candidates, keep the better on validation as the run (its run.json gains
+    ``templates_compared``), delete the other. Returns the kept run's TrainResult, with
+    ``train_seconds`` the two runs together (what the comparison cost)."""
+    final, folder = _candidates_dir(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for name, use_templates in CANDIDATES:
+        results[name] = _train_candidate(config, folder, name, use_templates, train_one)
+        if results[name] is None:
+            return None
+    kept = choose({name: result.metrics["validation"] for name, result in results.items()})
+    record = {
+        "chosen": kept,
+        "rule": "the instruction only with a strictly higher validation accuracy",
+        **{name: _summary(result) for name, result in results.items()},
+    }
+    run = load_run(folder / kept)
+    # the kept candidate's config (its use_templates) under the run's own name and folder
+    run["config"].update(name=final.name, runs_dir=config.runs_dir)
+    run.update(name=final.name, templates_compared=record)
+    (folder / kept / RUN_FILE).write_text(json.dumps(run, indent=2), encoding="utf-8")
+    (folder / kept).rename(final)
+    shutil.rmtree(folder)
+    figures = ", ".join(
+        f"{name} {result.metrics['validation']['accuracy']:.4f}" for name, result in results.items()
+    )
+    print(f"templates compared on validation: {figures}; kept: {kept}", file=sys.stderr)
+    return replace(
+        results[kept],
+        run_dir=final,
+        metrics={**results[kept].metrics, "templates_compared": record},
+        train_seconds=sum(result.train_seconds for result in results.values()),
+    )
