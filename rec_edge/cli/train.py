@@ -126,15 +126,17 @@ def _split_csv(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @click.option(
     "--with-template",
     is_flag=True,
-    help="Wrap the text in the built-in instruction templates. [default: only when --instruction, "
-    "--template or --template-file is given; the raw text otherwise, which scores as well]",
+    help="Wrap the text in the built-in instruction templates. [default: when --instruction, "
+    "--template or --template-file is given; otherwise at few shots the better of the raw text "
+    "and the instruction on validation (--compare-templates), and the raw text beyond]",
 )
 @click.option(
-    "--compare-templates",
-    is_flag=True,
+    "--compare-templates/--no-compare-templates",
+    default=None,
     help="Train twice, on the raw text and through the instruction templates (yours or the "
     "built-in ones), and keep the run with the higher validation accuracy (the raw text on a "
-    "tie). Twice the training time.",
+    "tie). Twice the training time. [default: on for a classify run of at most 5,000 training "
+    "examples with no template option; off otherwise]",
 )
 @click.option(
     "--label-name",

@@ -24,6 +24,7 @@ import numpy as np
 
 from rec_edge.config import TrainConfig, config_to_dict
 from rec_edge.data.tasks import ClassificationData, Split, build_classification, run_name
+from rec_edge.data.templates import RAW_TEMPLATES
 from rec_edge.metrics import classification_report, pair_report
 from rec_edge.models import default_max_length, resolve_model
 from rec_edge.train.heads import HEAD_FILE, LabelHead, description_classifier, initial_head
@@ -420,13 +421,15 @@ def _run_record(
 
 
 def train(config: TrainConfig) -> TrainResult:
-    if config.compare_templates:  # two runs of this function, the better kept (train.compare)
+    data: ClassificationData = build_classification(config)
+    raw = data.templates.templates == [RAW_TEMPLATES[config.task]]
+    if config.resolved_compare_templates(len(data.train.texts), raw_by_default=raw):
+        # two runs of this function, the better on validation kept (train.compare)
         from rec_edge.train.compare import train_compared
 
-        return train_compared(config, train)
+        return train_compared(replace(config, compare_templates=True), train)
     from transformers import set_seed
 
-    data: ClassificationData = build_classification(config)
     model_path = resolve_model(config.model)
     final = Path(config.runs_dir) / run_name(config)
     work = prepare_run_dir(final, config.force, config.resume)

@@ -31,6 +31,26 @@ def test_comparison_conflicts_are_config_errors() -> None:
         TrainConfig(train_file="x", use_templates=False, compare_templates=True)
 
 
+def test_the_comparison_is_the_default_of_a_few_shot_classify_run() -> None:
+    default = TrainConfig(train_file="x")
+    assert default.compare_templates is None  # auto
+    assert default.resolved_compare_templates(640, raw_by_default=True)
+    assert default.resolved_compare_templates(5000, raw_by_default=True)
+    assert not default.resolved_compare_templates(5001, raw_by_default=True)  # full data: one run
+    assert not default.resolved_compare_templates(640, raw_by_default=False)  # a template given
+    for given in (
+        TrainConfig(train_file="x", use_templates=False),
+        TrainConfig(train_file="x", use_templates=True),
+        TrainConfig(train_file="x", compare_templates=False),
+        TrainConfig(train_file="x", shots=0),  # zero-shot: nothing is trained
+        TrainConfig(train_file="x", task="rank"),
+    ):
+        assert not given.resolved_compare_templates(640, raw_by_default=True)
+    assert TrainConfig(train_file="x", compare_templates=True).resolved_compare_templates(
+        10_000, raw_by_default=False
+    )
+
+
 @pytest.mark.slow
 def test_compared_run_keeps_the_better_candidate(tmp_path, tiny_model, topic_files) -> None:
     config = tiny_train_config(tiny_model, topic_files, tmp_path, epochs=2, compare_templates=True)

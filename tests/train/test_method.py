@@ -38,9 +38,13 @@ def test_a_few_shot_run_fine_tunes_every_weight(tmp_path, tiny_model) -> None:
         "--max-steps",
         "2",
     ]
-    for name, extra, method in (("auto", [], "full"), ("lora", ["--method", "lora"], "lora")):
+    lora = ["--method", "lora", "--no-compare-templates"]
+    for name, extra, method in (("auto", [], "full"), ("lora", lora, "lora")):
         result = CliRunner().invoke(main, [*base, "--name", name, *extra])
         assert result.exit_code == 0, result.output
         run = json.loads((tmp_path / name / "run.json").read_text())
         assert run["config"]["method"] == method  # run.json records what was resolved
         assert (tmp_path / name / "adapter").is_dir() == (method == "lora")
+        # 16 examples and no template option: the raw text and the instruction compared
+        assert ("templates_compared" in run) == (name == "auto")
+        assert ("templates compared:" in result.output) == (name == "auto")

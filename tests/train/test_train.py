@@ -85,6 +85,7 @@ def test_kill_mid_run_then_resume(tmp_path, tiny_model, topic_files) -> None:
         "--max-length",
         "32",
         "--keep-checkpoints",
+        "--no-compare-templates",  # one run (a comparison's resume: train/test_compare.py)
     ]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoints = tmp_path / "killed.partial" / "checkpoints"
