@@ -15,11 +15,11 @@ grep -E "^(run written|test)" runs/bbc-zero.train.log
 
 # A quarter of the articles is held out: the export's accuracy gate needs enough of them to tell
 # a 1-point drop from noise (one article of 445 is 0.22 points).
-step "1/8 train: LoRA on all-MiniLM-L6-v2, 32 articles per topic, the label-description head"
+step "1/8 train: all-MiniLM-L6-v2 on 32 articles per topic (every weight, the label-description head; raw text and instruction compared on validation)"
 rec-edge train data/bbc/train.jsonl --test-file data/bbc/test.jsonl --name bbc-demo --force \
   --shots 32 --max-length 96 --validation-fraction 0.25 >runs/bbc-demo.train.log 2>&1 \
   || { tail -n 20 runs/bbc-demo.train.log; exit 1; }
-grep -E "^(run written|validation|test|skipped)" runs/bbc-demo.train.log
+grep -E "^(run written|validation|test|skipped|templates)" runs/bbc-demo.train.log
 
 step "2/8 export: ONNX (optimum) -> portable fusions -> int8 with the accuracy gate -> exports/bbc-demo"
 rec-edge export runs/bbc-demo --out exports/bbc-demo --force 2>/dev/null
