@@ -39,6 +39,19 @@ def choose(validation: dict[str, dict[str, Any]]) -> str:
     return "instruction" if instruction > raw else "raw"
 
 
+def discordant(raw: dict[str, Any], instruction: dict[str, Any]) -> dict[str, int] | None:
+    """The validation texts only one candidate gets right (``correct`` of each report), the
+    counts a paired test of the two accuracies needs (McNemar; the difference's standard error is
+    sqrt(b + c) / n to first order). None when a report lacks them (a run before they were kept)."""
+    a, b = raw.get("correct"), instruction.get("correct")
+    if not a or not b or len(a) != len(b):
+        return None
+    return {
+        "raw_only": sum(x == "1" and y == "0" for x, y in zip(a, b, strict=True)),
+        "instruction_only": sum(x == "0" and y == "1" for x, y in zip(a, b, strict=True)),
+    }
+
+
 def _candidates_dir(config: TrainConfig) -> tuple[Path, Path]:
     """The run's final folder and the folder its two candidates train in (beside it); with
     --force both are cleared, without it an existing run is refused as a single run would be."""
@@ -121,6 +134,7 @@ def train_compared(config: TrainConfig, train_one: Callable) -> Any:
     record = {
         "chosen": kept,
         "rule": "the instruction only with a strictly higher validation accuracy",
+        "discordant": discordant(*(results[name].metrics["validation"] for name, _ in CANDIDATES)),
         **{name: _summary(result) for name, result in results.items()},
     }
     run = load_run(folder / kept)

@@ -332,6 +332,17 @@ class _Fitted:
     main_process: bool = True
 
 
+def _validation_report(trainer: Any, dataset: Any, labels: list[str], rank: bool) -> dict[str, Any]:
+    """The validation report; for classify also ``correct``, one 0/1 a text in the split's order
+    (what the paired comparison of two runs on the same texts needs: train.compare)."""
+    prediction = trainer.predict(dataset)
+    report = _metrics(prediction, labels, rank)
+    if not rank:
+        hits = np.argmax(prediction.predictions, axis=-1) == np.asarray(prediction.label_ids)
+        report["correct"] = "".join("1" if hit else "0" for hit in hits)
+    return report
+
+
 def _fit(
     config: TrainConfig,
     built: _Model,
@@ -359,7 +370,7 @@ def _fit(
         trainer.train(resume_from_checkpoint=resume_from)
         seconds = time.perf_counter() - started
         metrics = {
-            "validation": _report(trainer, validation_set, labels, built.rank),
+            "validation": _validation_report(trainer, validation_set, labels, built.rank),
             "test": _report(trainer, test_set, labels, built.rank) if test_set else None,
         }
     return _Fitted(

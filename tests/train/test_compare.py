@@ -11,7 +11,7 @@ from rec_edge.config import ExportConfig, TrainConfig
 from rec_edge.errors import ConfigError, OutputExistsError
 from rec_edge.export import export
 from rec_edge.train import train
-from rec_edge.train.compare import choose
+from rec_edge.train.compare import choose, discordant
 from tests.conftest import tiny_train_config
 
 
@@ -22,6 +22,11 @@ def test_the_instruction_must_win_on_accuracy() -> None:
     assert choose(validation(0.80, 0.85)) == "instruction"
     assert choose(validation(0.85, 0.80)) == "raw"
     assert choose(validation(0.80, 0.80)) == "raw"  # a tie: the cheaper input
+    assert discordant({"correct": "1100"}, {"correct": "1011"}) == {
+        "raw_only": 1,
+        "instruction_only": 2,
+    }
+    assert discordant({"accuracy": 0.5}, {"correct": "10"}) is None  # a run from before
 
 
 def test_comparison_conflicts_are_config_errors() -> None:
@@ -65,6 +70,10 @@ def test_compared_run_keeps_the_better_candidate(tmp_path, tiny_model, topic_fil
         "instruction" if accuracy["instruction"] > accuracy["raw"] else "raw"
     )
     kept = compared["chosen"]
+    pairs, n = compared["discordant"], compared["raw"]["validation"]["n"]
+    assert (pairs["instruction_only"] - pairs["raw_only"]) / n == pytest.approx(
+        accuracy["instruction"] - accuracy["raw"]
+    )  # the paired counts agree with the two accuracies
     assert run["name"] == "tiny" and run["config"]["name"] == "tiny"
     assert (run["templates"]["templates"] == ["{text}"]) == (kept == "raw")
     assert run["metrics"]["validation"]["accuracy"] == accuracy[kept]
@@ -116,7 +125,9 @@ def test_an_interrupted_comparison_resumes_with_the_run_it_stopped_in(
     config.resume = True
     result = train_compared(config, dies_in_the_instruction_run)
     assert calls == ["raw", "instruction", "instruction"]  # the finished raw run was read back
-    assert set(result.metrics["templates_compared"]) == {"chosen", "rule", "raw", "instruction"}
+    compared = result.metrics["templates_compared"]
+    assert set(compared) == {"chosen", "rule", "discordant", "raw", "instruction"}
+    assert compared["discordant"] is not None  # the read-back run kept its per-text hits
     assert (
         not (tmp_path / "tiny.candidates").exists() and (tmp_path / "tiny" / "run.json").is_file()
     )
