@@ -356,6 +356,16 @@ def _choose(gate: Gate, config: ExportConfig, log: Any) -> Candidate:
     return gate.fp32
 
 
+def _run_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The run's reports for the manifest, without each text's hit (``correct``: run.json keeps it)."""
+    return {
+        split: {k: v for k, v in report.items() if k != "correct"}
+        if isinstance(report, dict)
+        else report
+        for split, report in metrics.items()
+    }
+
+
 def _describe(
     manifest: Manifest,
     config: ExportConfig,
@@ -389,7 +399,7 @@ def _describe(
         "head": head.to_dict() if head else run.get("head", {"kind": "labels"}),
         "added_labels": dict(config.add_labels),
         "collaborative": run.get("collaborative") if manifest.items_file else None,
-        "run_metrics": run.get("metrics", {}),
+        "run_metrics": _run_metrics(run.get("metrics", {})),
         "export_config": config_to_dict(config),
         "dims": {k: getattr(graphs.model_config, k, None) for k in (*dims, "vocab_size")},
     }

@@ -98,6 +98,10 @@ def test_compared_run_keeps_the_better_candidate(tmp_path, tiny_model, topic_fil
     ).bundle_dir
     manifest = json.loads((bundle / MANIFEST_FILE).read_text())
     assert manifest["templates"]["templates"] == run["templates"]["templates"]
+    assert "correct" in run["metrics"]["validation"]  # each text's hit: run.json, not the bundle
+    assert set(manifest["source"]["run_metrics"]["validation"]) == {
+        k for k in run["metrics"]["validation"] if k != "correct"
+    }
     with pytest.raises(OutputExistsError, match="Pass --force"):
         train(config)
 
