@@ -8,6 +8,10 @@ from typing import Any
 
 import numpy as np
 
+# a classify run's validation report keeps one entry a text under these keys (run.json only:
+# what the paired comparison of two runs on the same texts needs, train.compare)
+PER_TEXT = ("correct", "true_log_prob")
+
 
 def classification_report(
     y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]

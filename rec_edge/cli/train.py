@@ -334,9 +334,17 @@ def command(
         accuracy = {
             name: compared[name]["validation"]["accuracy"] for name in ("raw", "instruction")
         }
+        pairs = compared.get("discordant")
+        noise = (
+            f" (texts only one gets right: raw {pairs['raw_only']}, instruction "
+            f"{pairs['instruction_only']}; the instruction must lead by more than "
+            f"{(pairs['raw_only'] + pairs['instruction_only']) ** 0.5:.1f})"
+            if pairs
+            else ""
+        )
         click.echo(
             f"templates compared: validation accuracy raw text {accuracy['raw']:.4f}, "
-            f"instruction {accuracy['instruction']:.4f}: kept {compared['chosen']}"
+            f"instruction {accuracy['instruction']:.4f}{noise}: kept {compared['chosen']}"
         )
     stage = summary["collaborative"]
     if stage:

@@ -30,6 +30,7 @@ from rec_edge.export.merge import model_to_export
 from rec_edge.export.onnx_export import export_onnx, parity, torch_logits
 from rec_edge.export.optimize import optimize_graph
 from rec_edge.export.quantize import Recipe, get_recipe
+from rec_edge.metrics import PER_TEXT
 from rec_edge.runtime.tokenize import BundleTokenizer, pad_batch
 from rec_edge.train.heads import HEAD_FILE, HEAD_KIND, LabelHead, extend_head
 from rec_edge.train.runs import load_run
@@ -357,9 +358,9 @@ def _choose(gate: Gate, config: ExportConfig, log: Any) -> Candidate:
 
 
 def _run_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The run's reports for the manifest, without each text's hit (``correct``: run.json keeps it)."""
+    """The run's reports for the manifest, without the per-text entries (run.json keeps them)."""
     return {
-        split: {k: v for k, v in report.items() if k != "correct"}
+        split: {k: v for k, v in report.items() if k not in PER_TEXT}
         if isinstance(report, dict)
         else report
         for split, report in metrics.items()

@@ -2,10 +2,11 @@
 
 Two runs on the same sample, seed and validation set: one on the raw text, one through the
 instruction templates (the built-in ones, or --instruction / --template / --template-file). The
-one with the higher validation accuracy becomes the run, the raw text on a tie: the instruction
-costs tokens at every prediction, so it must earn them on this task's own validation set
-(measured: +2.3 points on binary sentiment at 64 examples a label, a tie or a loss on topics
-and intents; benchmarks/RESULTS.md). run.json records both runs' figures under
+instruction costs tokens at every prediction, so it must earn them on this task's own validation
+set: it becomes the run only when its lead there is more than one standard error of the paired
+difference (the validation texts only one of the two gets right: ``choose``), else the raw text
+does (measured: +2.3 points on binary sentiment at 64 examples a label, a tie or a loss on
+topics and intents; benchmarks/RESULTS.md). run.json records both runs' figures under
 ``templates_compared``. An interrupted comparison resumes with the run it stopped in.
 
 The default of a few-shot classify run that names no template (``TrainConfig.compare_templates``
@@ -33,10 +34,22 @@ CANDIDATES = (("raw", False), ("instruction", True))
 KEPT = ("accuracy", "macro_f1", "n")
 
 
-def choose(validation: dict[str, dict[str, Any]]) -> str:
-    """The candidate kept: the instruction only with a strictly higher validation accuracy."""
-    raw, instruction = (validation[name]["accuracy"] for name, _ in CANDIDATES)
-    return "instruction" if instruction > raw else "raw"
+RULE = "the instruction only when it leads by more than one standard error of the paired difference"
+
+
+def choose(validation: dict[str, dict[str, Any]], pairs: dict[str, int] | None) -> str:
+    """The candidate kept: the instruction only when it gets more validation texts right than
+    the raw text by more than sqrt(b + c), b and c the texts only the raw text or only the
+    instruction gets right (``pairs``; McNemar's z above 1, as the export gate allows a
+    candidate's loss). On a few-shot validation set one text is several points, and a lead of a
+    text or two was right on test no more often than chance (benchmarks/RESULTS.md); the raw
+    text, the cheaper input, is kept then. Without ``pairs`` (a report from before they were
+    kept) a strictly higher accuracy decides."""
+    if pairs is None:
+        raw, instruction = (validation[name]["accuracy"] for name, _ in CANDIDATES)
+        return "instruction" if instruction > raw else "raw"
+    b, c = pairs["raw_only"], pairs["instruction_only"]
+    return "instruction" if c - b > (b + c) ** 0.5 else "raw"
 
 
 def discordant(raw: dict[str, Any], instruction: dict[str, Any]) -> dict[str, int] | None:
@@ -49,6 +62,23 @@ def discordant(raw: dict[str, Any], instruction: dict[str, Any]) -> dict[str, in
     return {
         "raw_only": sum(x == "1" and y == "0" for x, y in zip(a, b, strict=True)),
         "instruction_only": sum(x == "0" and y == "1" for x, y in zip(a, b, strict=True)),
+    }
+
+
+def paired_log_prob(raw: dict[str, Any], instruction: dict[str, Any]) -> dict[str, float] | None:
+    """The instruction's mean gain in the log-probability of each validation text's true label
+    over the raw text's (``true_log_prob`` of each report), and that mean's standard error: a
+    finer paired signal than the hits, recorded beside them (not yet a rule: benchmarks/RESULTS.md).
+    None when a report lacks them."""
+    a, b = raw.get("true_log_prob"), instruction.get("true_log_prob")
+    if not a or not b or len(a) != len(b):
+        return None
+    gains = [y - x for x, y in zip(a, b, strict=True)]
+    mean = sum(gains) / len(gains)
+    spread = sum((g - mean) ** 2 for g in gains) / max(len(gains) - 1, 1)
+    return {
+        "mean_gain": round(mean, 4),
+        "standard_error": round((spread / len(gains)) ** 0.5, 4),
     }
 
 
@@ -130,11 +160,14 @@ def train_compared(config: TrainConfig, train_one: Callable) -> Any:
         results[name] = _train_candidate(config, folder, name, use_templates, train_one)
         if results[name] is None:
             return None
-    kept = choose({name: result.metrics["validation"] for name, result in results.items()})
+    validation = {name: result.metrics["validation"] for name, result in results.items()}
+    pairs = discordant(*(validation[name] for name, _ in CANDIDATES))
+    kept = choose(validation, pairs)
     record = {
         "chosen": kept,
-        "rule": "the instruction only with a strictly higher validation accuracy",
-        "discordant": discordant(*(results[name].metrics["validation"] for name, _ in CANDIDATES)),
+        "rule": RULE,
+        "discordant": pairs,
+        "log_prob": paired_log_prob(*(validation[name] for name, _ in CANDIDATES)),
         **{name: _summary(result) for name, result in results.items()},
     }
     run = load_run(folder / kept)

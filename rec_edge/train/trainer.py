@@ -97,11 +97,17 @@ def _label_report(logits: np.ndarray, label_ids: Any, labels: list[str]) -> dict
     the true labels. A validation set of 16 texts moves accuracy in steps of 6 points; the
     likelihood still tells two checkpoints apart (what early stopping and the best model use)."""
     report = classification_report(label_ids, np.argmax(logits, axis=-1), labels)
-    shifted = logits - logits.max(-1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
-    likelihood = float(log_probs[np.arange(len(label_ids)), label_ids].mean()) if len(logits) else 0
+    likelihood = float(_true_log_probs(logits, label_ids).mean()) if len(logits) else 0
     report["selection"] = report["accuracy"] + 0.01 * max(likelihood, -10.0)
     return report
+
+
+def _true_log_probs(logits: np.ndarray, label_ids: Any) -> np.ndarray:
+    """Each text's log-probability of its true label (a softmax over the logits)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    shifted = logits - logits.max(-1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    return log_probs[np.arange(len(logits)), np.asarray(label_ids)]
 
 
 def _report(trainer: Any, dataset: Any, labels: list[str], rank: bool) -> dict[str, Any]:
@@ -333,13 +339,16 @@ class _Fitted:
 
 
 def _validation_report(trainer: Any, dataset: Any, labels: list[str], rank: bool) -> dict[str, Any]:
-    """The validation report; for classify also ``correct``, one 0/1 a text in the split's order
-    (what the paired comparison of two runs on the same texts needs: train.compare)."""
+    """The validation report; for classify also, a text each in the split's order (what the
+    paired comparison of two runs on the same texts needs: train.compare), ``correct`` (0/1) and
+    ``true_log_prob`` (the log-probability of its true label)."""
     prediction = trainer.predict(dataset)
     report = _metrics(prediction, labels, rank)
     if not rank:
-        hits = np.argmax(prediction.predictions, axis=-1) == np.asarray(prediction.label_ids)
+        logits, truth = prediction.predictions, np.asarray(prediction.label_ids)
+        hits = np.argmax(logits, axis=-1) == truth
         report["correct"] = "".join("1" if hit else "0" for hit in hits)
+        report["true_log_prob"] = [round(float(x), 4) for x in _true_log_probs(logits, truth)]
     return report
 
 

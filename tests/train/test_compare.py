@@ -11,22 +11,39 @@ from rec_edge.config import ExportConfig, TrainConfig
 from rec_edge.errors import ConfigError, OutputExistsError
 from rec_edge.export import export
 from rec_edge.train import train
-from rec_edge.train.compare import choose, discordant
+from rec_edge.train.compare import choose, discordant, paired_log_prob
 from tests.conftest import tiny_train_config
 
 
-def test_the_instruction_must_win_on_accuracy() -> None:
+def test_the_instruction_must_lead_by_more_than_the_noise() -> None:
     def validation(raw: float, instruction: float) -> dict[str, dict[str, float]]:
         return {"raw": {"accuracy": raw}, "instruction": {"accuracy": instruction}}
 
-    assert choose(validation(0.80, 0.85)) == "instruction"
-    assert choose(validation(0.85, 0.80)) == "raw"
-    assert choose(validation(0.80, 0.80)) == "raw"  # a tie: the cheaper input
+    def pairs(raw_only: int, instruction_only: int) -> dict[str, int]:
+        return {"raw_only": raw_only, "instruction_only": instruction_only}
+
+    either = validation(0.80, 0.85)  # the accuracies alone do not decide when the pairs are known
+    assert choose(either, pairs(0, 2)) == "instruction"  # 2 > sqrt(2)
+    assert choose(either, pairs(2, 5)) == "instruction"  # 3 > sqrt(7)
+    assert choose(either, pairs(0, 1)) == "raw"  # a lead of one text: 1 = sqrt(1), the noise
+    assert choose(either, pairs(3, 6)) == "raw"  # 3 = sqrt(9)
+    assert choose(either, pairs(10, 14)) == "raw"  # 4 < sqrt(24)
+    assert choose(either, pairs(5, 5)) == "raw"  # a tie: the cheaper input
+    assert choose(either, pairs(6, 0)) == "raw"
+    # a report from before the pairs were kept: a strictly higher accuracy decides
+    assert choose(validation(0.80, 0.85), None) == "instruction"
+    assert choose(validation(0.85, 0.80), None) == "raw"
+    assert choose(validation(0.80, 0.80), None) == "raw"
     assert discordant({"correct": "1100"}, {"correct": "1011"}) == {
         "raw_only": 1,
         "instruction_only": 2,
     }
     assert discordant({"accuracy": 0.5}, {"correct": "10"}) is None  # a run from before
+    gain = paired_log_prob(
+        {"true_log_prob": [-1.0, -0.5, -2.0]}, {"true_log_prob": [-0.5, -0.5, -1.0]}
+    )
+    assert gain == {"mean_gain": 0.5, "standard_error": pytest.approx(0.2887, abs=1e-4)}
+    assert paired_log_prob({"accuracy": 0.5}, {"true_log_prob": [-1.0]}) is None
 
 
 def test_comparison_conflicts_are_config_errors() -> None:
@@ -66,14 +83,13 @@ def test_compared_run_keeps_the_better_candidate(tmp_path, tiny_model, topic_fil
     run = json.loads((final / "run.json").read_text())
     compared = run["templates_compared"]
     accuracy = {name: compared[name]["validation"]["accuracy"] for name in ("raw", "instruction")}
-    assert compared["chosen"] == (
-        "instruction" if accuracy["instruction"] > accuracy["raw"] else "raw"
-    )
-    kept = compared["chosen"]
     pairs, n = compared["discordant"], compared["raw"]["validation"]["n"]
     assert (pairs["instruction_only"] - pairs["raw_only"]) / n == pytest.approx(
         accuracy["instruction"] - accuracy["raw"]
     )  # the paired counts agree with the two accuracies
+    assert compared["chosen"] == choose({k: compared[k]["validation"] for k in accuracy}, pairs)
+    assert set(compared["log_prob"]) == {"mean_gain", "standard_error"}
+    kept = compared["chosen"]
     assert run["name"] == "tiny" and run["config"]["name"] == "tiny"
     assert (run["templates"]["templates"] == ["{text}"]) == (kept == "raw")
     assert run["metrics"]["validation"]["accuracy"] == accuracy[kept]
@@ -98,9 +114,12 @@ def test_compared_run_keeps_the_better_candidate(tmp_path, tiny_model, topic_fil
     ).bundle_dir
     manifest = json.loads((bundle / MANIFEST_FILE).read_text())
     assert manifest["templates"]["templates"] == run["templates"]["templates"]
-    assert "correct" in run["metrics"]["validation"]  # each text's hit: run.json, not the bundle
+    validation = run["metrics"]["validation"]
+    assert len(validation["correct"]) == len(validation["true_log_prob"]) == validation["n"]
+    assert all(p <= 0 for p in validation["true_log_prob"])
+    # each text's hit and log-probability: run.json, not the bundle
     assert set(manifest["source"]["run_metrics"]["validation"]) == {
-        k for k in run["metrics"]["validation"] if k != "correct"
+        k for k in validation if k not in ("correct", "true_log_prob")
     }
     with pytest.raises(OutputExistsError, match="Pass --force"):
         train(config)
@@ -130,8 +149,9 @@ def test_an_interrupted_comparison_resumes_with_the_run_it_stopped_in(
     result = train_compared(config, dies_in_the_instruction_run)
     assert calls == ["raw", "instruction", "instruction"]  # the finished raw run was read back
     compared = result.metrics["templates_compared"]
-    assert set(compared) == {"chosen", "rule", "discordant", "raw", "instruction"}
-    assert compared["discordant"] is not None  # the read-back run kept its per-text hits
+    assert set(compared) == {"chosen", "rule", "discordant", "log_prob", "raw", "instruction"}
+    # the read-back run kept its per-text hits and log-probabilities
+    assert compared["discordant"] is not None and compared["log_prob"] is not None
     assert (
         not (tmp_path / "tiny.candidates").exists() and (tmp_path / "tiny" / "run.json").is_file()
     )
