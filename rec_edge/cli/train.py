@@ -319,8 +319,9 @@ def command(
         click.echo(f"skipped {result.skipped} invalid rows (listed in run.json)")
     if result.truncated:
         click.echo(
-            f"{result.truncated} training texts were cut at --max-length {result.max_length} "
-            "tokens (their ends were not read): raise --max-length, or shorten the template "
+            f"{result.truncated} training text{'s were' if result.truncated != 1 else ' was'} "
+            f"cut at --max-length {result.max_length} "
+            "tokens (what follows was not read): raise --max-length, or shorten the template "
             "(rank: fewer --history items)"
         )
     for split in ("validation", "test"):
@@ -337,8 +338,8 @@ def command(
         pairs = compared.get("discordant")
         noise = (
             f" (texts only one gets right: raw {pairs['raw_only']}, instruction "
-            f"{pairs['instruction_only']}; the instruction must lead by more than "
-            f"{(pairs['raw_only'] + pairs['instruction_only']) ** 0.5:.1f})"
+            f"{pairs['instruction_only']}; one standard error of the lead: "
+            f"{(pairs['raw_only'] + pairs['instruction_only']) ** 0.5:.1f} texts)"
             if pairs
             else ""
         )
