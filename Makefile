@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast demo serve data data-bbc data-drugs bench bench-ml100k bench-fewshot bench-invariance bench-serve bench-score bench-train-speed lint format clean
+.PHONY: help install test test-fast demo serve data data-bbc data-drugs bench bench-ml100k bench-fewshot bench-invariance bench-serve bench-score bench-train-speed lint docs format clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -74,15 +74,19 @@ bench-invariance: install data-bbc ## Batch invariance, accuracy, latency of eve
 bench-fewshot: install data-bbc data-drugs ## Few- and zero-shot: rec-edge vs SetFit vs a logistic probe, BBC, BANKING77, drug reviews, K=0,8,16,64 (peers in .venv-peers; hours: see benchmarks/README.md)
 	PATH=$(BIN):$$PATH BANKING77=$(BANKING77) bash benchmarks/fewshot.sh $(FEWSHOT_ARGS)
 
-lint: install ## ruff (format check + lint) and mypy on the torch-free core
+lint: install ## ruff (format check + lint), mypy on the torch-free core, the import contracts (lint-imports)
 	$(BIN)/ruff format --check rec_edge tests
 	$(BIN)/ruff check rec_edge tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+docs: install ## Build the docs site into site/ (mkdocs build --strict: a broken link or reference fails)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 format: install ## Apply ruff's formatting and safe fixes
 	$(BIN)/ruff format rec_edge tests
 	$(BIN)/ruff check --fix rec_edge tests
 
 clean: ## Remove the venv, caches and downloaded data (keeps runs/ and exports/)
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) data site .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,5 +1,5 @@
 """The collaborative stage's bulk encoding: PyTorch fp32 against the int8 onnxruntime session
-(rec_edge.export.bulk), on the same rows of a finished MovieLens rank run, in one sitting: the
+(rec_edge.convert.bulk), on the same rows of a finished MovieLens rank run, in one sitting: the
 seconds spent encoding and the fitted tables' validation AUC with each.
 
     python benchmarks/collab_encoding.py --run runs/ml100k-demo --shots 16384 \

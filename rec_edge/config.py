@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import string
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,7 +67,7 @@ class TrainConfig:
     compare_templates: bool | None = None
     label_names: dict[str, str] = field(default_factory=dict)  # verbalizer: label -> words
     descriptions: dict[str, str] = field(default_factory=dict)  # label -> a sentence (the head's)
-    head: str = "descriptions"  # classify: descriptions (train.heads) | linear (a fresh matrix)
+    head: str = "descriptions"  # classify: descriptions (modeling.heads) | linear (a fresh matrix)
     # tokens read of each input; None: the model's own limit, at most 512 (models.default_max_length;
     # all-MiniLM-L6-v2: 256): a cut review loses its verdict (benchmarks/RESULTS.md, few-shot)
     max_length: int | None = None
@@ -111,8 +112,6 @@ class TrainConfig:
         if self.history < 1:
             p.append(f"history={self.history} (must be >= 1)")
         if self.item_template is not None:
-            from rec_edge.data.interactions import template_fields
-
             try:
                 template_fields(self.item_template)
             except ValueError as error:
@@ -458,3 +457,16 @@ class ScoreConfig:
         if self.master is not None and self.engine != "spark":
             p.append(f"master is for engine 'spark' (engine is {self.engine!r})")
         _check(p, "ScoreConfig")
+
+
+def template_fields(template: str) -> list[str]:
+    """The fields an item template names; ValueError if it is not a usable template."""
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as error:
+        raise ValueError(f"not a template: {error}; write fields as {{title}}") from None
+    if not names:
+        raise ValueError("names no field; e.g. '{title} ({year}), {genres}'")
+    if any(not n.isidentifier() for n in names):
+        raise ValueError(f"field names must be plain names, got {names}")
+    return names

@@ -202,7 +202,7 @@ class TorchEngine(Engine):
         if head.get("kind") == "descriptions":  # the encoder and the run's head, as trained
             from transformers import AutoModel
 
-            from rec_edge.train.heads import LabelHead, description_classifier
+            from rec_edge.modeling.heads import LabelHead, description_classifier
 
             self.model = description_classifier(
                 AutoModel.from_pretrained(model_dir),

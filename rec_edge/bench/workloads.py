@@ -79,7 +79,7 @@ def _read_requests(config: BenchConfig) -> tuple[list[str], list[str] | None]:
     """Rank bundles: one JSON request per line, checked; gold = each request's label field."""
     import json
 
-    from rec_edge.cli.predict import read_lines
+    from rec_edge.data.readers import read_lines
     from rec_edge.runtime.predictor import parse_rank_request
 
     assert config.text_file is not None

@@ -10,21 +10,10 @@ from typing import TYPE_CHECKING, TextIO
 
 import click
 
-from rec_edge.errors import DataError
+from rec_edge.data.readers import read_lines
 
 if TYPE_CHECKING:
     from rec_edge.runtime import Predictor
-
-
-def read_lines(path: Path) -> list[str]:
-    """Every line of a UTF-8 file (blank ones too, so that positions are line numbers - 1)."""
-    try:
-        return path.read_text("utf-8").splitlines()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except UnicodeDecodeError as error:
-        line = path.read_bytes()[: error.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not valid UTF-8; re-encode the file as UTF-8.") from None
 
 
 def read_inputs(path: Path, text_field: str) -> list[str]:

@@ -7,11 +7,11 @@ genres in either layout."""
 from __future__ import annotations
 
 import json
-import string
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from rec_edge.config import template_fields
 from rec_edge.errors import DataError
 
 
@@ -187,19 +187,6 @@ def _finish(
     if not interactions:
         raise DataError(f"{source}: no interactions")
     return InteractionData(interactions, titles, source, fields or {})
-
-
-def template_fields(template: str) -> list[str]:
-    """The fields an item template names; ValueError if it is not a usable template."""
-    try:
-        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
-    except ValueError as error:
-        raise ValueError(f"not a template: {error}; write fields as {{title}}") from None
-    if not names:
-        raise ValueError("names no field; e.g. '{title} ({year}), {genres}'")
-    if any(not n.isidentifier() for n in names):
-        raise ValueError(f"field names must be plain names, got {names}")
-    return names
 
 
 def render_items(data: InteractionData, template: str) -> InteractionData:

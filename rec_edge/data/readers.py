@@ -153,3 +153,14 @@ def read_examples(
     if not examples:
         raise DataError(f"{path}: no examples (the file is empty or every row was skipped)")
     return ReadResult(examples, skipped)
+
+
+def read_lines(path: Path) -> list[str]:
+    """Every line of a UTF-8 file (blank ones too, so that positions are line numbers - 1)."""
+    try:
+        return path.read_text("utf-8").splitlines()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except UnicodeDecodeError as error:
+        line = path.read_bytes()[: error.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not valid UTF-8; re-encode the file as UTF-8.") from None

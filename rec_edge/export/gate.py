@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from rec_edge.bundle import Bundle, Manifest
-from rec_edge.export.quantize import (
+from rec_edge.convert.quantize import (
     GATE_CANDIDATES,
     RECIPES,
     VARIANT_CANDIDATES,

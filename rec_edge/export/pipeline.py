@@ -13,6 +13,10 @@ from typing import Any
 
 from rec_edge.bundle import Manifest, write_manifest
 from rec_edge.config import ExportConfig, TrainConfig, config_to_dict
+from rec_edge.convert.head_graph import append_head
+from rec_edge.convert.onnx_export import export_onnx, parity, torch_logits
+from rec_edge.convert.optimize import optimize_graph
+from rec_edge.convert.quantize import Recipe, get_recipe
 from rec_edge.data.readers import Example, read_examples
 from rec_edge.data.tasks import read_splits
 from rec_edge.errors import (
@@ -25,14 +29,10 @@ from rec_edge.errors import (
 )
 from rec_edge.export.card import model_card
 from rec_edge.export.gate import Candidate, Evaluator, Gate
-from rec_edge.export.head_graph import append_head
 from rec_edge.export.merge import model_to_export
-from rec_edge.export.onnx_export import export_onnx, parity, torch_logits
-from rec_edge.export.optimize import optimize_graph
-from rec_edge.export.quantize import Recipe, get_recipe
 from rec_edge.metrics import PER_TEXT
+from rec_edge.modeling.heads import HEAD_FILE, HEAD_KIND, LabelHead, extend_head
 from rec_edge.runtime.tokenize import BundleTokenizer, pad_batch
-from rec_edge.train.heads import HEAD_FILE, HEAD_KIND, LabelHead, extend_head
 from rec_edge.train.runs import load_run
 from rec_edge.versions import versions
 
@@ -241,7 +241,7 @@ def _onnx_graphs(
 def _label_head(
     run: dict[str, Any], run_dir: Path, model_dir: Path, config: ExportConfig, log: Any
 ) -> LabelHead | None:
-    """A description run's head (train.heads), with the --add-label rows embedded by the
+    """A description run's head (modeling.heads), with the --add-label rows embedded by the
     trained encoder; None for a linear or two-tower head."""
     if run.get("head", {}).get("kind") != HEAD_KIND:
         return None

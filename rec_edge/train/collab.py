@@ -47,7 +47,7 @@ class CollabConfig:
     validation_limit: int | None = 3000  # validation rows that choose the epoch (seeded sample)
     seed: int = 0
     # how the frozen encoder's scores are computed: int8 (an onnxruntime session of the model,
-    # export.bulk: several times faster) | torch (PyTorch fp32)
+    # convert.bulk: several times faster) | torch (PyTorch fp32)
     engine: str = "int8"
     # combine text, tables and counts by weights fitted on the validation rows (train.stack);
     # False keeps like = text + the tables' terms
@@ -86,11 +86,11 @@ def text_scores(
                 return np.asarray(kept["scores"])
     texts, model = users + titles, run_dir / "model"
     if engine == "int8":
-        from rec_edge.export.bulk import int8_session_logits
+        from rec_edge.convert.bulk import int8_session_logits
 
         encoded = int8_session_logits(model, texts, run["max_length"], batch_size=32)
     else:
-        from rec_edge.export.onnx_export import torch_logits
+        from rec_edge.convert.onnx_export import torch_logits
 
         encoded = torch_logits(model, texts, run["max_length"], batch_size=64)
     user_rows, item_rows = encoded[: len(users)], encoded[len(users) :]

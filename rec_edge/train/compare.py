@@ -27,7 +27,7 @@ from typing import Any
 from rec_edge.config import TrainConfig
 from rec_edge.data.tasks import run_name
 from rec_edge.errors import OutputExistsError
-from rec_edge.train.runs import RUN_FILE, load_run
+from rec_edge.train.runs import RUN_FILE, TrainResult, load_run
 
 # candidate -> use_templates; the first is the cheaper one, kept on a tie
 CANDIDATES = (("raw", False), ("instruction", True))
@@ -102,30 +102,13 @@ def _candidates_dir(config: TrainConfig) -> tuple[Path, Path]:
     return final, folder
 
 
-def _read_back(run_dir: Path) -> Any:
-    """A finished candidate's TrainResult, from its run.json (--resume)."""
-    from rec_edge.train.precision import Precision
-    from rec_edge.train.trainer import TrainResult
-
-    run = load_run(run_dir)
-    return TrainResult(
-        run_dir,
-        run["metrics"],
-        float(run["train_seconds"]),
-        len(run["skipped"]),
-        run["truncated"]["train"],
-        Precision(**run["precision"]),
-        run["max_length"],
-    )
-
-
 def _train_candidate(
     config: TrainConfig, folder: Path, name: str, use_templates: bool, train_one: Callable
 ) -> Any:
     """One candidate's TrainResult (None: not the main process of a distributed run). With
     --resume a finished candidate is read back, an interrupted one continued."""
     if config.resume and (folder / name / RUN_FILE).is_file():
-        return _read_back(folder / name)
+        return TrainResult.read_back(folder / name)
     candidate = replace(
         config,
         compare_templates=False,

@@ -68,7 +68,7 @@ def wrap_lora(
 ) -> Any:
     """LoRA on the encoder's linears in the layers ``adapted_layers`` picks (``target_modules``,
     when given, name the modules instead). ``features``: ``model`` is a bare encoder (AutoModel)
-    whose head lives outside it (train.heads), so there is no classifier to train and save."""
+    whose head lives outside it (modeling.heads), so there is no classifier to train and save."""
     from peft import LoraConfig, TaskType, get_peft_model
 
     model_type = model.config.model_type

@@ -4,13 +4,42 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rec_edge.errors import OutputExistsError, RunError
+from rec_edge.train.precision import Precision
 
 RUN_FILE = "run.json"
 PARTIAL_SUFFIX = ".partial"
+
+
+@dataclass
+class TrainResult:
+    """What a finished training run returns: its folder, metrics and what it read."""
+
+    run_dir: Path
+    metrics: dict[str, Any]  # {"validation": report, "test": report or None}
+    train_seconds: float
+    skipped: int
+    truncated: int
+    precision: Precision
+    max_length: int  # the tokens read of each input (the default resolved)
+
+    @classmethod
+    def read_back(cls, run_dir: Path) -> TrainResult:
+        """A finished run's result, from its run.json (--resume of a comparison)."""
+        run = load_run(run_dir)
+        return cls(
+            run_dir,
+            run["metrics"],
+            float(run["train_seconds"]),
+            len(run["skipped"]),
+            run["truncated"]["train"],
+            Precision(**run["precision"]),
+            run["max_length"],
+        )
 
 
 def prepare_run_dir(final: Path, force: bool, resume: bool) -> Path:

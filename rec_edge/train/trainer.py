@@ -26,8 +26,8 @@ from rec_edge.config import TrainConfig, config_to_dict
 from rec_edge.data.tasks import ClassificationData, Split, build_classification, run_name
 from rec_edge.data.templates import RAW_TEMPLATES
 from rec_edge.metrics import classification_report, pair_report
+from rec_edge.modeling.heads import HEAD_FILE, LabelHead, description_classifier, initial_head
 from rec_edge.models import default_max_length, resolve_model
-from rec_edge.train.heads import HEAD_FILE, LabelHead, description_classifier, initial_head
 from rec_edge.train.pairs import (
     EMBEDDING_DIM,
     PairDataset,
@@ -35,19 +35,8 @@ from rec_edge.train.pairs import (
     pair_model,
 )
 from rec_edge.train.precision import Precision, bf16_hardware, resolve_precision
-from rec_edge.train.runs import RUN_FILE, finish_run_dir, prepare_run_dir
+from rec_edge.train.runs import RUN_FILE, TrainResult, finish_run_dir, prepare_run_dir
 from rec_edge.versions import machine, versions
-
-
-@dataclass
-class TrainResult:
-    run_dir: Path
-    metrics: dict[str, Any]  # {"validation": report, "test": report or None}
-    train_seconds: float
-    skipped: int
-    truncated: int
-    precision: Precision
-    max_length: int  # the tokens read of each input (the default resolved)
 
 
 class _Encoded:

@@ -12,9 +12,9 @@ import onnx
 import pytest
 
 from rec_edge.config import ExportConfig, TrainConfig
+from rec_edge.convert.head_graph import HEAD_PREFIX
 from rec_edge.errors import ConfigError
 from rec_edge.export import export
-from rec_edge.export.head_graph import HEAD_PREFIX
 from rec_edge.runtime import Predictor
 from tests.conftest import make_examples, write_jsonl
 

@@ -12,9 +12,9 @@ import pytest
 
 from rec_edge.bundle import load_bundle
 from rec_edge.config import ExportConfig
+from rec_edge.convert.quantize import GATE_CANDIDATES, RECIPES, VARIANT_CANDIDATES
 from rec_edge.errors import AccuracyGateError, OutputExistsError, RunError
 from rec_edge.export import export
-from rec_edge.export.quantize import GATE_CANDIDATES, RECIPES, VARIANT_CANDIDATES
 from rec_edge.runtime import Predictor
 from tests.conftest import make_examples
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rec_edge.convert.quantize import RECIPES
 from rec_edge.export.gate import Candidate, Gate, fidelity
-from rec_edge.export.quantize import RECIPES
 
 
 def _candidate(name: str, score: float, probabilities: np.ndarray) -> Candidate:

@@ -284,7 +284,7 @@ def test_collaborative_refit_reuses_the_encoder_scores(rank_bundle, tmp_path, mo
     def no_encoder(*args: object, **kwargs: object) -> None:
         raise AssertionError("the encoder ran again")
 
-    monkeypatch.setattr("rec_edge.export.onnx_export.torch_logits", no_encoder)
+    monkeypatch.setattr("rec_edge.convert.onnx_export.torch_logits", no_encoder)
     collab.fit_collaborative(run_dir)  # the same texts and weights: the kept scores
     with np.load(run_dir / collab.COLLAB_FILE) as again:
         for key, value in before.items():

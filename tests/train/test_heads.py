@@ -11,7 +11,7 @@ import pytest
 from rec_edge.config import TrainConfig
 from rec_edge.data.templates import TemplateSet
 from rec_edge.errors import ConfigError
-from rec_edge.train.heads import (
+from rec_edge.modeling.heads import (
     LabelHead,
     description_classifier,
     embed,

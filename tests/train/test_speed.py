@@ -65,8 +65,8 @@ def test_backpropagation_stops_below_the_adapted_layers(tiny_model) -> None:  # 
 
 @pytest.mark.slow  # trains and exports the tiny rank run
 def test_int8_bulk_encoding_agrees_with_pytorch(rank_bundle: Path) -> None:
-    from rec_edge.export.bulk import int8_session_logits
-    from rec_edge.export.onnx_export import torch_logits
+    from rec_edge.convert.bulk import int8_session_logits
+    from rec_edge.convert.onnx_export import torch_logits
 
     run_dir = rank_bundle.parent / "rank"
     run = json.loads((run_dir / "run.json").read_text())

@@ -26,8 +26,8 @@ import onnx
 from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
 from onnxruntime.quantization.calibrate import CalibrationDataReader
 
+from rec_edge.convert.head_graph import HEAD_PREFIX, head_nodes
 from rec_edge.errors import ConfigError
-from rec_edge.export.head_graph import HEAD_PREFIX, head_nodes
 
 
 @dataclass(frozen=True)
@@ -238,5 +238,5 @@ def quantizable_nodes(path: Path) -> list[str]:
 
 
 def _excluded(src: Path, recipe: Recipe) -> list[str]:
-    """The recipe's fp32 nodes and the description head's (see export.head_graph)."""
+    """The recipe's fp32 nodes and the description head's (see convert.head_graph)."""
     return list(recipe.exclude) + head_nodes(src)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from rec_edge.errors import ExportError
-from rec_edge.train.heads import MEAN_EPS, NORM_EPS, LabelHead
+from rec_edge.modeling.heads import MEAN_EPS, NORM_EPS, LabelHead
 
 HEAD_PREFIX = "rec_edge_head/"
 HIDDEN = "last_hidden_state"

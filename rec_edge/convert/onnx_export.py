@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from rec_edge.errors import ExportError
-from rec_edge.train.heads import LabelHead, embed
+from rec_edge.modeling.heads import LabelHead, embed
 
 log = logging.getLogger("rec_edge")
 

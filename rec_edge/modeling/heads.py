@@ -7,7 +7,7 @@ encoder from a good start instead of a random matrix, and a label added after tr
 more description to embed (``extend_head``). Mean pooling is what sentence encoders such as
 all-MiniLM-L6-v2 were trained with; BERT's pooler on [CLS] was not trained there at all.
 
-The exported graph computes the same head (``export.head_graph``): the runtime is unchanged.
+The exported graph computes the same head (``convert.head_graph``): the runtime is unchanged.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ HEAD_KIND = "descriptions"
 SCALE = 20.0
 MEAN_EPS = 1e-9  # sentence-transformers' clamp of the token count
 NORM_EPS = 1e-12  # torch.nn.functional.normalize's
-PROTOTYPE_EXAMPLES = 64  # per label, for the rows' start (train.heads.initial_head)
+PROTOTYPE_EXAMPLES = 64  # per label, for the rows' start (modeling.heads.initial_head)
 
 
 @dataclass

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rec_edge.export.onnx_export import export_onnx
-from rec_edge.export.optimize import optimize_graph
-from rec_edge.export.quantize import get_recipe, quantize
+from rec_edge.convert.onnx_export import export_onnx
+from rec_edge.convert.optimize import optimize_graph
+from rec_edge.convert.quantize import get_recipe, quantize
 from rec_edge.runtime.session import SessionConfig, create_session
 from rec_edge.runtime.tokenize import BundleTokenizer, pad_batch
 
