@@ -81,7 +81,7 @@ lint: install ## ruff (format check + lint), mypy on the torch-free core, the im
 	$(BIN)/lint-imports
 
 docs: install ## Build the docs site into site/ (mkdocs build --strict: a broken link or reference fails)
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 format: install ## Apply ruff's formatting and safe fixes
 	$(BIN)/ruff format rec_edge tests
