@@ -4,40 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import random
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import make_examples, tiny_train_config, write_jsonl
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-BANKING77 = Path(__file__).resolve().parents[2] / "shared" / "data" / "banking77"
-
-TOPICS = {
-    "weather": ["sunny", "rain", "storm", "forecast", "cloudy", "snow"],
-    "sports": ["goal", "match", "striker", "league", "tennis", "race"],
-    "finance": ["bank", "money", "shares", "profit", "loan", "market"],
-}
-FILLER = ["the", "today", "we", "saw", "a", "lot", "of", "news", "about", "and", "it", "was"]
-
-
-def make_examples(n_per_class: int, seed: int = 0) -> list[dict[str, str]]:
-    rng = random.Random(seed)
-    rows = []
-    for label, words in TOPICS.items():
-        for _ in range(n_per_class):
-            tokens = rng.sample(FILLER, 5) + rng.sample(words, 2)
-            rng.shuffle(tokens)
-            rows.append({"text": " ".join(tokens), "label": label})
-    rng.shuffle(rows)
-    return rows
-
-
-def write_jsonl(path: Path, rows: list[dict[str, str]]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -79,28 +54,6 @@ def topic_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-def tiny_train_config(tiny_model: str, topic_files: dict[str, Path], runs_dir: Path, **overrides):  # type: ignore[no-untyped-def]
-    from rec_edge.config import TrainConfig
-
-    options = dict(
-        train_file=str(topic_files["train"]),
-        test_file=str(topic_files["test"]),
-        model=tiny_model,
-        runs_dir=str(runs_dir),
-        name="tiny",
-        instruction="Which topic is this?",
-        epochs=6,
-        min_steps=0,  # plumbing: the epochs decide (the floor is tested in train/test_heads.py)
-        batch_size=8,
-        method="full",
-        learning_rate=2e-3,
-        max_length=32,
-        early_stopping_patience=None,
-    )
-    options.update(overrides)
-    return TrainConfig(**options)
-
-
 @pytest.fixture(scope="session")
 def tiny_run(
     tmp_path_factory: pytest.TempPathFactory, tiny_model: str, topic_files: dict[str, Path]
@@ -131,7 +84,7 @@ def rank_bundle(tmp_path_factory, tiny_model):  # type: ignore[no-untyped-def]
     from rec_edge.config import ExportConfig
     from rec_edge.export import export
     from rec_edge.train import train
-    from tests.data.test_recommend import synthetic
+    from tests.helpers import synthetic
 
     folder = tmp_path_factory.mktemp("rank")
     rows = synthetic(users=12, items=40, per_user=20, seed=4)
@@ -166,3 +119,13 @@ def rank_bundle(tmp_path_factory, tiny_model):  # type: ignore[no-untyped-def]
         log=lambda _: None,
     )
     return result.bundle_dir
+
+
+# Session fixtures that train or export a model: a test that uses one is slow, whatever its marks
+BUILDS_A_MODEL = {"tiny_run", "tiny_bundle", "rank_bundle", "server"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if BUILDS_A_MODEL & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 
 import pytest
@@ -10,19 +9,7 @@ import pytest
 import rec_edge
 from rec_edge.errors import ModelNotFoundError
 from rec_edge.models import resolve_model
-
-BLOCK_TORCH = (
-    "import sys\n"
-    "class Block:\n"
-    "    def find_spec(self, name, path=None, target=None):\n"
-    "        if name.split('.')[0] in ('torch', 'transformers', 'peft', 'optimum'):\n"
-    "            raise ImportError(f'{name} is blocked in this test')\n"
-    "sys.meta_path.insert(0, Block())\n"
-)
-
-
-def run_python(code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+from tests.helpers import BLOCK_TORCH, run_python
 
 
 def test_version_matches_metadata() -> None:
@@ -53,6 +40,7 @@ def test_cli_help_runs_with_torch_blocked() -> None:
     assert "Commands:" in result.stdout
 
 
+@pytest.mark.slow
 def test_default_model_resolves_and_loads_offline(minilm_path: str) -> None:
     result = run_python(
         "import os; os.environ['HF_HUB_OFFLINE'] = '1'\n"

@@ -12,8 +12,7 @@ from click.testing import CliRunner
 from rec_edge.bench import BenchConfig, run_benchmark
 from rec_edge.bench.report import terminal, write_reports
 from rec_edge.cli import main
-from tests.conftest import make_examples, write_jsonl
-from tests.test_package import BLOCK_TORCH
+from tests.helpers import BLOCK_TORCH, make_examples, write_jsonl
 
 pytestmark = pytest.mark.slow
 

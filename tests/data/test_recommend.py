@@ -12,17 +12,7 @@ from rec_edge.data.interactions import Interaction, InteractionData, read_intera
 from rec_edge.data.recommend import pointwise_splits, ranking_cases
 from rec_edge.errors import DataError
 from rec_edge.metrics import ranking_metrics, roc_auc
-
-
-def synthetic(
-    users: int = 6, items: int = 40, per_user: int = 15, seed: int = 0
-) -> list[tuple[str, str, int, int]]:
-    rng = random.Random(seed)
-    rows = []
-    for u in range(users):
-        for t, item in enumerate(rng.sample(range(items), per_user)):
-            rows.append((f"u{u}", f"i{item}", rng.randint(1, 5), 1000 * t + u))
-    return rows
+from tests.helpers import synthetic
 
 
 @pytest.fixture

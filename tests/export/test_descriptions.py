@@ -16,7 +16,7 @@ from rec_edge.convert.head_graph import HEAD_PREFIX
 from rec_edge.errors import ConfigError
 from rec_edge.export import export
 from rec_edge.runtime import Predictor
-from tests.conftest import make_examples, write_jsonl
+from tests.helpers import make_examples, write_jsonl
 
 pytestmark = pytest.mark.slow
 QUIET = {"log": lambda _: None}
@@ -92,7 +92,7 @@ def test_added_label_is_predicted_without_training(zero_shot_run: Path, tmp_path
 
 def test_add_label_errors(zero_shot_run: Path, tmp_path: Path, tiny_model, topic_files) -> None:
     from rec_edge.train import train
-    from tests.conftest import tiny_train_config
+    from tests.helpers import tiny_train_config
 
     with pytest.raises(ConfigError, match="already labels of the run"):
         export(

@@ -16,7 +16,7 @@ from rec_edge.convert.quantize import GATE_CANDIDATES, RECIPES, VARIANT_CANDIDAT
 from rec_edge.errors import AccuracyGateError, OutputExistsError, RunError
 from rec_edge.export import export
 from rec_edge.runtime import Predictor
-from tests.conftest import make_examples
+from tests.helpers import make_examples
 
 pytestmark = pytest.mark.slow
 QUIET = {"log": lambda _: None}
@@ -239,7 +239,7 @@ def test_interrupted_export_leaves_nothing(
 
 def test_adapter_only_run_is_merged(tmp_path: Path, tiny_model, topic_files) -> None:
     from rec_edge.train import train
-    from tests.conftest import tiny_train_config
+    from tests.helpers import tiny_train_config
 
     run = train(
         tiny_train_config(tiny_model, topic_files, tmp_path, name="lora", method="lora", epochs=1)

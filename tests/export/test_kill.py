@@ -17,7 +17,7 @@ import pytest
 
 from rec_edge.config import ExportConfig
 from rec_edge.export import export
-from tests.conftest import tiny_train_config
+from tests.helpers import tiny_train_config
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

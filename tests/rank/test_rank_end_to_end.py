@@ -329,8 +329,7 @@ def test_item_template_makes_the_item_texts_and_titles_still_name_them(
     from rec_edge.config import ExportConfig
     from rec_edge.export import export
     from rec_edge.train import train
-    from tests.conftest import tiny_train_config
-    from tests.data.test_recommend import synthetic
+    from tests.helpers import synthetic, tiny_train_config
 
     rows = synthetic(users=12, items=40, per_user=20, seed=4)
     (tmp_path / "inter.jsonl").write_text(

@@ -8,8 +8,7 @@ import sys
 import pytest
 
 from rec_edge.config import ExportConfig, TrainConfig
-from tests.conftest import BANKING77
-from tests.test_package import BLOCK_TORCH
+from tests.helpers import BANKING77, BLOCK_TORCH
 
 pytestmark = pytest.mark.slow
 

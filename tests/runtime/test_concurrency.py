@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from rec_edge.runtime import Predictor
-from tests.conftest import make_examples
+from tests.helpers import make_examples
 
 pytestmark = pytest.mark.slow
 THREADS, CALLS = 8, 1000

@@ -16,8 +16,7 @@ from rec_edge.bundle import MANIFEST_FILE, load_bundle, write_manifest
 from rec_edge.errors import BundleError, ConfigError, DataError, ProviderError
 from rec_edge.runtime import Predictor
 from rec_edge.runtime.session import resolve_provider
-from tests.conftest import make_examples
-from tests.test_package import BLOCK_TORCH
+from tests.helpers import BLOCK_TORCH, make_examples
 
 pytestmark = pytest.mark.slow
 

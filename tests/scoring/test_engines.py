@@ -13,7 +13,7 @@ import pytest
 from rec_edge.config import ScoreConfig
 from rec_edge.runtime import Predictor
 from rec_edge.scoring import ray_batch_predictor, score, spark_predict_udf
-from tests.conftest import make_examples, write_jsonl
+from tests.helpers import make_examples, write_jsonl
 
 pytestmark = pytest.mark.slow
 

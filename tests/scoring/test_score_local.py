@@ -15,8 +15,7 @@ from rec_edge.errors import ConfigError, DataError, OutputExistsError
 from rec_edge.runtime import Predictor
 from rec_edge.scoring import score
 from rec_edge.scoring.scorer import PartScorer
-from tests.conftest import make_examples, write_jsonl
-from tests.test_package import BLOCK_TORCH, run_python
+from tests.helpers import BLOCK_TORCH, make_examples, run_python, write_jsonl
 
 
 def texts_file(folder: Path, n: int = 60) -> Path:

@@ -20,8 +20,7 @@ import pytest
 from rec_edge.bundle import load_bundle
 from rec_edge.runtime import Predictor
 from rec_edge.serve.models import SESSION_BATCHES
-from tests.conftest import make_examples
-from tests.serve.conftest import LiveServer, live_server
+from tests.helpers import LiveServer, live_server, make_examples
 
 pytestmark = pytest.mark.slow
 TEXTS = [r["text"] for r in make_examples(12, seed=5)]

@@ -12,7 +12,7 @@ from rec_edge.errors import ConfigError, OutputExistsError
 from rec_edge.export import export
 from rec_edge.train import train
 from rec_edge.train.compare import choose, discordant, paired_log_prob
-from tests.conftest import tiny_train_config
+from tests.helpers import tiny_train_config
 
 
 def test_the_instruction_must_win_on_accuracy() -> None:

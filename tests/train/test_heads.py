@@ -19,7 +19,7 @@ from rec_edge.modeling.heads import (
     initial_head,
     pair_loss,
 )
-from tests.conftest import make_examples, tiny_train_config, write_jsonl
+from tests.helpers import make_examples, tiny_train_config, write_jsonl
 
 
 def test_describe_uses_written_descriptions_then_the_template() -> None:
@@ -98,6 +98,7 @@ def test_pair_loss_is_setfits_objective_on_the_batchs_pairs() -> None:
     assert pair_loss(unit[:1], torch.tensor([0])).item() == 0.0  # a batch of one has no pair
 
 
+@pytest.mark.slow
 def test_sixteen_examples_get_the_floor_of_steps(tmp_path, tiny_model) -> None:
     from rec_edge.train import train
 

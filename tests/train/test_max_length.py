@@ -3,6 +3,7 @@
 import json
 from types import SimpleNamespace
 
+import pytest
 from transformers import AutoConfig, AutoTokenizer
 
 from rec_edge.models import MAX_DEFAULT_LENGTH, default_max_length
@@ -26,6 +27,7 @@ def test_default_max_length_is_the_least_of_the_model_limits(minilm_path, tiny_m
     assert default_max_length(tiny_model + "-absent", unset, long_context) == MAX_DEFAULT_LENGTH
 
 
+@pytest.mark.slow
 def test_train_reads_long_texts_whole_by_default(tmp_path, tiny_model) -> None:
     from click.testing import CliRunner
 

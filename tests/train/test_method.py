@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from rec_edge.cli import main
@@ -21,6 +22,7 @@ def test_auto_method_by_data_size_and_task() -> None:
     assert classify.resolved_learning_rate(10_000) == 1e-3
 
 
+@pytest.mark.slow
 def test_a_few_shot_run_fine_tunes_every_weight(tmp_path, tiny_model) -> None:
     rows = [
         {"text": f"text {i} about {'sport' if i % 2 else 'money'}", "label": i % 2}

@@ -12,7 +12,7 @@ from rec_edge.errors import ConfigError
 from rec_edge.train import train
 from rec_edge.train import trainer as trainer_module
 from rec_edge.train.precision import bf16_hardware, resolve_precision
-from tests.conftest import tiny_train_config
+from tests.helpers import tiny_train_config
 
 
 def test_resolution_table() -> None:
@@ -28,6 +28,7 @@ def test_resolution_table() -> None:
         TrainConfig(train_file="x.jsonl", precision="fp16")
 
 
+@pytest.mark.slow
 def test_bf16_trains_learns_and_exports_float32_weights(tmp_path, tiny_model, topic_files) -> None:
     result = train(tiny_train_config(tiny_model, topic_files, tmp_path, precision="bf16"))
     run = json.loads((result.run_dir / "run.json").read_text())
@@ -40,6 +41,7 @@ def test_bf16_trains_learns_and_exports_float32_weights(tmp_path, tiny_model, to
     assert dtypes == {"torch.float32"}  # master weights stay fp32: export parity is fp32
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("hardware, used", [(None, "fp32"), ("AVX-512 BF16", "bf16")])
 def test_auto_follows_the_hardware(
     tmp_path, tiny_model, topic_files, monkeypatch, capsys, hardware, used

@@ -11,7 +11,7 @@ import pytest
 
 from rec_edge.errors import OutputExistsError, RunError
 from rec_edge.train import train
-from tests.conftest import tiny_train_config
+from tests.helpers import tiny_train_config
 
 pytestmark = pytest.mark.slow
 
