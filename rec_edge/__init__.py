@@ -34,8 +34,11 @@ __all__ = [
     "BundleError",
     "ConfigError",
     "DataError",
+    "DecoderExportConfig",
     "ExportConfig",
     "ExportError",
+    "GenerationConfig",
+    "Generator",
     "MissingDependencyError",
     "ModelNotFoundError",
     "OutputExistsError",
@@ -83,6 +86,10 @@ def __getattr__(name: str) -> Any:
         from rec_edge.runtime import Predictor
 
         return Predictor
+    if name == "Generator":
+        from rec_edge.runtime import Generator
+
+        return Generator
     if name == "load_bundle":
         from rec_edge.bundle import load_bundle
 
@@ -91,7 +98,13 @@ def __getattr__(name: str) -> Any:
         from rec_edge import scoring
 
         return getattr(scoring, name)
-    if name in ("TrainConfig", "ExportConfig", "ScoreConfig"):
+    if name in (
+        "TrainConfig",
+        "ExportConfig",
+        "ScoreConfig",
+        "DecoderExportConfig",
+        "GenerationConfig",
+    ):
         from rec_edge import config
 
         return getattr(config, name)

@@ -16,12 +16,14 @@ from typing import Any
 
 from rec_edge.errors import BundleError
 
-SCHEMA_VERSION = "1.5"  # 1.1: items_file (rank bundles); 1.2: collaborative tables in it;
+SCHEMA_VERSION = "1.6"  # 1.1: items_file (rank bundles); 1.2: collaborative tables in it;
 # 1.3: the stack of counts and weights beside them (runtime.collab.Stack); 1.4: its new-item
 # exposure and the catalog's word weights; 1.5: the user's lenience and the co-liked history in
-# its like weights, with the titles' co-like factors
+# its like weights, with the titles' co-like factors; 1.6: the model family (encoder | decoder)
+# and a decoder's settings (task generate; bundles without the field are encoders)
 MANIFEST_FILE = "rec_edge.json"
-TASKS = ("classify", "rank")
+TASKS = ("classify", "rank", "generate")
+FAMILIES = ("encoder", "decoder")
 
 
 def sha256_file(path: Path) -> str:
@@ -34,7 +36,7 @@ def sha256_file(path: Path) -> str:
 
 @dataclass
 class Manifest:
-    task: str  # classify | rank
+    task: str  # classify | rank | generate (decoders)
     labels: list[str]
     templates: dict[str, Any]  # TemplateSet.to_dict(): templates, instruction, label_names
     max_length: int
@@ -50,6 +52,11 @@ class Manifest:
     files: dict[str, str] = field(default_factory=dict)  # file name -> sha256
     versions: dict[str, str] = field(default_factory=dict)
     created: str = ""
+    family: str = "encoder"  # encoder (a text -> scores graph) | decoder (a causal LM, KV cache)
+    # decoder: the chat format rendered at export (prompt_prefix, prompt_suffix, end_of_turn),
+    # stop_token_ids, the cache's shape (num_layers, num_kv_heads, head_dim), user_template,
+    # instruction and label_words (classify); see runtime.generator.DecoderSpec
+    decoder: dict[str, Any] = field(default_factory=dict)
     schema_version: str = SCHEMA_VERSION
 
     def to_json(self) -> str:
@@ -73,7 +80,16 @@ class Manifest:
             problems.append(f"field '{name}' is missing")
         if data.get("task") not in (*TASKS, None):
             problems.append(f"field 'task' is {data.get('task')!r} (allowed: {', '.join(TASKS)})")
+        family = data.get("family", "encoder")
+        if family not in FAMILIES:
+            problems.append(f"field 'family' is {family!r} (allowed: {', '.join(FAMILIES)})")
+        elif family == "decoder" and not data.get("decoder"):
+            problems.append("field 'decoder' is missing (a decoder bundle's settings)")
+        if data.get("task") == "generate" and family != "decoder":
+            problems.append("task 'generate' needs family 'decoder'")
         problems += _type_problems(data)
+        if data.get("task") in ("classify", "rank") and data.get("labels") == []:
+            problems.append("field 'labels' is empty (a classify or rank bundle names its labels)")
         if problems:
             raise BundleError(f"{source}: " + "; ".join(problems))
         return cls(**{k: v for k, v in data.items() if k in known})
@@ -95,7 +111,8 @@ def _is_file_name(value: Any) -> bool:
 
 # field -> (check, what it must be)
 _FIELD_TYPES: dict[str, tuple[Any, str]] = {
-    "labels": (lambda v: _is_list_of_str(v) and len(v) > 0, "a non-empty list of strings"),
+    "labels": (_is_list_of_str, "a list of strings"),
+    "decoder": (lambda v: isinstance(v, dict), "an object"),
     "templates": (lambda v: isinstance(v, dict), "an object"),
     "max_length": (
         lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,

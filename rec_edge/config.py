@@ -459,6 +459,82 @@ class ScoreConfig:
         _check(p, "ScoreConfig")
 
 
+GENERATIVE_TASKS = ("generate", "classify")
+WEIGHT_FORMATS = ("int4", "int8", "fp32")
+
+
+@dataclass
+class DecoderExportConfig:
+    """`rec-edge export --model`: a causal language model (a GGUF file, a Hugging Face folder or
+    hub id, or an alias such as ``smollm2``) to a decoder bundle: ONNX with its KV cache
+    (optimum's ``text-generation-with-past``), weights in ``weights`` (MatMulNBits int4/int8,
+    blocks of ``block_size``, ``accuracy_level`` of onnxruntime's kernels) behind a gate on the
+    greedy answers' agreement with fp32."""
+
+    model: str
+    out: str
+    task: str = "generate"  # generate | classify (labels answered in words)
+    labels: dict[str, str] = field(default_factory=dict)  # classify: label -> its answer words
+    instruction: str | None = None  # classify: said before each input in the user turn
+    weights: str = "int4"  # int4 | int8 | fp32
+    block_size: int = 32
+    accuracy_level: int = 4  # onnxruntime's MatMulNBits: 4 computes in int8 (fastest on CPUs)
+    # a zero point per block as well as a scale: on SmolLM2 (a Q4_1 GGUF) int4 agreed with fp32
+    # on 0.761 of the probe tokens against 0.702 symmetric (benchmarks/RESULTS.md)
+    symmetric: bool = False
+    min_agreement: float = 0.9  # of the quantized greedy tokens with fp32's; below: int8, then fp32
+    max_length: int = 2048  # prompt + answer tokens the runtime accepts
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        p: list[str] = []
+        if self.task not in GENERATIVE_TASKS:
+            p.append(f"task={self.task!r} (allowed: {', '.join(GENERATIVE_TASKS)})")
+        if self.task == "classify" and len(self.labels) < 2:
+            p.append("a classify bundle needs at least 2 labels (--label-name LABEL=WORDS)")
+        p += [
+            f"labels[{k!r}]: the answer words are empty"
+            for k, v in self.labels.items()
+            if not v.strip()
+        ]
+        if self.weights not in WEIGHT_FORMATS:
+            p.append(f"weights={self.weights!r} (allowed: {', '.join(WEIGHT_FORMATS)})")
+        if self.block_size not in (16, 32, 64, 128, 256):
+            p.append(f"block_size={self.block_size} (allowed: 16, 32, 64, 128, 256)")
+        if self.accuracy_level not in (0, 1, 2, 3, 4):
+            p.append(f"accuracy_level={self.accuracy_level} (allowed: 0 to 4)")
+        if not 0.0 <= self.min_agreement <= 1.0:
+            p.append(f"min_agreement={self.min_agreement} (must be in [0, 1])")
+        if self.max_length < 2:
+            p.append(f"max_length={self.max_length} (must be >= 2)")
+        _check(p, "DecoderExportConfig")
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """How a decoder bundle writes: greedy at temperature 0, else sampled from the tokens
+    within ``top_p`` of the probability mass, seeded; it stops at ``max_new_tokens``, at the
+    model's end of turn, or before the first of the ``stop`` strings."""
+
+    max_new_tokens: int = 128
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        p: list[str] = []
+        if self.max_new_tokens < 1:
+            p.append(f"max_new_tokens={self.max_new_tokens} (must be >= 1)")
+        if self.temperature < 0:
+            p.append(f"temperature={self.temperature} (must be >= 0; 0 is greedy)")
+        if not 0.0 < self.top_p <= 1.0:
+            p.append(f"top_p={self.top_p} (must be in (0, 1])")
+        if any(not s for s in self.stop):
+            p.append("stop strings must not be empty")
+        _check(p, "GenerationConfig")
+
+
 def template_fields(template: str) -> list[str]:
     """The fields an item template names; ValueError if it is not a usable template."""
     try:

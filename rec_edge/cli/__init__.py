@@ -20,6 +20,7 @@ COMMANDS = {
     "train": "rec_edge.cli.train:command",
     "export": "rec_edge.cli.export:command",
     "predict": "rec_edge.cli.predict:command",
+    "generate": "rec_edge.cli.generate:command",
     "bench": "rec_edge.cli.bench:command",
     "serve": "rec_edge.cli.serve:command",
     "score": "rec_edge.cli.score:command",
@@ -68,6 +69,7 @@ def main(ctx: click.Context, debug: bool) -> None:
     rec-edge train    tune a model with LoRA through instruction templates -> runs/NAME
     rec-edge export   merge, export to ONNX, optimize, quantize -> exports/NAME (a bundle)
     rec-edge predict  classify or rank with a bundle (onnxruntime + tokenizers + numpy)
+    rec-edge generate answer a prompt in words with a decoder bundle (export --model)
     rec-edge bench    measure bundles against PyTorch and other engines
     rec-edge serve    serve bundles over HTTP with micro-batching
     """

@@ -1,4 +1,5 @@
-"""`rec-edge export`: a thin mapping of options onto ExportConfig and rec_edge.export."""
+"""`rec-edge export`: a thin mapping of options onto ExportConfig and rec_edge.export, or with
+--model onto DecoderExportConfig and export_decoder (a language model that answers in words)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,25 @@ RECIPE_HELP = (
 )
 
 
+DECODER_OPTIONS = (
+    "task",
+    "labels",
+    "instruction",
+    "weights",
+    "block_size",
+    "accuracy_level",
+    "min_agreement",
+)
+
+
 @click.command("export")
-@click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("--out", help="Bundle folder. [default: exports/RUN_NAME]")
+@click.argument("run_dir", required=False, type=click.Path(file_okay=False))
+@click.option(
+    "--model",
+    help="Export this causal language model (smollm2, a .gguf file, a Hugging Face folder or "
+    "hub id) as a decoder bundle instead of a run: the options under 'decoder:' apply.",
+)
+@click.option("--out", help="Bundle folder. [default: exports/RUN_NAME, or exports/MODEL]")
 @click.option("--quantize", default="auto", show_default=True, help=RECIPE_HELP)
 @click.option(
     "--optimize",
@@ -76,15 +93,58 @@ RECIPE_HELP = (
 @click.option(
     "--keep-fp32", is_flag=True, help="Also keep the fp32 model in the bundle (model_fp32.onnx)."
 )
+@click.option(
+    "--task",
+    type=click.Choice(["generate", "classify"]),
+    default="generate",
+    show_default=True,
+    help="decoder: write answers, or classify by the likelihood of each label's words.",
+)
+@click.option(
+    "--label-name",
+    "labels",
+    multiple=True,
+    callback=label_pairs,
+    help="decoder, classify: LABEL=WORDS, the words that answer for the label; repeatable.",
+)
+@click.option("--instruction", help="decoder: said before each input in the user's turn.")
+@click.option(
+    "--weights",
+    type=click.Choice(["int4", "int8", "fp32"]),
+    default="int4",
+    show_default=True,
+    help="decoder: MatMulNBits weights; the gate widens them (int8, then fp32) if they disagree.",
+)
+@click.option("--block-size", default=32, show_default=True, help="decoder: weights per scale.")
+@click.option(
+    "--accuracy-level",
+    default=4,
+    show_default=True,
+    help="decoder: onnxruntime's MatMulNBits compute type (4: int8, the fastest on CPUs).",
+)
+@click.option(
+    "--min-agreement",
+    default=0.9,
+    show_default=True,
+    help="decoder: the share of fp32's greedy tokens the quantized graph must pick.",
+)
 @click.option("--force", is_flag=True, help="Replace an existing bundle.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def command(as_json: bool, **options: Any) -> None:
+def command(as_json: bool, model: str | None, **options: Any) -> None:
     """Turn the training run RUN_DIR into a deployable, self-describing bundle.
 
     Merged model -> ONNX (optimum, validated against PyTorch) -> portable fusions ->
     quantization with an accuracy gate -> exports/NAME/{model.onnx, tokenizer.json,
     rec_edge.json, README.md}, written to a temporary folder and renamed into place.
     """
+    decoder = {name: options.pop(name) for name in DECODER_OPTIONS}
+    if model is not None:
+        if options["run_dir"] is not None:
+            raise click.UsageError("Give RUN_DIR or --model, not both.")
+        _export_decoder(model, options["out"], options["force"], decoder, as_json)
+        return
+    if options["run_dir"] is None:
+        raise click.UsageError("Give RUN_DIR (a training run) or --model (a language model).")
     from rec_edge.config import ExportConfig
     from rec_edge.export import export
 
@@ -99,3 +159,37 @@ def command(as_json: bool, **options: Any) -> None:
                 "gate": result.gate,
             }
         )
+
+
+def _export_decoder(
+    model: str, out: str | None, force: bool, options: dict[str, Any], as_json: bool
+) -> None:
+    from pathlib import Path
+
+    from rec_edge.config import DecoderExportConfig
+    from rec_edge.export.decoder import export_decoder
+
+    out = out or str(Path("exports") / Path(model).stem)
+    result = export_decoder(DecoderExportConfig(model=model, out=out, force=force, **options))
+    if as_json:
+        echo_json(
+            {
+                "bundle_dir": str(result.out),
+                "weights": result.weights,
+                "gate": result.gate,
+                "parity": result.parity,
+                "size_bytes": result.size_bytes,
+            }
+        )
+        return
+    click.echo(f"parity with PyTorch: max |diff| {result.parity['max_abs_diff']:.2e}")
+    for row in result.gate:
+        click.echo(
+            f"  {row['weights']:<5} agreement with fp32 {row['agreement']:.3f} over "
+            f"{row['positions']} tokens, answer NLL {row['answer_nll']:.3f} "
+            f"(fp32 {row['fp32_answer_nll']:.3f}), {row['size_bytes'] / 1e6:.1f} MB"
+            + ("  kept" if row["kept"] else "")
+        )
+    click.echo(
+        f"bundle written to {result.out} ({result.weights}, {result.size_bytes / 1e6:.1f} MB)"
+    )

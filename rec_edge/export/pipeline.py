@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import glob
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,10 +21,10 @@ from rec_edge.errors import (
     ConfigError,
     DataError,
     ExportError,
-    OutputExistsError,
     RunError,
 )
 from rec_edge.export.card import model_card
+from rec_edge.export.folders import check_target, replace_folder, scratch_folders
 from rec_edge.export.gate import Candidate, Evaluator, Gate
 from rec_edge.export.merge import model_to_export
 from rec_edge.metrics import PER_TEXT
@@ -110,56 +107,6 @@ def _check_recipe(recipe: Recipe, config: ExportConfig) -> None:
             f"to accept that, or use --quantize calibrated{recipe.name.removeprefix('dynamic')} "
             "(the same kernels with calibrated scales)."
         )
-
-
-def _scratch_folders(out: Path) -> tuple[Path, Path]:
-    """The work folder (in the temp dir) and the staging folder (beside ``out``, renamed into
-    place when complete). Both names carry this process's id, so that the next export removes
-    what a killed one (kill -9: no finally runs) left behind."""
-    pid = os.getpid()
-    _remove_orphans(Path(tempfile.gettempdir()), "rec-edge-export-")
-    _remove_orphans(out.parent, f".{out.name}.")
-    work = Path(tempfile.mkdtemp(prefix=f"rec-edge-export-{pid}-"))
-    staging = Path(
-        tempfile.mkdtemp(prefix=f".{out.name}.{pid}-", suffix=".partial", dir=out.parent)
-    )
-    return work, staging
-
-
-def _remove_orphans(folder: Path, prefix: str) -> None:
-    for path in folder.glob(f"{glob.escape(prefix)}*"):
-        pid = path.name.removeprefix(prefix).split("-")[0]
-        if path.is_dir() and pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
-
-
-def _check_target(out: Path, force: bool) -> None:
-    if out.exists() and not force:
-        raise OutputExistsError(
-            f"{out} exists. Pass --force to replace it, or choose another --out."
-        )
-
-
-def _replace(staging: Path, out: Path) -> None:
-    staging.chmod(0o755)  # mkdtemp made it private; a bundle is meant to be shared
-    if out.exists():
-        old = out.with_name(f".{out.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-        staging.rename(out)
-        shutil.rmtree(old)
-    else:
-        staging.rename(out)
 
 
 @dataclass
@@ -424,13 +371,13 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
     run_dir = Path(config.run_dir)
     run = load_run(run_dir)
     out = Path(config.out or Path("exports") / run["name"])
-    _check_target(out, config.force)
+    check_target(out, config.force)
     if config.quantize != "auto":
         _check_recipe(get_recipe(config.quantize), config)
     labels = _bundle_labels(run, config)
     data = _gate_data(config, run, labels)
     out.parent.mkdir(parents=True, exist_ok=True)
-    work, staging = _scratch_folders(out)
+    work, staging = scratch_folders(out)
     try:
         model_dir = model_to_export(run_dir, run, work)  # merges the adapter if needed
         tokenizer_file = _tokenizer_file(model_dir, run["max_length"])
@@ -480,8 +427,8 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
         )
         (staging / "README.md").write_text(model_card(manifest), encoding="utf-8")
         write_manifest(staging, manifest)
-        _check_target(out, config.force)
-        _replace(staging, out)
+        check_target(out, config.force)
+        replace_folder(staging, out)
         log(f"bundle written to {out} ({chosen.recipe.name}, {chosen.size_bytes / 1e6:.1f} MB)")
         return ExportResult(
             out,

