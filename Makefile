@@ -48,7 +48,7 @@ data-drugs: data/drugs/train.jsonl ## Fetch the drug-review sentiment set (from 
 
 data: data-bbc data/ml-100k/ml-100k.inter ## Fetch BBC News and MovieLens-100K (from the recbole wheel; never committed)
 
-demo: install data ## BBC News topics: train -> export -> predict -> bench; MovieLens-100K: train -> export -> rank -> metrics
+demo: install data ## BBC News topics: train -> export -> predict -> bench; MovieLens-100K: train -> export -> rank -> metrics; SmolLM2: export -> generate
 	PATH=$(BIN):$$PATH bash scripts/demo.sh
 
 bench: install ## Rebuild the BANKING77 benchmark tables (benchmarks/RESULTS.md)

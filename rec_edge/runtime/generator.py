@@ -254,22 +254,32 @@ class Generator:
         """The answer to ``prompt`` (a whole prompt: see ``prompt()``), as text."""
         return "".join(self.stream(prompt, config))
 
-    def stream(self, prompt: str, config: GenerationConfig | None = None) -> Iterator[str]:
-        """The answer to ``prompt`` in pieces of text, as the tokens are written."""
+    def tokens(self, prompt: str, config: GenerationConfig | None = None) -> Iterator[int]:
+        """The answer's token ids as they are chosen, up to the end of the turn or
+        ``max_new_tokens`` (stop strings are text: ``stream`` applies them)."""
         config = config or GenerationConfig()
         rng = np.random.default_rng(config.seed)
         ids = self._prompt_ids(prompt, min(config.max_new_tokens, self.manifest.max_length - 1))
         past = self._empty_past(1)
         step = np.array([ids])
-        written: list[int] = []
-        sent = 0  # characters of the decoded answer already yielded
         stop = set(self.spec.stop_token_ids)
         for _ in range(config.max_new_tokens):
             mask = np.ones((1, past[0].shape[2] + step.shape[1]))
             logits, past = self._run(step, mask, past)
             token = _next_token(logits[0, -1], config, rng)
             if token in stop:
-                break
+                return
+            yield token
+            if past[0].shape[2] + 1 >= self.manifest.max_length:
+                return
+            step = np.array([[token]])
+
+    def stream(self, prompt: str, config: GenerationConfig | None = None) -> Iterator[str]:
+        """The answer to ``prompt`` in pieces of text, as the tokens are written."""
+        config = config or GenerationConfig()
+        written: list[int] = []
+        sent = 0  # characters of the decoded answer already yielded
+        for token in self.tokens(prompt, config):
             written.append(token)
             text = self.tokenizer.decode(written, skip_special_tokens=False)
             cut = _first_stop(text, config.stop)
@@ -283,9 +293,6 @@ class Generator:
             if ready > sent:
                 yield text[sent:ready]
                 sent = ready
-            if past[0].shape[2] + 1 >= self.manifest.max_length:
-                break
-            step = np.array([[token]])
         text = self.tokenizer.decode(written, skip_special_tokens=False)
         if len(text) > sent:
             yield text[sent:]

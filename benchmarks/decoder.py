@@ -1,0 +1,212 @@
+"""Decoder bundles: what each weight format keeps of fp32, and how fast each writes.
+
+    python benchmarks/decoder.py --model smollm2 --out benchmarks/results/decoder
+
+1. Export the model once at fp32 (rec-edge export --model ... --weights fp32), then quantize it
+   into each candidate (int4 and int8 MatMulNBits, symmetric or not, several block sizes) and
+   measure what the export gate measures: on the gate's probe prompts, the share of fp32's
+   greedy tokens each candidate picks (teacher forcing) and the answers' mean NLL.
+2. Speed at batch 1 on the same prompts, interleaved (one prompt per engine in turn, the order
+   rotated): time to first token (the prompt's run and the first token) and decode tokens/s
+   (the tokens after the first over their time), for each bundle and for transformers'
+   PyTorch `generate` on the same fp32 weights, greedy, 64 new tokens, no stop.
+
+Writes weights.json and speed.json (every timing, the machine, the versions) into --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+from rec_edge.bundle import Manifest, write_manifest
+from rec_edge.config import DecoderExportConfig, GenerationConfig
+from rec_edge.convert.causal import quantize_weights
+from rec_edge.export.decoder import PROBE_PROMPTS, _agreement, _probe_sequences, export_decoder
+from rec_edge.runtime.generator import Generator
+from rec_edge.versions import machine, versions
+
+CANDIDATES = [  # (bits, block size, symmetric)
+    (4, 32, True),
+    (4, 32, False),
+    (4, 16, False),
+    (4, 64, False),
+    (8, 32, True),
+    (8, 32, False),
+]
+NEW_TOKENS = 64
+
+
+def _size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.glob("model.onnx*"))
+
+
+def weights(fp32: Path, work: Path) -> list[dict]:
+    reference = Generator.load(fp32)
+    probes = _probe_sequences(reference)
+    rows = [{"weights": "fp32", "size_bytes": _size(fp32)}]
+    for bits, block, symmetric in CANDIDATES:
+        folder = work / f"int{bits}-b{block}-{'sym' if symmetric else 'asym'}"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        started = time.perf_counter()
+        quantize_weights(fp32 / "model.onnx", folder / "model.onnx", bits, block, 4, symmetric)
+        seconds = time.perf_counter() - started
+        shutil.copy(fp32 / "tokenizer.json", folder / "tokenizer.json")
+        manifest = Manifest.from_dict(json.loads((fp32 / "rec_edge.json").read_text("utf-8")))
+        write_manifest(folder, manifest)
+        row = {
+            "weights": folder.name,
+            "bits": bits,
+            "block_size": block,
+            "symmetric": symmetric,
+            "quantize_seconds": round(seconds, 1),
+            "size_bytes": _size(folder),
+            "size_of_fp32": round(_size(folder) / rows[0]["size_bytes"], 3),
+            **_agreement(reference, Generator.load(folder), probes),
+        }
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+def speed(bundles: dict[str, Path], hf_folder: Path | None, rounds: int, threads: int) -> dict:
+    engines = {name: _rec_edge_engine(path, threads) for name, path in bundles.items()}
+    if hf_folder is not None:
+        engines["torch-fp32"] = _torch_engine(hf_folder, threads)
+    prompts = list(PROBE_PROMPTS)
+    timings: dict[str, list[dict]] = {name: [] for name in engines}
+    names = list(engines)
+    for r in range(rounds):
+        for i, prompt in enumerate(prompts):
+            shift = (r * len(prompts) + i) % len(names)
+            for name in names[shift:] + names[:shift]:
+                timings[name].append(engines[name](prompt))
+    summary = {}
+    for name, rows in timings.items():
+        ttft = sorted(t["ttft_s"] for t in rows)
+        decode = [t["decode_tokens_per_s"] for t in rows if t["decode_tokens_per_s"]]
+        summary[name] = {
+            "ttft_ms_p50": round(1000 * statistics.median(ttft), 2),
+            "ttft_ms_p95": round(1000 * ttft[int(0.95 * (len(ttft) - 1))], 2),
+            "decode_tokens_per_s_p50": round(statistics.median(decode), 1),
+            "prompt_tokens_p50": statistics.median(t["prompt_tokens"] for t in rows),
+            "runs": len(rows),
+        }
+        print(name, json.dumps(summary[name]), flush=True)
+    return {"summary": summary, "timings": timings}
+
+
+def _rec_edge_engine(path: Path, threads: int):  # type: ignore[no-untyped-def]
+    generator = Generator.load(path, threads=threads)
+    config = GenerationConfig(max_new_tokens=NEW_TOKENS)
+    generator.spec = dataclasses.replace(generator.spec, stop_token_ids=())  # 64 tokens each
+
+    def run(text: str) -> dict:
+        prompt = generator.prompt(text)
+        stamps = []
+        started = time.perf_counter()
+        for _ in generator.tokens(prompt, config):
+            stamps.append(time.perf_counter())
+        return _timing(started, stamps, len(generator.encode(prompt)))
+
+    generator.generate(generator.prompt("warm up"), GenerationConfig(max_new_tokens=4))
+    return run
+
+
+def _torch_engine(folder: Path, threads: int):  # type: ignore[no-untyped-def]
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer
+
+    torch.set_num_threads(threads)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+
+    def run(text: str) -> dict:
+        messages = [{"role": "user", "content": text}]
+        prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids
+        stamps: list[float] = []
+
+        class Clock(TextIteratorStreamer):
+            def put(self, value):  # type: ignore[no-untyped-def]
+                stamps.append(time.perf_counter())
+
+            def end(self) -> None:
+                pass
+
+        started = time.perf_counter()
+        with torch.no_grad():
+            model.generate(
+                ids,
+                max_new_tokens=NEW_TOKENS,
+                min_new_tokens=NEW_TOKENS,
+                do_sample=False,
+                streamer=Clock(tokenizer),
+            )
+        return _timing(started, stamps[1:], ids.shape[1])  # the first put is the prompt
+
+    run("warm up")
+    return run
+
+
+def _timing(started: float, stamps: list[float], prompt_tokens: int) -> dict:
+    if not stamps:
+        return {"ttft_s": 0.0, "decode_tokens_per_s": None, "tokens": 0, "prompt_tokens": 0}
+    decode = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else None
+    return {
+        "ttft_s": stamps[0] - started,
+        "decode_tokens_per_s": decode,
+        "tokens": len(stamps),
+        "prompt_tokens": prompt_tokens,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="smollm2")
+    parser.add_argument("--out", default="benchmarks/results/decoder")
+    parser.add_argument("--work", default="runs/decoder-bench")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--part", choices=["weights", "speed", "all"], default="all")
+    args = parser.parse_args()
+    out, work = Path(args.out), Path(args.work)
+    out.mkdir(parents=True, exist_ok=True)
+    fp32 = work / "fp32"
+    if not fp32.is_dir():
+        export_decoder(DecoderExportConfig(model=args.model, out=str(fp32), weights="fp32"))
+    meta = {"model": args.model, "machine": machine(), "versions": versions()}
+    if args.part in ("weights", "all"):
+        rows = weights(fp32, work)
+        (out / "weights.json").write_text(json.dumps({**meta, "rows": rows}, indent=2))
+    if args.part in ("speed", "all"):
+        bundles = {"rec-edge-fp32": fp32}
+        for name in ("int4-b32-asym", "int8-b32-sym"):
+            if (work / name).is_dir():
+                bundles[f"rec-edge-{name}"] = work / name
+        hf = _hf_folder(args.model, work)
+        result = speed(bundles, hf, args.rounds, args.threads)
+        (out / "speed.json").write_text(json.dumps({**meta, **result}, indent=2))
+
+
+def _hf_folder(model: str, work: Path) -> Path:
+    """The same fp32 weights as a transformers folder (for the PyTorch peer)."""
+    folder = work / "hf"
+    if not folder.is_dir():
+        from rec_edge.convert.causal import load_causal_lm
+        from rec_edge.models import resolve_model
+
+        loaded, tokenizer = load_causal_lm(resolve_model(model))
+        loaded.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+    return folder
+
+
+if __name__ == "__main__":
+    main()
