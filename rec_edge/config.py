@@ -479,9 +479,10 @@ class DecoderExportConfig:
     weights: str = "int4"  # int4 | int8 | fp32
     block_size: int = 32
     accuracy_level: int = 4  # onnxruntime's MatMulNBits: 4 computes in int8 (fastest on CPUs)
-    # a zero point per block as well as a scale: on SmolLM2 (a Q4_1 GGUF) int4 agreed with fp32
-    # on 0.761 of the probe tokens against 0.702 symmetric (benchmarks/RESULTS.md)
-    symmetric: bool = False
+    # None: a zero point per block at 4 bits, none at 8 (on SmolLM2, a Q4_1 GGUF, int4 agreed
+    # with fp32 on 0.761 of the probe tokens against 0.702 symmetric; int8 0.985 symmetric
+    # against 0.978; benchmarks/RESULTS.md, "Decoder bundles")
+    symmetric: bool | None = None
     min_agreement: float = 0.9  # of the quantized greedy tokens with fp32's; below: int8, then fp32
     max_length: int = 2048  # prompt + answer tokens the runtime accepts
     force: bool = False

@@ -169,12 +169,16 @@ def _quantized(config: DecoderExportConfig, fp32_dir: Path, work: Path, weights:
         bits=4 if weights == "int4" else 8,
         block_size=config.block_size,
         accuracy_level=config.accuracy_level,
-        symmetric=config.symmetric,
+        symmetric=_symmetric(config, weights),
     )
     shutil.copy(fp32_dir / "tokenizer.json", folder / "tokenizer.json")
     manifest = Manifest.from_dict(json.loads((fp32_dir / "rec_edge.json").read_text("utf-8")))
     write_manifest(folder, manifest)
     return folder
+
+
+def _symmetric(config: DecoderExportConfig, weights: str) -> bool:
+    return config.symmetric if config.symmetric is not None else weights == "int8"
 
 
 def _probe_sequences(reference: Generator) -> list[tuple[int, list[int]]]:
@@ -238,7 +242,7 @@ def _assemble(
         "format": "MatMulNBits" if row["weights"] != "fp32" else "float32",
         "block_size": config.block_size,
         "accuracy_level": config.accuracy_level,
-        "symmetric": config.symmetric,
+        "symmetric": _symmetric(config, row["weights"]),
         "choice_rule": f"the narrowest weights whose greedy agreement with fp32 is at least "
         f"{config.min_agreement}",
     }
