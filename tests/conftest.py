@@ -121,8 +121,38 @@ def rank_bundle(tmp_path_factory, tiny_model):  # type: ignore[no-untyped-def]
     return result.bundle_dir
 
 
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer random Llama (grouped-query attention, tied embeddings) with SmolLM2's tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from rec_edge.models import resolve_model
+
+    gguf = Path(resolve_model("smollm2"))
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 # Session fixtures that train or export a model: a test that uses one is slow, whatever its marks
-BUILDS_A_MODEL = {"tiny_run", "tiny_bundle", "rank_bundle", "server"}
+BUILDS_A_MODEL = {"tiny_run", "tiny_bundle", "rank_bundle", "server", "tiny_llama"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

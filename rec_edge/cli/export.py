@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -145,6 +146,13 @@ def command(as_json: bool, model: str | None, **options: Any) -> None:
         return
     if options["run_dir"] is None:
         raise click.UsageError("Give RUN_DIR (a training run) or --model (a language model).")
+    run = _decoder_run(options["run_dir"])
+    if run is not None:  # a language model tuned by `rec-edge train`: its labels and instruction
+        decoder.update(task="classify", labels=run["label_words"], instruction=run["instruction"])
+        model = str(Path(options["run_dir"]) / "model")
+        out = options["out"] or str(Path("exports") / run["name"])
+        _export_decoder(model, out, options["force"], decoder, as_json)
+        return
     from rec_edge.config import ExportConfig
     from rec_edge.export import export
 
@@ -161,11 +169,17 @@ def command(as_json: bool, model: str | None, **options: Any) -> None:
         )
 
 
+def _decoder_run(run_dir: str) -> dict[str, Any] | None:
+    """The run's record if it tuned a language model (``family: decoder``), else None."""
+    from rec_edge.train.runs import load_run
+
+    run = load_run(run_dir)
+    return run if run.get("family") == "decoder" else None
+
+
 def _export_decoder(
     model: str, out: str | None, force: bool, options: dict[str, Any], as_json: bool
 ) -> None:
-    from pathlib import Path
-
     from rec_edge.config import DecoderExportConfig
     from rec_edge.export.decoder import export_decoder
 

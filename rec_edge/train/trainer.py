@@ -27,7 +27,7 @@ from rec_edge.data.tasks import ClassificationData, Split, build_classification,
 from rec_edge.data.templates import RAW_TEMPLATES
 from rec_edge.metrics import classification_report, pair_report
 from rec_edge.modeling.heads import HEAD_FILE, LabelHead, description_classifier, initial_head
-from rec_edge.models import default_max_length, resolve_model
+from rec_edge.models import default_max_length, is_decoder, resolve_model
 from rec_edge.train.pairs import (
     EMBEDDING_DIM,
     PairDataset,
@@ -430,6 +430,10 @@ def _run_record(
 
 
 def train(config: TrainConfig) -> TrainResult:
+    if is_decoder(resolve_model(config.model)):  # a language model: the generative family
+        from rec_edge.train.decoder import train_decoder
+
+        return train_decoder(config)
     data: ClassificationData = build_classification(config)
     raw = data.templates.templates == [RAW_TEMPLATES[config.task]]
     if config.resolved_compare_templates(len(data.train.texts), raw_by_default=raw):

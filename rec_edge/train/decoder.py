@@ -1,0 +1,231 @@
+"""TORCH: LoRA (peft) on a causal language model through its chat format, the loss on the answer.
+
+A classify run: the instruction and the text in the user's turn, the label's words (then the end
+of the turn) in the assistant's; only the answer's tokens carry the loss. The schedule is counted
+in optimizer steps (at least ``min_steps``: a few examples still learn), AdamW with a linear
+warm-up and decay, bf16 autocast where the CPU computes in bf16. At the end the adapter is merged
+into the weights and the run folder holds a plain model (``rec-edge export RUN`` takes it from
+there); run.json says ``family: decoder`` and what the bundle needs (labels, their words, the
+instruction). Validation: each text's label is the one whose words are the likeliest answer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rec_edge.config import TrainConfig, config_to_dict
+from rec_edge.convert.causal import ChatFormat, chat_format, load_causal_lm
+from rec_edge.data.readers import Example
+from rec_edge.data.tasks import read_splits, run_name
+from rec_edge.errors import ConfigError
+from rec_edge.metrics import classification_report
+from rec_edge.models import resolve_model
+from rec_edge.train.precision import bf16_hardware, resolve_precision
+from rec_edge.train.runs import RUN_FILE, TrainResult, finish_run_dir, prepare_run_dir
+from rec_edge.versions import machine, versions
+
+USER_TEMPLATE = "{instruction}\n\n{text}"  # export.decoder's, so that training and serving agree
+TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+DEFAULT_LEARNING_RATE = 1e-3  # LoRA's
+MAX_BATCH = 8  # sequences a step: a causal LM's activations are long on a CPU
+
+
+def train_decoder(config: TrainConfig) -> TrainResult:
+    """A LoRA classify run of a causal language model (see the module's docstring)."""
+    import torch
+
+    if config.task != "classify":
+        raise ConfigError(
+            f"--task {config.task} with a language model is not built yet; use --task classify"
+        )
+    started = time.perf_counter()
+    train, validation, test, skipped = read_splits(config)
+    labels = sorted({str(e.label) for e in train})
+    words = {label: config.label_names.get(label, label.replace("_", " ")) for label in labels}
+    instruction = config.instruction or default_instruction(list(words.values()))
+    final = Path(config.runs_dir) / run_name(config)
+    work = prepare_run_dir(final, config.force, resume=False)
+    precision = resolve_precision(config.precision, bf16_hardware())
+    if precision.note:
+        print(f"precision: {precision.note}", file=sys.stderr)
+    torch.manual_seed(config.seed)
+    model, tokenizer = load_causal_lm(resolve_model(config.model))
+    fmt = chat_format(tokenizer)
+    prompt = _prompter(fmt, instruction)
+    rows = [
+        _encode(tokenizer, prompt(e.text), words[str(e.label)] + fmt.end_of_turn) for e in train
+    ]
+    model = _with_lora(model, config)
+    losses = _fit(model, rows, config, precision.used == "bf16")
+    model = model.merge_and_unload().eval()
+    metrics = {
+        "validation": _accuracy(model, tokenizer, fmt, prompt, validation, words, config),
+        "test": _accuracy(model, tokenizer, fmt, prompt, test, words, config) if test else None,
+    }
+    model.save_pretrained(work / "model")
+    tokenizer.save_pretrained(work / "model")
+    seconds = time.perf_counter() - started
+    max_length = config.max_length or 512
+    run = {
+        "family": "decoder",
+        "task": "classify",
+        "name": final.name,
+        "labels": labels,
+        "label_words": words,
+        "instruction": instruction,
+        "templates": {},  # the encoder family's; a decoder's prompt is its chat format
+        "config": config_to_dict(replace(config, learning_rate=_learning_rate(config))),
+        "steps": len(losses),
+        # the answer tokens' mean loss over the first and the last tenth of the steps
+        "loss": {
+            "first": _mean(losses[: max(1, len(losses) // 10)]),
+            "last": _mean(losses[-max(1, len(losses) // 10) :]),
+        },
+        "examples": len(rows),
+        "skipped": skipped,
+        "truncated": {"train": 0},
+        "max_length": max_length,
+        "precision": precision.to_dict(),
+        "metrics": metrics,
+        "train_seconds": round(seconds, 1),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "versions": versions(),
+        "machine": machine(),
+    }
+    (work / RUN_FILE).write_text(json.dumps(run, indent=2), encoding="utf-8")
+    finish_run_dir(work, final)
+    return TrainResult(final, metrics, seconds, len(skipped), 0, precision, max_length)
+
+
+def default_instruction(words: list[str]) -> str:
+    return "Answer with one of: " + ", ".join(words) + "."
+
+
+def _prompter(fmt: ChatFormat, instruction: str) -> Any:
+    def prompt(text: str) -> str:
+        return fmt.prefix + USER_TEMPLATE.format(instruction=instruction, text=text) + fmt.suffix
+
+    return prompt
+
+
+def _encode(tokenizer: Any, prompt: str, answer: str) -> tuple[list[int], list[int]]:
+    """(ids, labels): the prompt's labels are -100, so only the answer carries the loss."""
+    asked = tokenizer.encode(prompt, add_special_tokens=False)
+    answered = tokenizer.encode(answer, add_special_tokens=False)
+    return asked + answered, [-100] * len(asked) + answered
+
+
+def _with_lora(model: Any, config: TrainConfig) -> Any:
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=config.target_modules or TARGET_MODULES,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, lora)
+
+
+def _learning_rate(config: TrainConfig) -> float:
+    return config.learning_rate or DEFAULT_LEARNING_RATE
+
+
+def _mean(values: list[float]) -> float:
+    return round(sum(values) / len(values), 4)
+
+
+def _fit(
+    model: Any, rows: list[tuple[list[int], list[int]]], config: TrainConfig, bf16: bool
+) -> list[float]:
+    """AdamW over the adapter for the step-based schedule; returns each step's loss."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    batch = min(config.batch_size, MAX_BATCH)
+    per_epoch = math.ceil(len(rows) / batch)
+    steps = config.max_steps or max(config.min_steps, math.ceil(config.epochs * per_epoch))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        trainable, lr=_learning_rate(config), weight_decay=config.weight_decay
+    )
+    schedule = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * steps), steps)
+    rng = random.Random(config.seed)
+    order: list[int] = []
+    losses: list[float] = []
+    model.train()
+    for _ in range(steps):
+        if len(order) < batch:
+            more = list(range(len(rows)))
+            rng.shuffle(more)
+            order += more
+        chosen, order = order[:batch], order[batch:]
+        ids, labels, mask = _pad([rows[i] for i in chosen], 0)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        losses.append(float(loss))
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad()
+    return losses
+
+
+def _pad(rows: list[tuple[list[int], list[int]]], pad_id: int) -> tuple[Any, Any, Any]:
+    """Right-padded ids, labels (-100 on padding) and attention mask, as torch tensors."""
+    import torch
+
+    width = max(len(ids) for ids, _ in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for r, (row_ids, row_labels) in enumerate(rows):
+        ids[r, : len(row_ids)] = torch.tensor(row_ids)
+        labels[r, : len(row_labels)] = torch.tensor(row_labels)
+        mask[r, : len(row_ids)] = 1
+    return ids, labels, mask
+
+
+def _accuracy(
+    model: Any,
+    tokenizer: Any,
+    fmt: ChatFormat,
+    prompt: Any,
+    examples: list[Example] | None,
+    words: dict[str, str],
+    config: TrainConfig,
+) -> dict[str, Any]:
+    """Accuracy and macro-F1: each text's label is the one whose words are the likeliest answer
+    (texts whose label the run never trained on are left out)."""
+    import torch
+
+    examples = (examples or [])[: config.validation_limit or 500]
+    labels = list(words)
+    index = {label: i for i, label in enumerate(labels)}
+    known = [e for e in examples if str(e.label) in index]
+    if not known:
+        return {"accuracy": None, "macro_f1": None, "n": 0}
+    predicted = []
+    for example in known:
+        rows = [
+            _encode(tokenizer, prompt(example.text), words[label] + fmt.end_of_turn)
+            for label in labels
+        ]
+        ids, targets, mask = _pad(rows, 0)
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), -1)
+        # the token at position t is predicted by the logits at t - 1
+        picked = logp[:, :-1].gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+        scores = (picked * (targets[:, 1:] != -100)).sum(-1)
+        predicted.append(int(scores.argmax()))
+    truth = [index[str(e.label)] for e in known]
+    return classification_report(truth, predicted, labels)
