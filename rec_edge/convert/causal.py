@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rec_edge.convert.onnx_export import export_onnx
 from rec_edge.errors import ExportError
 
 log = logging.getLogger("rec_edge")
@@ -83,24 +84,9 @@ def stop_token_ids(model: Any, tokenizer: Any, fmt: ChatFormat) -> list[int]:
 
 
 def export_decoder_onnx(model_dir: Path, out_dir: Path) -> Path:
-    """optimum's export of a saved causal LM with its KV cache (``text-generation-with-past``)."""
-    from optimum.exporters.onnx import main_export
-
-    try:
-        main_export(
-            str(model_dir),
-            out_dir,
-            task="text-generation-with-past",
-            local_files_only=True,
-            do_validation=False,  # parity is measured by the caller on real prompts
-            library_name="transformers",
-        )
-    except Exception as error:  # optimum raises many types; the message is what helps
-        raise ExportError(f"ONNX export of {model_dir} failed: {error}") from error
-    path = out_dir / "model.onnx"
-    if not path.is_file():
-        raise ExportError(f"optimum wrote no model.onnx into {out_dir}.")
-    return path
+    """optimum's export of a saved causal LM with its KV cache (``text-generation-with-past``);
+    parity is measured by the caller on real prompts."""
+    return export_onnx(model_dir, out_dir, task="text-generation-with-past", validate=False)
 
 
 def quantize_weights(

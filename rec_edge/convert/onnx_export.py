@@ -16,10 +16,14 @@ log = logging.getLogger("rec_edge")
 
 
 def export_onnx(
-    model_dir: Path, out_dir: Path, task: str = "text-classification", opset: int | None = None
+    model_dir: Path,
+    out_dir: Path,
+    task: str = "text-classification",
+    opset: int | None = None,
+    validate: bool = True,
 ) -> Path:
-    """optimum's exporter (text-classification, or feature-extraction for the description head);
-    its own output validation runs too."""
+    """optimum's exporter (text-classification, feature-extraction for the description head, or
+    text-generation-with-past for a decoder); with ``validate`` its own output validation too."""
     from optimum.exporters.onnx import main_export
 
     try:
@@ -29,7 +33,7 @@ def export_onnx(
             task=task,
             opset=opset,
             local_files_only=True,
-            do_validation=True,
+            do_validation=validate,
             library_name="transformers",
         )
     except Exception as error:  # optimum raises many types; the message is what helps
