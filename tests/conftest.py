@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import make_examples, tiny_train_config, write_jsonl
+from tests.helpers import DECODER_LABELS, make_examples, tiny_train_config, write_jsonl
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -84,19 +84,10 @@ def rank_bundle(tmp_path_factory, tiny_model):  # type: ignore[no-untyped-def]
     from rec_edge.config import ExportConfig
     from rec_edge.export import export
     from rec_edge.train import train
-    from tests.helpers import synthetic
+    from tests.helpers import write_interactions
 
     folder = tmp_path_factory.mktemp("rank")
-    rows = synthetic(users=12, items=40, per_user=20, seed=4)
-    (folder / "inter.jsonl").write_text(
-        "".join(
-            json.dumps({"user": u, "item": i, "rating": r, "timestamp": t}) + "\n"
-            for u, i, r, t in rows
-        )
-    )
-    (folder / "items.jsonl").write_text(
-        "".join(json.dumps({"item": f"i{i}", "title": f"Movie {i}"}) + "\n" for i in range(40))
-    )
+    write_interactions(folder, users=12, items=40, per_user=20, seed=4)
     config = tiny_train_config(
         tiny_model,
         {"train": folder / "inter.jsonl", "test": folder / "inter.jsonl"},
@@ -151,8 +142,34 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def decoder_bundle(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A classify decoder bundle (fp32) of the tiny Llama: three labels and an instruction."""
+    from rec_edge.config import DecoderExportConfig
+    from rec_edge.export.decoder import export_decoder
+
+    out = tmp_path_factory.mktemp("decoder-bundle") / "reviews"
+    config = DecoderExportConfig(
+        model=str(tiny_llama),
+        out=str(out),
+        task="classify",
+        labels=DECODER_LABELS,
+        instruction="How does this review feel?",
+        weights="fp32",
+    )
+    export_decoder(config)
+    return out
+
+
 # Session fixtures that train or export a model: a test that uses one is slow, whatever its marks
-BUILDS_A_MODEL = {"tiny_run", "tiny_bundle", "rank_bundle", "server", "tiny_llama"}
+BUILDS_A_MODEL = {
+    "tiny_run",
+    "tiny_bundle",
+    "rank_bundle",
+    "server",
+    "tiny_llama",
+    "decoder_bundle",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -70,6 +70,22 @@ def synthetic(
     return rows
 
 
+def write_interactions(folder: Path, users: int, items: int, per_user: int, seed: int) -> Path:
+    """``synthetic`` interactions as ``folder/inter.jsonl`` and their titles ("Movie N") as
+    ``folder/items.jsonl``; returns the interactions' path."""
+    rows = synthetic(users=users, items=items, per_user=per_user, seed=seed)
+    (folder / "inter.jsonl").write_text(
+        "".join(
+            json.dumps({"user": u, "item": i, "rating": r, "timestamp": t}) + "\n"
+            for u, i, r, t in rows
+        )
+    )
+    (folder / "items.jsonl").write_text(
+        "".join(json.dumps({"item": f"i{i}", "title": f"Movie {i}"}) + "\n" for i in range(items))
+    )
+    return folder / "inter.jsonl"
+
+
 def tiny_train_config(
     tiny_model: str, topic_files: dict[str, Path], runs_dir: Path, **overrides: Any
 ) -> Any:
@@ -146,3 +162,7 @@ def live_server(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# The labels (and their answer words) of conftest's decoder_bundle
+DECODER_LABELS = {"positive": "positive", "negative": "negative", "mixed": "mixed feelings"}

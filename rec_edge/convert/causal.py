@@ -98,9 +98,11 @@ def quantize_weights(
     symmetric: bool = False,
 ) -> Path:
     """MatMulNBits weights (``bits`` 4 or 8, one scale, and unless ``symmetric`` one zero point,
-    per ``block_size`` block);
-    written as ``dst`` with its tensors in ``dst.name + '.data'``. A MatMul whose weight is not
-    a constant (a tied output layer reads the embedding through a Transpose) stays float."""
+    per ``block_size`` block), written as ``dst`` with its tensors in ``dst.name + '.data'``.
+
+    A tied output layer (the embedding read through a Transpose) gets its own quantized copy:
+    it is the largest matrix of a small model and is read at every generated token, while the
+    embedding lookup reads one row a token and stays float."""
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import (
         DefaultWeightOnlyQuantConfig,
@@ -113,11 +115,43 @@ def quantize_weights(
         accuracy_level=accuracy_level,
         bits=bits,
     )
-    quantizer = MatMulNBitsQuantizer(onnx.load(str(src)), algo_config=config)
+    graph = onnx.load(str(src))
+    untie_output_layer(graph)
+    quantizer = MatMulNBitsQuantizer(graph, algo_config=config)
     logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
     quantizer.process()
     save_graph(quantizer.model.model, dst)
     return dst
+
+
+def untie_output_layer(model: Any) -> int:
+    """Give each MatMul that reads a float initializer through a Transpose (a tied output layer
+    reads the embedding so) a transposed constant of its own, which the quantizer can then
+    quantize; the Transpose goes when nothing else reads it. Returns how many were untied."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    initializers = {i.name: i for i in graph.initializer}
+    producers = {out: node for node in graph.node for out in node.output}
+    untied = 0
+    for node in list(graph.node):
+        if node.op_type != "MatMul" or len(node.input) != 2:
+            continue
+        transpose = producers.get(node.input[1])
+        if transpose is None or transpose.op_type != "Transpose":
+            continue
+        source = initializers.get(transpose.input[0])
+        perm = [a.ints for a in transpose.attribute if a.name == "perm"]
+        if source is None or len(source.dims) != 2 or (perm and list(perm[0]) != [1, 0]):
+            continue
+        name = f"{source.name}.untied_for.{node.name or untied}"
+        weight = numpy_helper.to_array(source).T.copy()
+        graph.initializer.append(numpy_helper.from_array(weight, name))
+        node.input[1] = name
+        untied += 1
+        if not any(transpose.output[0] in other.input for other in graph.node):
+            graph.node.remove(transpose)
+    return untied
 
 
 def save_graph(model: Any, dst: Path) -> None:
