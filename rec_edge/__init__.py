@@ -50,6 +50,7 @@ __all__ = [
     "TrainConfig",
     "__version__",
     "export",
+    "load",
     "load_bundle",
     "ray_batch_predictor",
     "score",
@@ -86,10 +87,10 @@ def __getattr__(name: str) -> Any:
         from rec_edge.runtime import Predictor
 
         return Predictor
-    if name == "Generator":
-        from rec_edge.runtime import Generator
+    if name in ("Generator", "load"):
+        from rec_edge import runtime
 
-        return Generator
+        return getattr(runtime, name)
     if name == "load_bundle":
         from rec_edge.bundle import load_bundle
 

@@ -459,7 +459,7 @@ class ScoreConfig:
         _check(p, "ScoreConfig")
 
 
-GENERATIVE_TASKS = ("generate", "classify")
+GENERATIVE_TASKS = ("generate", "classify", "rank")
 WEIGHT_FORMATS = ("int4", "int8", "fp32")
 
 
@@ -468,12 +468,13 @@ class DecoderExportConfig:
     """`rec-edge export --model`: a causal language model (a GGUF file, a Hugging Face folder or
     hub id, or an alias such as ``smollm2``) to a decoder bundle: ONNX with its KV cache
     (optimum's ``text-generation-with-past``), weights in ``weights`` (MatMulNBits int4/int8,
-    blocks of ``block_size``, ``accuracy_level`` of onnxruntime's kernels) behind a gate on the
-    greedy answers' agreement with fp32."""
+    blocks of ``block_size``, ``accuracy_level`` of onnxruntime's kernels) behind a gate: label
+    accuracy on a classify run's validation rows (``run_dir``), else the greedy answers'
+    agreement with fp32 on probe prompts."""
 
     model: str
     out: str
-    task: str = "generate"  # generate | classify (labels answered in words)
+    task: str = "generate"  # generate | classify (labels answered in words) | rank (Yes or No)
     labels: dict[str, str] = field(default_factory=dict)  # classify: label -> its answer words
     instruction: str | None = None  # classify: said before each input in the user turn
     weights: str = "int4"  # int4 | int8 | fp32
@@ -486,6 +487,10 @@ class DecoderExportConfig:
     min_agreement: float = 0.9  # of the quantized greedy tokens with fp32's; below: int8, then fp32
     max_length: int = 2048  # prompt + answer tokens the runtime accepts
     force: bool = False
+    # a classify or rank run (``rec-edge train``): its validation rows judge the candidates by
+    # label accuracy or AUC, at most ``max_accuracy_drop`` below fp32's (not the probes' agreement)
+    run_dir: str | None = None
+    max_accuracy_drop: float = 0.01
 
     def __post_init__(self) -> None:
         p: list[str] = []
@@ -506,6 +511,10 @@ class DecoderExportConfig:
             p.append(f"accuracy_level={self.accuracy_level} (allowed: 0 to 4)")
         if not 0.0 <= self.min_agreement <= 1.0:
             p.append(f"min_agreement={self.min_agreement} (must be in [0, 1])")
+        if not 0.0 <= self.max_accuracy_drop <= 1.0:
+            p.append(f"max_accuracy_drop={self.max_accuracy_drop} (must be in [0, 1])")
+        if self.run_dir is not None and self.task == "generate":
+            p.append("run_dir: a run's validation rows judge classify and rank bundles only")
         if self.max_length < 2:
             p.append(f"max_length={self.max_length} (must be >= 2)")
         _check(p, "DecoderExportConfig")

@@ -96,10 +96,11 @@ DECODER_OPTIONS = (
 )
 @click.option(
     "--task",
-    type=click.Choice(["generate", "classify"]),
+    type=click.Choice(["generate", "classify", "rank"]),
     default="generate",
     show_default=True,
-    help="decoder: write answers, or classify by the likelihood of each label's words.",
+    help="decoder: write answers, classify by the likelihood of each label's words, or rank by "
+    "P(Yes) to TALLRec's question.",
 )
 @click.option(
     "--label-name",
@@ -148,7 +149,12 @@ def command(as_json: bool, model: str | None, **options: Any) -> None:
         raise click.UsageError("Give RUN_DIR (a training run) or --model (a language model).")
     run = _decoder_run(options["run_dir"])
     if run is not None:  # a language model tuned by `rec-edge train`: its labels and instruction
-        decoder.update(task="classify", labels=run["label_words"], instruction=run["instruction"])
+        decoder.update(
+            task=run["task"],
+            labels=run.get("label_words") or {},
+            instruction=run["instruction"],
+            run_dir=options["run_dir"],
+        )
         model = str(Path(options["run_dir"]) / "model")
         out = options["out"] or str(Path("exports") / run["name"])
         _export_decoder(model, out, options["force"], decoder, as_json)
@@ -198,8 +204,15 @@ def _export_decoder(
         return
     click.echo(f"parity with PyTorch: max |diff| {result.parity['max_abs_diff']:.2e}")
     for row in result.gate:
+        metric = "auc" if "auc" in row else "accuracy"
+        accuracy = (
+            f"{metric} {row[metric]:.3f} on {row['rows']} validation rows "
+            f"(fp32 {row[f'fp32_{metric}']:.3f}), "
+            if "rows" in row
+            else ""
+        )
         click.echo(
-            f"  {row['weights']:<5} agreement with fp32 {row['agreement']:.3f} over "
+            f"  {row['weights']:<5} {accuracy}agreement with fp32 {row['agreement']:.3f} over "
             f"{row['positions']} tokens, answer NLL {row['answer_nll']:.3f} "
             f"(fp32 {row['fp32_answer_nll']:.3f}), {row['size_bytes'] / 1e6:.1f} MB"
             + ("  kept" if row["kept"] else "")

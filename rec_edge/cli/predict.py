@@ -100,12 +100,12 @@ def command(
     Prints `label<TAB>score<TAB>text` per text, or JSONL with --json / --output.
     A summary line goes to stderr.
     """
-    from rec_edge.runtime import Predictor
+    from rec_edge.runtime import load
 
     if not texts and input_file is None:
         raise click.UsageError("Give TEXTS or --input FILE.")
     started = time.perf_counter()
-    predictor = Predictor.load(bundle, provider=provider, threads=threads, fallback=fallback)
+    predictor = load(bundle, provider=provider, threads=threads, fallback=fallback)
     if predictor.manifest.task == "rank":  # one JSON request per TEXT or per line of --input
         requests = [(f"request {i}", t) for i, t in enumerate(texts, start=1)]
         if input_file:

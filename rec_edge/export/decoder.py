@@ -4,7 +4,9 @@ PyTorch, weight-only int4 / int8 behind a gate, and a decoder bundle (``family: 
 The gate: fp32 writes a greedy answer to each probe prompt; each quantized candidate reads the
 same prompt and answer (teacher forcing) and must pick fp32's next token at ``min_agreement`` of
 the positions. The answer's mean negative log-likelihood under each graph is reported beside it.
-A candidate that falls short gives way to the next wider one (int4, then int8, then fp32).
+A classify or rank run's export (``run_dir``) judges by what the bundle is for instead: label
+accuracy (AUC for rank) on the run's validation rows (at most ``GATE_ROWS``), at most
+``max_accuracy_drop`` below fp32's. A candidate that falls short gives way to the next wider one (int4, int8, fp32).
 """
 
 from __future__ import annotations
@@ -32,11 +34,18 @@ from rec_edge.convert.causal import (
 )
 from rec_edge.errors import AccuracyGateError
 from rec_edge.export.folders import check_target, replace_folder, scratch_folders
+from rec_edge.metrics import roc_auc
 from rec_edge.models import resolve_model
 from rec_edge.runtime.generator import Generator
+from rec_edge.runtime.predictor import RankRequest
+from rec_edge.runtime.prompts import RANK_ANSWERS, RANK_CANDIDATE, RANK_HISTORY, USER_TEMPLATE
 from rec_edge.versions import versions
 
-USER_TEMPLATE = "{instruction}\n\n{text}"
+RANK_FIELDS = {
+    "rank_history": RANK_HISTORY,
+    "rank_candidate": RANK_CANDIDATE,
+    "rank_answers": list(RANK_ANSWERS),
+}
 # Generic instructions for the gate when no data is given: short tasks of several kinds
 PROBE_PROMPTS = (
     "Write one sentence about the sea.",
@@ -49,6 +58,7 @@ PROBE_PROMPTS = (
     "Give a title for a story about a lost dog.",
 )
 PROBE_TOKENS = 24  # greedy tokens written by fp32 for each probe
+GATE_ROWS = 256  # validation rows a classify gate reads (the first, in the run's order)
 WIDER = {"int4": ("int4", "int8", "fp32"), "int8": ("int8", "fp32"), "fp32": ("fp32",)}
 
 
@@ -72,7 +82,7 @@ def export_decoder(config: DecoderExportConfig) -> DecoderExportResult:
         fp32_dir = _fp32_bundle(config, model, tokenizer, fmt, work)
         parity = _parity(model, fp32_dir)
         del model  # the weights are in the graph now; free the memory before quantizing
-        gate, kept = _gate(config, fp32_dir, work)
+        gate, kept = _gate(config, fp32_dir, work, _validation_rows(config))
         _assemble(config, kept, staging, gate, parity)
         replace_folder(staging, out)
     finally:
@@ -111,11 +121,12 @@ def _fp32_bundle(
         "user_template": USER_TEMPLATE,
         "instruction": config.instruction,
         "label_words": dict(config.labels) or None,
+        **(RANK_FIELDS if config.task == "rank" else {}),
         "architecture": type(model).__name__,
     }
     manifest = Manifest(
         task=config.task,
-        labels=list(config.labels),
+        labels=["no", "yes"] if config.task == "rank" else list(config.labels),
         templates={},
         max_length=min(config.max_length, int(model.config.max_position_embeddings)),
         inputs=[i.name for i in graph.graph.input],
@@ -141,23 +152,75 @@ def _parity(model: Any, fp32_dir: Path) -> dict[str, Any]:
 
 
 def _gate(
-    config: DecoderExportConfig, fp32_dir: Path, work: Path
+    config: DecoderExportConfig, fp32_dir: Path, work: Path, rows: list[Any]
 ) -> tuple[list[dict[str, Any]], Path]:
-    """Each candidate from the requested width to fp32 until one agrees with fp32 enough."""
+    """Each candidate from the requested width to fp32 until one passes: on the task's metric
+    over a run's validation ``rows`` (label accuracy, or AUC for rank) when there are any, else
+    on agreement with fp32."""
     reference = Generator.load(fp32_dir)
     probes = _probe_sequences(reference)
-    rows: list[dict[str, Any]] = []
+    metric = "auc" if config.task == "rank" else "accuracy"
+    baseline = _measure(reference, rows) if rows else None
+    table: list[dict[str, Any]] = []
     for weights in WIDER[config.weights]:
         folder = fp32_dir if weights == "fp32" else _quantized(config, fp32_dir, work, weights)
-        row = {"weights": weights, **_agreement(reference, Generator.load(folder), probes)}
+        candidate = Generator.load(folder)
+        row = {"weights": weights, **_agreement(reference, candidate, probes)}
+        if baseline is not None:
+            value = baseline if weights == "fp32" else _measure(candidate, rows)
+            row.update({metric: value, f"fp32_{metric}": baseline, "rows": len(rows)})
+            passed = value >= baseline - config.max_accuracy_drop - 1e-9
+        else:
+            passed = row["agreement"] >= config.min_agreement
         row["size_bytes"] = sum(
             p.stat().st_size for p in folder.iterdir() if p.name.startswith("model.onnx")
         )
-        row["kept"] = weights == "fp32" or row["agreement"] >= config.min_agreement
-        rows.append(row)
+        row["kept"] = weights == "fp32" or passed
+        table.append(row)
         if row["kept"]:
-            return rows, folder
+            return table, folder
     raise AccuracyGateError("no candidate passed the gate")  # fp32 always passes
+
+
+def _validation_rows(config: DecoderExportConfig) -> list[Any]:
+    """The validation rows of the run ``config.run_dir``, if any (at most its validation limit
+    and ``GATE_ROWS``, a seeded sample): (text, label) for classify, (request, yes) for rank."""
+    if config.run_dir is None:
+        return []
+    import random
+
+    from rec_edge.config import TrainConfig
+    from rec_edge.data.tasks import rank_rows, read_splits
+    from rec_edge.train.runs import load_run
+
+    run = load_run(config.run_dir)
+    train_config = TrainConfig(**run["config"])
+    rows: list[Any]
+    if config.task == "rank":
+        rows = [
+            (
+                RankRequest(r.preference.liked, r.preference.disliked, [r.candidate]),
+                r.label == "yes",
+            )
+            for r in rank_rows(train_config)[1]["validation"]
+        ]
+    else:
+        _, validation, _, _ = read_splits(train_config)
+        rows = [(e.text, str(e.label)) for e in validation]
+    limit = min(train_config.validation_limit or GATE_ROWS, GATE_ROWS)
+    if len(rows) > limit:  # the run's own seeded sample where its limit is below GATE_ROWS
+        rows = random.Random(train_config.seed).sample(rows, limit)
+    return rows
+
+
+def _measure(generator: Generator, rows: list[Any]) -> float:
+    """Label accuracy (classify) or AUC of P(yes) (rank) of ``generator`` on ``rows``."""
+    if generator.manifest.task == "rank":
+        scores = [float(generator.rank_logits(r.history, r.candidates)[0]) for r, _ in rows]
+        return round(roc_auc([int(yes) for _, yes in rows], scores), 4)
+    predicted = generator.predict([text for text, _ in rows])
+    hits = sum(p.label == label for p, (_, label) in zip(predicted, rows, strict=True))
+    return round(hits / len(rows), 4)
 
 
 def _quantized(config: DecoderExportConfig, fp32_dir: Path, work: Path, weights: str) -> Path:
@@ -243,8 +306,7 @@ def _assemble(
         "block_size": config.block_size,
         "accuracy_level": config.accuracy_level,
         "symmetric": _symmetric(config, row["weights"]),
-        "choice_rule": f"the narrowest weights whose greedy agreement with fp32 is at least "
-        f"{config.min_agreement}",
+        "choice_rule": _choice_rule(config, gate),
     }
     manifest.metrics = {"gate": gate}
     manifest.parity = parity
@@ -252,3 +314,15 @@ def _assemble(
     manifest.versions = versions()
     manifest.created = datetime.now(UTC).isoformat(timespec="seconds")
     write_manifest(staging, manifest)
+
+
+def _choice_rule(config: DecoderExportConfig, gate: list[dict[str, Any]]) -> str:
+    if "rows" in gate[0]:
+        metric = "AUC" if config.task == "rank" else "label accuracy"
+        return (
+            f"the narrowest weights whose {metric} on {gate[0]['rows']} validation rows "
+            f"is at most {config.max_accuracy_drop} below fp32's"
+        )
+    return (
+        f"the narrowest weights whose greedy agreement with fp32 is at least {config.min_agreement}"
+    )

@@ -15,7 +15,7 @@ turn (rendered from the model's chat template at export, so no template engine r
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,9 +25,19 @@ import numpy as np
 from rec_edge.bundle import MANIFEST_FILE, Bundle, load_bundle
 from rec_edge.config import GenerationConfig
 from rec_edge.errors import BundleError, DataError
-from rec_edge.runtime.outputs import Prediction, check_texts
-from rec_edge.runtime.session import SessionConfig, create_session
+from rec_edge.runtime.outputs import (
+    Prediction,
+    check_history,
+    check_texts,
+    label_predictions,
+    sigmoid,
+    softmax,
+)
+from rec_edge.runtime.predictor import Ranked, RankRequest, ranked
+from rec_edge.runtime.prompts import rank_history
+from rec_edge.runtime.session import SessionConfig, open_session
 
+CANDIDATES_A_RUN = 8  # rank: candidates that share one run over a user's cached history
 DECODER_FIELDS = (
     "prompt_prefix",
     "prompt_suffix",
@@ -54,6 +64,9 @@ class DecoderSpec:
     user_template: str  # "{instruction}\n\n{text}" or "{text}"
     instruction: str | None = None
     label_words: dict[str, str] | None = None  # classify: label -> its answer words
+    rank_history: str | None = None  # rank: the user turn up to the candidate (runtime.prompts)
+    rank_candidate: str | None = None  # rank: from the candidate's title to the question's end
+    rank_answers: tuple[str, str] | None = None  # rank: the words for yes and for no
 
     @classmethod
     def from_manifest(cls, decoder: dict[str, Any], source: str) -> DecoderSpec:
@@ -67,6 +80,9 @@ class DecoderSpec:
                 **{
                     **{k: v for k, v in decoder.items() if k in cls.__dataclass_fields__},
                     "stop_token_ids": tuple(int(i) for i in decoder["stop_token_ids"]),
+                    "rank_answers": tuple(decoder["rank_answers"])
+                    if decoder.get("rank_answers")
+                    else None,
                 }
             )
         except (TypeError, ValueError) as error:
@@ -74,7 +90,10 @@ class DecoderSpec:
 
 
 class Generator:
-    """A decoder bundle: ``Generator.load(path)``; safe to call from several threads at once."""
+    """A decoder bundle: ``Generator.load(path)``, or ``rec_edge.load(path)`` for any bundle.
+    Safe to call from several threads at once. A classify bundle answers ``logits``,
+    ``predictions``, ``predict`` and ``predict_proba`` as a ``Predictor`` does, so that
+    ``predict``, ``score`` and ``serve`` take either."""
 
     def __init__(self, bundle: Bundle, config: SessionConfig):
         from tokenizers import Tokenizer
@@ -86,7 +105,8 @@ class Generator:
             self.manifest.decoder, str(bundle.path / MANIFEST_FILE)
         )
         self.tokenizer = Tokenizer.from_file(str(bundle.tokenizer_path))
-        self.session = create_session(bundle.model_path, config)
+        self.session = open_session(bundle.model_path, config)
+        self.provider = self.session.get_providers()[0]
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.past_names = [
             f"past_key_values.{layer}.{kind}"
@@ -114,19 +134,34 @@ class Generator:
         provider: str = "cpu",
         threads: int | None = None,
         *,
+        inter_op_threads: int | None = None,
+        graph_optimization_level: str = "all",
+        enable_mem_arena: bool = True,
         fallback: bool = False,
         spinning: bool = True,
         verify: bool = True,
     ) -> Generator:
+        """Load and check a decoder bundle (schema, files, sha256) and open its session."""
+        config = SessionConfig(
+            provider,
+            threads,
+            inter_op_threads,
+            graph_optimization_level,
+            enable_mem_arena,
+            fallback,
+            spinning,
+        )
         bundle = load_bundle(path, verify=verify)
         if bundle.manifest.family != "decoder":
             raise BundleError(
-                f"{path} is an {bundle.manifest.family} bundle; load it with Predictor.load."
+                f"{path} is an {bundle.manifest.family} bundle: load it with rec_edge.load "
+                "(or rec_edge.Predictor.load)."
             )
-        config = SessionConfig(
-            provider=provider, threads=threads, fallback=fallback, spinning=spinning
-        )
         return cls(bundle, config)
+
+    @property
+    def catalog(self) -> list[str]:
+        return []  # no item index: a decoder ranks nothing from a catalog
 
     # --- prompts and tokens -------------------------------------------------------------------
 
@@ -141,6 +176,17 @@ class Generator:
         )
         return self.spec.prompt_prefix + user + self.spec.prompt_suffix
 
+    def rank_prompt(self, liked: Sequence[str], disliked: Sequence[str]) -> tuple[str, str]:
+        """rank bundles: the prompt up to a candidate's title, and the template of the rest
+        (``{candidate}``'s part of the question, then the chat format up to the answer)."""
+        spec = self.spec
+        if self.manifest.task != "rank" or not (spec.rank_history and spec.rank_candidate):
+            raise BundleError(
+                f"{self.bundle.path} is a {self.manifest.task!r} bundle; rank() needs a 'rank' one."
+            )
+        history = rank_history(liked, disliked, spec.instruction, spec.rank_history)
+        return spec.prompt_prefix + history, spec.rank_candidate + spec.prompt_suffix
+
     def encode(self, text: str) -> list[int]:
         # the chat format carries its own special tokens: the tokenizer adds none (a GGUF
         # tokenizer would put a second BOS before the template's)
@@ -150,7 +196,8 @@ class Generator:
         ids = self.encode(prompt)
         limit = self.manifest.max_length - room
         if len(ids) > limit:  # keep the end: the answer is asked for there
-            self.truncated += 1
+            with self._lock:
+                self.truncated += 1
             ids = ids[-limit:]
         if not ids:
             raise DataError("the prompt is empty after tokenization")
@@ -217,28 +264,27 @@ class Generator:
         """The most likely of ``options`` as the answer to ``prompt`` (a constrained choice)."""
         return options[int(np.argmax(self.option_logprobs(prompt, options)))]
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """classify bundles: each text's probability of each label, float32 [texts, labels]:
-        the label words' likelihoods as answers, normalized over the labels."""
+    def logits(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        """classify bundles: each label's log-likelihood as the answer to each text, float32
+        [texts, labels] (their softmax is ``predict_proba``). ``batch_size`` is accepted for
+        the Predictor's signature: each text is one run whatever it is."""
         words = self._label_words()
         rows = [self.option_logprobs(self.prompt(t), words) for t in check_texts(texts)]
-        if not rows:
-            return np.zeros((0, len(words)), np.float32)
-        logp = np.stack(rows)
-        logp -= logp.max(axis=1, keepdims=True)
-        probabilities = np.exp(logp)
-        return (probabilities / probabilities.sum(axis=1, keepdims=True)).astype(np.float32)
+        return np.stack(rows).astype(np.float32) if rows else np.zeros((0, len(words)), np.float32)
 
-    def predict(self, texts: Sequence[str]) -> list[Any]:
-        probabilities = self.predict_proba(texts)
-        return [
-            Prediction(
-                self.labels[int(np.argmax(row))],
-                float(row.max()),
-                {label: float(p) for label, p in zip(self.labels, row, strict=True)},
-            )
-            for row in probabilities
-        ]
+    def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        """classify bundles: each text's probability of each label, float32 [texts, labels]:
+        the label words' likelihoods as answers, normalized over the labels."""
+        return softmax(self.logits(texts))
+
+    def predict(self, texts: Sequence[str], batch_size: int | None = None) -> list[Prediction]:
+        """One Prediction (label, its probability, every label's probability) per text."""
+        return self.predictions(self.logits(texts))
+
+    def predictions(self, logits: np.ndarray) -> list[Prediction]:
+        """One Prediction per row of ``logits`` (as ``Predictor.predictions``)."""
+        self._label_words()
+        return label_predictions(self.labels, logits)
 
     def _label_words(self) -> list[str]:
         if self.manifest.task != "classify" or not self.spec.label_words:
@@ -247,6 +293,59 @@ class Generator:
                 "score. Use generate(), or choose() with your own options."
             )
         return [self.spec.label_words[label] for label in self.labels]
+
+    # --- rank (TALLRec: "Will the user enjoy X? Answer Yes or No.") ----------------------------
+
+    def rank_logits(
+        self, history: Mapping[str, Sequence[str]], candidates: Sequence[str]
+    ) -> np.ndarray:
+        """rank bundles: log P(yes) - log P(no) at the answer's first token for each candidate,
+        float32, in the order given. The user's history runs once; the candidates read its
+        cache, ``CANDIDATES_A_RUN`` a run, each padded behind its own tokens only (a
+        candidate's score does not depend on the others)."""
+        liked, disliked = check_history(history)
+        items = check_texts(candidates)
+        head, tail = self.rank_prompt(liked, disliked)
+        yes, no = (self.encode(word)[0] for word in self.spec.rank_answers or ("Yes", "No"))
+        if not items:
+            return np.zeros(0, np.float32)
+        rests = [self.encode(tail.format(candidate=item)) for item in items]
+        ids = self._prompt_ids(head, max(len(r) for r in rests) + 1)
+        _, past = self._run(np.array([ids]), np.ones((1, len(ids))), self._empty_past(1))
+        out = np.empty(len(items), np.float32)
+        for start in range(0, len(items), CANDIDATES_A_RUN):
+            chunk = rests[start : start + CANDIDATES_A_RUN]
+            width = max(len(r) for r in chunk)
+            padded = np.zeros((len(chunk), width), np.int64)
+            mask = np.zeros((len(chunk), len(ids) + width), np.int64)
+            mask[:, : len(ids)] = 1
+            for row, rest in enumerate(chunk):
+                padded[row, : len(rest)] = rest
+                mask[row, len(ids) : len(ids) + len(rest)] = 1
+            shared = [np.repeat(p, len(chunk), axis=0) for p in past]
+            logits, _ = self._run(padded, mask, shared)
+            last = logits[np.arange(len(chunk)), [len(r) - 1 for r in chunk]].astype(np.float64)
+            out[start : start + len(chunk)] = last[:, yes] - last[:, no]
+        return out
+
+    def score(self, history: Mapping[str, Sequence[str]], candidates: Sequence[str]) -> np.ndarray:
+        """rank bundles: P(yes) / (P(yes) + P(no)) for each candidate, float32, in the order
+        given (``Predictor.score``'s meaning: P(the user enjoys it))."""
+        return sigmoid(self.rank_logits(history, candidates)).astype(np.float32)
+
+    def rank(
+        self, history: Mapping[str, Sequence[str]], candidates: Sequence[str], k: int | None = None
+    ) -> list[Ranked]:
+        """Candidates best first by P(yes); the top ``k`` (ties in the order given)."""
+        items = check_texts(candidates)
+        return ranked(items, self.rank_logits(history, items), None, k)
+
+    def rank_batch(
+        self, requests: Sequence[RankRequest], batch_size: int | None = None
+    ) -> list[list[Ranked]]:
+        """Each request's ``rank`` (servers, batch jobs); ``batch_size`` is the Predictor's
+        signature: each user is one run of their history and runs of their candidates."""
+        return [self.rank(r.history, r.candidates, r.k) for r in requests]
 
     # --- generation ---------------------------------------------------------------------------
 

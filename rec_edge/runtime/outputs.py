@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,3 +48,31 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=-1, keepdims=True)
     exp = np.exp(shifted)
     return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def label_predictions(labels: Sequence[str], logits: np.ndarray) -> list[Prediction]:
+    """One Prediction per row of ``logits`` (columns in the order of ``labels``): the softmax's
+    best label, its probability and every label's."""
+    probabilities = softmax(logits)
+    best = probabilities.argmax(axis=-1)
+    return [
+        Prediction(labels[b], row[b], dict(zip(labels, row, strict=True)))
+        for b, row in zip(best.tolist(), probabilities.tolist(), strict=True)
+    ]
+
+
+def check_history(history: Mapping[str, Sequence[str]]) -> tuple[list[str], list[str]]:
+    """The liked and disliked titles of a rank request, or a DataError naming each problem."""
+    problems = [
+        f"history[{key!r}] must be a list of titles"
+        for key in ("liked", "disliked")
+        if not isinstance(history.get(key, []), (list, tuple))
+    ]
+    unknown = sorted(set(history) - {"liked", "disliked"})
+    if unknown:
+        problems.append(f"history has unknown keys {unknown} (known: liked, disliked)")
+    if problems:
+        raise DataError(problems)
+    liked, disliked = list(history.get("liked", [])), list(history.get("disliked", []))
+    check_texts(liked + disliked)
+    return liked, disliked

@@ -19,15 +19,22 @@ import numpy as np
 
 from rec_edge.bundle import MANIFEST_FILE, Bundle, load_bundle, verify_files
 from rec_edge.data.templates import TemplateSet
-from rec_edge.errors import BundleError, ConfigError, DataError, RecEdgeError
+from rec_edge.errors import BundleError, ConfigError, DataError
 from rec_edge.runtime.collab import (
     CollaborativeTables,
     add_tables,
     history_similarity,
     rank_values,
 )
-from rec_edge.runtime.outputs import Prediction, check_texts, sigmoid, softmax
-from rec_edge.runtime.session import SessionConfig, create_session
+from rec_edge.runtime.outputs import (
+    Prediction,
+    check_history,
+    check_texts,
+    label_predictions,
+    sigmoid,
+    softmax,
+)
+from rec_edge.runtime.session import SessionConfig, open_session
 from rec_edge.runtime.tokenize import BundleTokenizer, pad_batch
 
 log = logging.getLogger("rec_edge")
@@ -118,21 +125,6 @@ def parse_rank_request(text: str, where: str = "request") -> RankRequest:
     return rank_request(body)
 
 
-def _open_session(path: Path, config: SessionConfig) -> Any:
-    """The onnxruntime session; a file onnxruntime cannot load is a BundleError naming it."""
-    try:
-        return create_session(path, config)
-    except RecEdgeError:
-        raise
-    except Exception as error:  # onnxruntime's own classes (InvalidProtobuf, Fail, ...)
-        reason = (
-            str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-        )
-        raise BundleError(
-            f"{path} cannot be loaded by onnxruntime ({reason}). Re-export the bundle."
-        ) from None
-
-
 def _read_item_index(
     path: Path, catalog: bool
 ) -> tuple[dict[str, np.ndarray], CollaborativeTables | None, dict[str, str]]:
@@ -158,7 +150,8 @@ def _read_item_index(
 
 
 class Predictor:
-    """Load with ``Predictor.load(path)``; safe to call from several threads at once."""
+    """An encoder bundle (classify or rank): ``Predictor.load(path)``, or ``rec_edge.load(path)``
+    for any bundle. Safe to call from several threads at once."""
 
     def __init__(
         self, bundle: Bundle, config: SessionConfig, item_cache: int = 10_000, catalog: bool = True
@@ -179,7 +172,7 @@ class Predictor:
         else:
             self._render = self.templates.renderer(self.manifest.labels)
         self.tokenizer = BundleTokenizer(bundle.tokenizer_path, self.manifest.max_length)
-        self.session = _open_session(bundle.model_path, config)
+        self.session = open_session(bundle.model_path, config)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_name = self.session.get_outputs()[0].name
         self._check_graph()
@@ -235,7 +228,7 @@ class Predictor:
         if bundle.manifest.family == "decoder":
             raise BundleError(
                 f"{path} is a decoder bundle (a language model that answers in words): load it "
-                "with rec_edge.Generator.load, or use `rec-edge generate`."
+                "with rec_edge.load (or rec_edge.Generator.load)."
             )
         if not verify:
             return cls(bundle, config, item_cache, catalog)
@@ -371,13 +364,7 @@ class Predictor:
         """One Prediction per row of ``logits`` (from ``logits``: servers batch the texts of
         several requests into one run and answer each from its own rows)."""
         self._require_classify()
-        probabilities = softmax(logits)
-        labels = self.manifest.labels
-        best = probabilities.argmax(axis=-1)
-        return [
-            Prediction(labels[b], row[b], dict(zip(labels, row, strict=True)))
-            for b, row in zip(best.tolist(), probabilities.tolist(), strict=True)
-        ]
+        return label_predictions(self.manifest.labels, logits)
 
     def score(self, history: Mapping[str, Sequence[str]], candidates: Sequence[str]) -> np.ndarray:
         """Rank bundles: P(the user enjoys each candidate | they watch it), float32, in the order
@@ -410,18 +397,7 @@ class Predictor:
             raise ConfigError(
                 f"Bundle {self.bundle.path} is a {self.manifest.task!r} bundle; rank() needs a 'rank' one."
             )
-        problems = [
-            f"history[{key!r}] must be a list of titles"
-            for key in ("liked", "disliked")
-            if not isinstance(history.get(key, []), (list, tuple))
-        ]
-        unknown = sorted(set(history) - {"liked", "disliked"})
-        if unknown:
-            problems.append(f"history has unknown keys {unknown} (known: liked, disliked)")
-        if problems:
-            raise DataError(problems)
-        liked, disliked = list(history.get("liked", [])), list(history.get("disliked", []))
-        check_texts(liked + disliked)
+        liked, disliked = check_history(history)
         return self._item_texts(liked), self._item_texts(disliked)
 
     def _item_texts(self, titles: list[str]) -> list[str]:
@@ -465,7 +441,7 @@ class Predictor:
         """Candidates best first (rank bundles): by P(picks and enjoys) = P(watches) x P(enjoys |
         watches) with the run's collaborative tables, by P(enjoys) without them."""
         items = check_texts(candidates)
-        return _ranked(items, *self._logits(history, items), k)
+        return ranked(items, *self._logits(history, items), k)
 
     def rank_batch(
         self, requests: Sequence[RankRequest], batch_size: int = 32
@@ -480,11 +456,11 @@ class Predictor:
         for row, i in zip(users, asking, strict=True):
             (liked, disliked), items = checked[i]
             like = self._like_logits(row, liked, disliked, self._item_texts(items))
-            answers[i] = _ranked(items, *like, requests[i].k)
+            answers[i] = ranked(items, *like, requests[i].k)
         return answers
 
 
-def _ranked(
+def ranked(
     items: list[str], like: np.ndarray, exposure: np.ndarray | None, k: int | None
 ) -> list[Ranked]:
     """Items best first by ``rank_values`` of their like and exposure logits; the top ``k``

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from rec_edge.errors import ConfigError, ProviderError
+from rec_edge.errors import BundleError, ConfigError, ProviderError, RecEdgeError
 
 log = logging.getLogger("rec_edge")
 
@@ -104,3 +104,18 @@ def create_session(model_path: Path, config: SessionConfig) -> ort.InferenceSess
         [provider] if provider == "CPUExecutionProvider" else [provider, "CPUExecutionProvider"]
     )
     return ort.InferenceSession(str(model_path), sess_options=options, providers=providers)
+
+
+def open_session(model_path: Path, config: SessionConfig) -> ort.InferenceSession:
+    """``create_session`` for a bundle's graph: a file onnxruntime cannot load is a BundleError
+    naming it."""
+    try:
+        return create_session(model_path, config)
+    except RecEdgeError:
+        raise
+    except Exception as error:  # onnxruntime's own classes (InvalidProtobuf, Fail, ...)
+        text = str(error).strip()
+        reason = text.splitlines()[0][:200] if text else type(error).__name__
+        raise BundleError(
+            f"{model_path} cannot be loaded by onnxruntime ({reason}). Re-export the bundle."
+        ) from None

@@ -65,6 +65,11 @@ def resolve_job(config: ScoreConfig, input_format: str) -> Job:
     """The worker-side settings, checked against the bundle before any part is read."""
     bundle = load_bundle(config.bundle, verify=False)
     task = bundle.manifest.task
+    if task not in ("classify", "rank"):
+        raise ConfigError(
+            f"{config.bundle} is a {task!r} bundle: score takes classify and rank bundles "
+            "(a generate bundle writes text: rec-edge generate, or Generator.generate)."
+        )
     if task == "rank" and config.candidates is None and not bundle.manifest.items_file:
         raise ConfigError(
             f"{config.bundle} has no catalog (an item index) to rank; pass --candidates FILE."

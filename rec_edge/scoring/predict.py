@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from rec_edge.errors import ConfigError, DataError
-from rec_edge.runtime.predictor import Predictor, softmax
+from rec_edge.runtime import load
+from rec_edge.runtime.outputs import softmax
 
 
 class BatchPredictor:
@@ -25,11 +26,12 @@ class BatchPredictor:
         threads: int | None = None,
         batch_size: int = 32,
     ):
-        self.predictor = Predictor.load(bundle, threads=threads)
+        self.predictor = load(bundle, threads=threads)
         if self.predictor.manifest.task != "classify":
             raise ConfigError(
                 f"{bundle} is a {self.predictor.manifest.task!r} bundle; BatchPredictor scores "
-                "classify bundles (rank ones: rec_edge.score() or Predictor.rank_batch)."
+                "classify bundles (rank ones: rec_edge.score() or Predictor.rank_batch; generate ones: "
+                "Generator.generate)."
             )
         self.text_field = text_field
         self.all_scores = all_scores

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from rec_edge.errors import DataError
-from rec_edge.runtime.predictor import Predictor, RankRequest, softmax
+from rec_edge.runtime import Generator, Predictor, load
+from rec_edge.runtime.predictor import RankRequest, softmax
 from rec_edge.scoring.output import REJECTS, STATS, encode_rows, part_name, write_atomic
 from rec_edge.scoring.parts import Part, Row, read_part
 
@@ -75,9 +76,9 @@ class PartStats:
 class PartScorer:
     """A Predictor and a job; ``run(part)`` scores a part and commits its files."""
 
-    def __init__(self, job: Job, predictor: Predictor | None = None):
+    def __init__(self, job: Job, predictor: Predictor | Generator | None = None):
         self.job = job
-        self.predictor = predictor or Predictor.load(job.bundle, threads=job.threads)
+        self.predictor = predictor or load(job.bundle, threads=job.threads)
         self.candidates = job.candidates if job.candidates is not None else self.predictor.catalog
 
     def run(self, part: Part, on_rows: Callable[[int], None] | None = None) -> PartStats:

@@ -120,12 +120,13 @@ def spark_predict_udf(
     schema = "label string, score double" + (", scores map<string, double>" if all_scores else "")
 
     def predict(batches: Any) -> Any:
-        from rec_edge.runtime.predictor import Predictor, softmax
+        from rec_edge.runtime import load
+        from rec_edge.runtime.outputs import softmax
 
         key = (bundle, str(threads))
         predictor = _PREDICTORS.get(key)
         if predictor is None:
-            predictor = _PREDICTORS[key] = Predictor.load(bundle, threads=threads)
+            predictor = _PREDICTORS[key] = load(bundle, threads=threads)
         labels = predictor.labels
         for texts in batches:
             p = softmax(predictor.logits(texts.tolist(), batch_size))

@@ -13,7 +13,7 @@ from typing import Any
 
 from rec_edge.config import ServeConfig
 from rec_edge.errors import BundleError
-from rec_edge.runtime import Predictor
+from rec_edge.runtime import Generator, Predictor, load
 from rec_edge.runtime.predictor import RankRequest, softmax
 from rec_edge.serve.batcher import MicroBatcher
 
@@ -28,19 +28,27 @@ SENTENCE = (
 )  # 32 words
 
 
-def load_predictor(path: str | Path, config: ServeConfig) -> Predictor:
+def load_predictor(path: str | Path, config: ServeConfig) -> Predictor | Generator:
     """Load and check a bundle (manifest, sha256 of its files), then warm it up."""
-    predictor = Predictor.load(path, config.provider, config.threads, spinning=config.spinning)
-    if predictor.manifest.task == "rank":
+    predictor = load(path, config.provider, config.threads, spinning=config.spinning)
+    task = predictor.manifest.task
+    if task not in ("classify", "rank"):
+        raise BundleError(
+            f"{path} is a {task!r} bundle: rec-edge serve takes classify and rank bundles "
+            "(a generate bundle writes text: rec-edge generate, or Generator.generate)."
+        )
+    if task == "rank":
         titles = predictor.catalog[:20] or WARM_TEXTS
         predictor.rank_batch([RankRequest(titles[:2], [], titles, 10)])
+    elif isinstance(predictor, Generator):  # one run a text: no batch sizes to warm
+        predictor.logits(WARM_TEXTS)
     else:
         predictor.logits(WARM_TEXTS)
         predictor.logits(WARM_TEXTS * (config.max_batch // 2 or 1), batch_size=config.max_batch)
     return predictor
 
 
-def calibration_batch(predictor: Predictor, size: int) -> list[Any]:
+def calibration_batch(predictor: Predictor | Generator, size: int) -> list[Any]:
     """A gathered batch as the server sees one, of inputs of mixed lengths: texts of 4 to 32
     words, or rank requests of 10 liked titles and 20 candidates from the bundle's catalog."""
     if predictor.manifest.task != "rank":
@@ -58,7 +66,7 @@ def calibration_batch(predictor: Predictor, size: int) -> list[Any]:
     ]
 
 
-def session_batch(predictor: Predictor, config: ServeConfig, repeats: int = 3) -> int:
+def session_batch(predictor: Predictor | Generator, config: ServeConfig, repeats: int = 3) -> int:
     """How many inputs a session run takes: ``config.session_batch`` if given; on other providers
     than the CPU, ``max_batch``; on the CPU, of SESSION_BATCHES up to ``max_batch``, the one that
     runs a calibration batch fastest on this machine (``repeats`` interleaved timings, medians).
@@ -66,6 +74,8 @@ def session_batch(predictor: Predictor, config: ServeConfig, repeats: int = 3) -
     the CPU, so it is measured rather than assumed."""
     if config.session_batch is not None:
         return config.session_batch
+    if isinstance(predictor, Generator):  # each text is its own run whatever the batch
+        return 1
     if not config.on_cpu:
         return config.max_batch
     rank = predictor.manifest.task == "rank"
@@ -86,7 +96,7 @@ class ServedModel:
     """One bundle under one name. Its batcher reads ``self.predictor`` at the start of each run,
     so a reload swaps the Predictor between two runs."""
 
-    def __init__(self, name: str, path: str, predictor: Predictor, config: ServeConfig):
+    def __init__(self, name: str, path: str, predictor: Predictor | Generator, config: ServeConfig):
         self.name = name
         self.path = path
         self.config = config

@@ -1,12 +1,15 @@
 """TORCH: LoRA (peft) on a causal language model through its chat format, the loss on the answer.
 
 A classify run: the instruction and the text in the user's turn, the label's words (then the end
-of the turn) in the assistant's; only the answer's tokens carry the loss. The schedule is counted
+of the turn) in the assistant's; a rank run (TALLRec): the user's liked and disliked titles and a
+candidate in the user's turn (``runtime.prompts``), "Yes" or "No" in the assistant's. Only the
+answer's tokens carry the loss. The schedule is counted
 in optimizer steps (at least ``min_steps``: a few examples still learn), AdamW with a linear
 warm-up and decay, bf16 autocast where the CPU computes in bf16. At the end the adapter is merged
 into the weights and the run folder holds a plain model (``rec-edge export RUN`` takes it from
 there); run.json says ``family: decoder`` and what the bundle needs (labels, their words, the
-instruction). Validation: each text's label is the one whose words are the likeliest answer.
+instruction). Validation: each text's label is the one whose words are the likeliest answer;
+a rank run's AUC of log P(Yes) - log P(No).
 """
 
 from __future__ import annotations
@@ -16,41 +19,49 @@ import math
 import random
 import sys
 import time
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from rec_edge.config import TrainConfig, config_to_dict
 from rec_edge.convert.causal import ChatFormat, chat_format, load_causal_lm
 from rec_edge.data.readers import Example
+from rec_edge.data.recommend import PointwiseExample
 from rec_edge.data.tasks import read_splits, run_name
 from rec_edge.errors import ConfigError
-from rec_edge.metrics import classification_report
+from rec_edge.metrics import classification_report, pair_report
 from rec_edge.models import resolve_model
+from rec_edge.runtime.prompts import (
+    RANK_ANSWERS,
+    RANK_CANDIDATE,
+    RANK_HISTORY,
+    RANK_INSTRUCTION,
+    USER_TEMPLATE,
+    rank_candidate,
+    rank_history,
+)
 from rec_edge.train.precision import bf16_hardware, resolve_precision
 from rec_edge.train.runs import RUN_FILE, TrainResult, finish_run_dir, prepare_run_dir
 from rec_edge.versions import machine, versions
 
-USER_TEMPLATE = "{instruction}\n\n{text}"  # export.decoder's, so that training and serving agree
 TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 DEFAULT_LEARNING_RATE = 1e-3  # LoRA's
 MAX_BATCH = 8  # sequences a step: a causal LM's activations are long on a CPU
 
 
 def train_decoder(config: TrainConfig) -> TrainResult:
-    """A LoRA classify run of a causal language model (see the module's docstring)."""
+    """A LoRA classify or rank run of a causal language model (see the module's docstring)."""
     import torch
 
-    if config.task != "classify":
+    if config.task not in ("classify", "rank"):
         raise ConfigError(
-            f"--task {config.task} with a language model is not built yet; use --task classify"
+            f"--task {config.task} with a language model is not built yet; use classify or rank"
         )
     started = time.perf_counter()
-    train, validation, test, skipped = read_splits(config)
-    labels = sorted({str(e.label) for e in train})
-    words = {label: config.label_names.get(label, label.replace("_", " ")) for label in labels}
-    instruction = config.instruction or default_instruction(list(words.values()))
     final = Path(config.runs_dir) / run_name(config)
     work = prepare_run_dir(final, config.force, resume=False)
     precision = resolve_precision(config.precision, bf16_hardware())
@@ -59,28 +70,21 @@ def train_decoder(config: TrainConfig) -> TrainResult:
     torch.manual_seed(config.seed)
     model, tokenizer = load_causal_lm(resolve_model(config.model))
     fmt = chat_format(tokenizer)
-    prompt = _prompter(fmt, instruction)
-    rows = [
-        _encode(tokenizer, prompt(e.text), words[str(e.label)] + fmt.end_of_turn) for e in train
-    ]
+    task = _rank_task(config, tokenizer, fmt) if config.task == "rank" else None
+    task = task or _classify_task(config, tokenizer, fmt)
     model = _with_lora(model, config)
-    losses = _fit(model, rows, config, precision.used == "bf16")
+    losses = _fit(model, task.rows, config, precision.used == "bf16")
     model = model.merge_and_unload().eval()
-    metrics = {
-        "validation": _accuracy(model, tokenizer, fmt, prompt, validation, words, config),
-        "test": _accuracy(model, tokenizer, fmt, prompt, test, words, config) if test else None,
-    }
+    metrics = task.evaluate(model)
     model.save_pretrained(work / "model")
     tokenizer.save_pretrained(work / "model")
     seconds = time.perf_counter() - started
     max_length = config.max_length or 512
     run = {
         "family": "decoder",
-        "task": "classify",
+        "task": config.task,
         "name": final.name,
-        "labels": labels,
-        "label_words": words,
-        "instruction": instruction,
+        **task.record,
         "templates": {},  # the encoder family's; a decoder's prompt is its chat format
         "config": config_to_dict(replace(config, learning_rate=_learning_rate(config))),
         "steps": len(losses),
@@ -89,8 +93,8 @@ def train_decoder(config: TrainConfig) -> TrainResult:
             "first": _mean(losses[: max(1, len(losses) // 10)]),
             "last": _mean(losses[-max(1, len(losses) // 10) :]),
         },
-        "examples": len(rows),
-        "skipped": skipped,
+        "examples": len(task.rows),
+        "skipped": task.skipped,
         "truncated": {"train": 0},
         "max_length": max_length,
         "precision": precision.to_dict(),
@@ -102,7 +106,97 @@ def train_decoder(config: TrainConfig) -> TrainResult:
     }
     (work / RUN_FILE).write_text(json.dumps(run, indent=2), encoding="utf-8")
     finish_run_dir(work, final)
-    return TrainResult(final, metrics, seconds, len(skipped), 0, precision, max_length)
+    return TrainResult(final, metrics, seconds, len(task.skipped), 0, precision, max_length)
+
+
+@dataclass
+class DecoderTask:
+    """What a task gives training: encoded (ids, labels) rows, how to evaluate the tuned model
+    (validation and test reports), the run record's task fields, and the skipped input rows."""
+
+    rows: list[tuple[list[int], list[int]]]
+    evaluate: Callable[[Any], dict[str, Any]]
+    record: dict[str, Any]
+    skipped: list[str] = field(default_factory=list)
+
+
+def _classify_task(config: TrainConfig, tokenizer: Any, fmt: ChatFormat) -> DecoderTask:
+    """The label's words (then the end of the turn) answer the instruction and the text."""
+    train, validation, test, skipped = read_splits(config)
+    labels = sorted({str(e.label) for e in train})
+    words = {label: config.label_names.get(label, label.replace("_", " ")) for label in labels}
+    instruction = config.instruction or default_instruction(list(words.values()))
+    prompt = _prompter(fmt, instruction)
+    rows = [
+        _encode(tokenizer, prompt(e.text), words[str(e.label)] + fmt.end_of_turn) for e in train
+    ]
+
+    def evaluate(model: Any) -> dict[str, Any]:
+        return {
+            "validation": _accuracy(model, tokenizer, fmt, prompt, validation, words, config),
+            "test": _accuracy(model, tokenizer, fmt, prompt, test, words, config) if test else None,
+        }
+
+    record = {"labels": labels, "label_words": words, "instruction": instruction}
+    return DecoderTask(rows, evaluate, record, skipped)
+
+
+def _rank_task(config: TrainConfig, tokenizer: Any, fmt: ChatFormat) -> DecoderTask:
+    """TALLRec: the user's liked and disliked titles and a candidate; the answer Yes or No.
+    ``shots`` counts training rows in all (the encoder's rank rows, ``data.tasks.rank_rows``)."""
+    from rec_edge.data.tasks import rank_rows
+
+    instruction = config.instruction or RANK_INSTRUCTION
+    _, splits = rank_rows(config)
+    yes, no = RANK_ANSWERS
+
+    def parts(row: PointwiseExample) -> tuple[list[int], list[int]]:
+        head = fmt.prefix + rank_history(row.preference.liked, row.preference.disliked, instruction)
+        tail = rank_candidate(row.candidate) + fmt.suffix
+        return _ids(tokenizer, head) + _ids(tokenizer, tail), []
+
+    rows = []
+    for row in splits["train"]:
+        asked, _ = parts(row)
+        answer = _ids(tokenizer, (yes if row.label == "yes" else no) + fmt.end_of_turn)
+        rows.append((asked + answer, [-100] * len(asked) + answer))
+    answer_ids = (_ids(tokenizer, yes)[0], _ids(tokenizer, no)[0])
+    limit = config.validation_limit or 500
+
+    def evaluate(model: Any) -> dict[str, Any]:
+        def report(examples: list[PointwiseExample]) -> dict[str, Any]:
+            if len(examples) > limit:  # a seeded sample: the rows are in time order
+                examples = random.Random(config.seed).sample(examples, limit)
+            scores = _yes_logits(model, [parts(e)[0] for e in examples], answer_ids)
+            return pair_report([int(e.label == "yes") for e in examples], np.array(scores))
+
+        return {
+            "validation": report(splits["validation"]),
+            "test": report(splits["test"]) if config.rank_test else None,
+        }
+
+    record = {
+        "labels": ["no", "yes"],  # as the encoder's rank runs name them
+        "instruction": instruction,
+        "rank": {"history": RANK_HISTORY, "candidate": RANK_CANDIDATE, "answers": [yes, no]},
+    }
+    return DecoderTask(rows, evaluate, record)
+
+
+def _ids(tokenizer: Any, text: str) -> list[int]:
+    return list(tokenizer.encode(text, add_special_tokens=False))
+
+
+def _yes_logits(model: Any, prompts: list[list[int]], answers: tuple[int, int]) -> list[float]:
+    """log P(yes) - log P(no) at the answer's first token, one prompt a forward pass."""
+    import torch
+
+    scores = []
+    with torch.no_grad():
+        for ids in prompts:
+            last = model(input_ids=torch.tensor([ids])).logits[0, -1].float()
+            scores.append(float(last[answers[0]] - last[answers[1]]))
+    return scores
 
 
 def default_instruction(words: list[str]) -> str:

@@ -12,7 +12,6 @@ from click.testing import CliRunner
 
 from rec_edge.cli import main
 from rec_edge.config import DecoderExportConfig, TrainConfig
-from rec_edge.errors import ConfigError
 from rec_edge.runtime import Generator
 from tests.helpers import make_examples, write_jsonl
 
@@ -78,12 +77,17 @@ def test_cli_exports_a_decoder_run_with_its_labels(decoder_run: Path, tmp_path: 
     manifest = json.loads((out / "rec_edge.json").read_text())
     assert manifest["task"] == "classify" and manifest["family"] == "decoder"
     assert manifest["labels"] == ["finance", "sports", "weather"]
+    # the gate judged the candidates by label accuracy on the run's 12 validation rows
+    run = json.loads((decoder_run / "run.json").read_text())
+    gate = manifest["metrics"]["gate"]
+    assert [row["rows"] for row in gate] == [12] * len(gate)
+    assert gate[0]["fp32_accuracy"] == pytest.approx(
+        run["metrics"]["validation"]["accuracy"], abs=1e-4
+    )
+    assert all(row["kept"] == (row is gate[-1]) for row in gate)
+    kept = gate[-1]
+    assert kept["weights"] == "fp32" or kept["accuracy"] >= kept["fp32_accuracy"] - 0.01
+    assert all(row["accuracy"] < row["fp32_accuracy"] - 0.01 for row in gate[:-1])
+    assert "label accuracy on 12 validation rows" in manifest["recipe"]["choice_rule"]
+    assert "accuracy" in result.output and "validation rows" in result.output
     assert Generator.load(out).predict(["the match ended in a goal"])[0].label in manifest["labels"]
-
-
-def test_rank_with_a_language_model_is_not_built_yet(tiny_llama: Path, tmp_path: Path) -> None:
-    from rec_edge.train import train
-
-    config = TrainConfig(train_file=str(tmp_path / "x"), model=str(tiny_llama), task="rank")
-    with pytest.raises(ConfigError, match="--task rank with a language model"):
-        train(config)

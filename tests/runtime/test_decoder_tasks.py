@@ -1,0 +1,111 @@
+"""A classify decoder bundle goes wherever an encoder one goes: ``rec_edge.load`` opens either,
+and `rec-edge predict`, `rec-edge score` and `rec-edge serve` answer with the Generator's own
+label probabilities (the tiny Llama of conftest, real export, real onnxruntime, a real server
+on a loopback port)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import rec_edge
+from rec_edge.cli import main
+from rec_edge.config import DecoderExportConfig, ScoreConfig
+from rec_edge.errors import BundleError, ConfigError
+from rec_edge.runtime import Generator, Predictor, load
+from rec_edge.scoring import score
+from tests.helpers import DECODER_LABELS, live_server, write_jsonl
+
+REVIEWS = [
+    "The battery lasts for days and the screen is sharp.",
+    "It broke after a week and support never answered.",
+    "Good sound, but the case cracked quickly.",
+    "fine",
+    "I would buy it again without a second thought, it does all it says and more " * 3,
+]
+
+
+def test_load_opens_each_family_as_its_own_type(decoder_bundle: Path, tiny_bundle: Path) -> None:
+    generator = load(decoder_bundle)
+    assert isinstance(generator, Generator) and rec_edge.load is load
+    assert generator.labels == list(DECODER_LABELS) and generator.provider == "CPUExecutionProvider"
+    assert isinstance(load(tiny_bundle, threads=1, catalog=False), Predictor)
+    with pytest.raises(BundleError, match="decoder bundle.*rec_edge.load"):
+        Predictor.load(decoder_bundle)
+    with pytest.raises(BundleError, match="encoder bundle: load it with rec_edge.load"):
+        Generator.load(tiny_bundle)
+
+
+def test_logits_predictions_and_predict_agree(decoder_bundle: Path) -> None:
+    generator = Generator.load(decoder_bundle)
+    logits = generator.logits(REVIEWS, batch_size=2)
+    assert logits.shape == (len(REVIEWS), len(DECODER_LABELS)) and (logits < 0).all()
+    words = [DECODER_LABELS[label] for label in generator.labels]
+    row = generator.option_logprobs(generator.prompt(REVIEWS[0]), words)
+    assert logits[0] == pytest.approx(row, abs=1e-5)  # the label words' log-likelihoods
+    predictions = generator.predict(REVIEWS)
+    assert predictions == generator.predictions(logits)
+    table = [[p.scores[label] for label in generator.labels] for p in predictions]
+    assert np.allclose(table, generator.predict_proba(REVIEWS), atol=1e-6)
+    assert generator.logits([]).shape == (0, len(DECODER_LABELS))
+
+
+def test_cli_predict_takes_a_decoder_bundle(decoder_bundle: Path) -> None:
+    result = CliRunner().invoke(main, ["predict", str(decoder_bundle), *REVIEWS[:3], "--json"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    expected = Generator.load(decoder_bundle).predict(REVIEWS[:3])
+    assert [r["label"] for r in rows] == [p.label for p in expected]
+    assert [r["score"] for r in rows] == pytest.approx([p.score for p in expected], abs=1e-5)
+
+
+def test_score_a_file_with_a_decoder_bundle(decoder_bundle: Path, tmp_path: Path) -> None:
+    rows = [{"id": i, "text": t} for i, t in enumerate(REVIEWS * 2)]
+    source = write_jsonl(tmp_path / "reviews.jsonl", rows)  # type: ignore[arg-type]
+    config = ScoreConfig(
+        str(decoder_bundle), str(source), str(tmp_path / "out"), progress=False, part_rows=4
+    )
+    result = score(config)
+    out = [
+        json.loads(line)
+        for p in sorted((tmp_path / "out").glob("part-*.jsonl"))
+        for line in p.open()
+    ]
+    expected = Generator.load(decoder_bundle).predict([r["text"] for r in rows])
+    assert (result.rows, result.written, result.parts) == (10, 10, 3)
+    assert [r["id"] for r in out] == list(range(10))
+    assert [r["label"] for r in out] == [p.label for p in expected]
+    assert [r["score"] for r in out] == pytest.approx([p.score for p in expected], abs=1e-5)
+
+
+def test_serve_answers_with_the_generators_probabilities(
+    decoder_bundle: Path, tmp_path: Path
+) -> None:
+    args = [str(decoder_bundle), "--max-batch", "4"]
+    with live_server(args, tmp_path / "log") as live, live.client() as client:
+        (model,) = client.get("/v1/models").json()["models"]
+        assert model["task"] == "classify" and model["session_batch"] == 1
+        response = client.post(f"/v1/models/{decoder_bundle.name}/predict", json={"texts": REVIEWS})
+    assert response.status_code == 200, response.text
+    expected = Generator.load(decoder_bundle).predict(REVIEWS)
+    answers = response.json()["predictions"]
+    assert [a["label"] for a in answers] == [p.label for p in expected]
+    assert [a["score"] for a in answers] == pytest.approx([p.score for p in expected], abs=1e-5)
+
+
+def test_a_generate_bundle_is_refused_by_score_and_serve_by_name(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    from rec_edge.export.decoder import export_decoder
+
+    bundle = tmp_path / "writer"
+    export_decoder(DecoderExportConfig(model=str(tiny_llama), out=str(bundle), weights="fp32"))
+    (tmp_path / "in.jsonl").write_text('{"text": "hello"}\n')
+    with pytest.raises(ConfigError, match="'generate' bundle: score takes classify and rank"):
+        score(ScoreConfig(str(bundle), str(tmp_path / "in.jsonl"), str(tmp_path / "o")))
+    result = CliRunner().invoke(main, ["serve", str(bundle), "--port", "0"])
+    assert result.exit_code != 0 and "rec-edge serve takes classify and rank" in result.output
