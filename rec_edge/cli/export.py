@@ -154,6 +154,7 @@ def command(as_json: bool, model: str | None, **options: Any) -> None:
             labels=run.get("label_words") or {},
             instruction=run["instruction"],
             run_dir=options["run_dir"],
+            max_length=run.get("max_length", 2048),  # the bundle cuts prompts as training did
         )
         model = str(Path(options["run_dir"]) / "model")
         out = options["out"] or str(Path("exports") / run["name"])

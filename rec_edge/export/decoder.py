@@ -123,6 +123,12 @@ def _fp32_bundle(
         "label_words": dict(config.labels) or None,
         **(RANK_FIELDS if config.task == "rank" else {}),
         "architecture": type(model).__name__,
+        "chat_template": getattr(tokenizer, "chat_template", None) or None,
+        "special_tokens": {
+            name: str(getattr(tokenizer, name))
+            for name in ("bos_token", "eos_token")
+            if getattr(tokenizer, name, None) is not None
+        },
     }
     manifest = Manifest(
         task=config.task,

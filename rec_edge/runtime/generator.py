@@ -34,7 +34,7 @@ from rec_edge.runtime.outputs import (
     softmax,
 )
 from rec_edge.runtime.predictor import Ranked, RankRequest, ranked
-from rec_edge.runtime.prompts import rank_history
+from rec_edge.runtime.prompts import fit_prompt, rank_history, render_chat
 from rec_edge.runtime.session import SessionConfig, open_session
 
 CANDIDATES_A_RUN = 8  # rank: candidates that share one run over a user's cached history
@@ -67,6 +67,8 @@ class DecoderSpec:
     rank_history: str | None = None  # rank: the user turn up to the candidate (runtime.prompts)
     rank_candidate: str | None = None  # rank: from the candidate's title to the question's end
     rank_answers: tuple[str, str] | None = None  # rank: the words for yes and for no
+    chat_template: str | None = None  # the model's (jinja2), for conversations (chat_prompt)
+    special_tokens: dict[str, str] | None = None  # bos_token, eos_token: the template names them
 
     @classmethod
     def from_manifest(cls, decoder: dict[str, Any], source: str) -> DecoderSpec:
@@ -87,6 +89,15 @@ class DecoderSpec:
             )
         except (TypeError, ValueError) as error:
             raise BundleError(f"{source}: field 'decoder' is unusable ({error}).") from None
+
+
+@dataclass
+class Usage:
+    """What one answer cost and why it ended (filled in as it is written)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str | None = None  # "stop": the end of the turn or a stop string; "length"
 
 
 class Generator:
@@ -192,13 +203,22 @@ class Generator:
         # tokenizer would put a second BOS before the template's)
         return list(self.tokenizer.encode(text, add_special_tokens=False).ids)
 
-    def _prompt_ids(self, prompt: str, room: int) -> list[int]:
+    def _prompt_ids(self, prompt: str, room: int, keep: str = "start") -> list[int]:
+        """The prompt's ids in ``max_length - room`` tokens: a longer one keeps the chat
+        format's frame whole and cuts the user's words (``fit_prompt``), counted."""
         ids = self.encode(prompt)
         limit = self.manifest.max_length - room
-        if len(ids) > limit:  # keep the end: the answer is asked for there
+        if len(ids) > limit:
+            spec = self.spec
+            head = (
+                len(self.encode(spec.prompt_prefix)) if prompt.startswith(spec.prompt_prefix) else 0
+            )
+            tail = (
+                len(self.encode(spec.prompt_suffix)) if prompt.endswith(spec.prompt_suffix) else 0
+            )
             with self._lock:
                 self.truncated += 1
-            ids = ids[-limit:]
+            ids = fit_prompt(ids, head, tail, limit, keep)
         if not ids:
             raise DataError("the prompt is empty after tokenization")
         return ids
@@ -310,7 +330,8 @@ class Generator:
         if not items:
             return np.zeros(0, np.float32)
         rests = [self.encode(tail.format(candidate=item)) for item in items]
-        ids = self._prompt_ids(head, max(len(r) for r in rests) + 1)
+        # a history too long loses its oldest titles, never the question's start
+        ids = self._prompt_ids(head, max(len(r) for r in rests) + 1, keep="end")
         _, past = self._run(np.array([ids]), np.ones((1, len(ids))), self._empty_past(1))
         out = np.empty(len(items), np.float32)
         for start in range(0, len(items), CANDIDATES_A_RUN):
@@ -349,40 +370,69 @@ class Generator:
 
     # --- generation ---------------------------------------------------------------------------
 
-    def generate(self, prompt: str, config: GenerationConfig | None = None) -> str:
+    def generate(
+        self, prompt: str, config: GenerationConfig | None = None, usage: Usage | None = None
+    ) -> str:
         """The answer to ``prompt`` (a whole prompt: see ``prompt()``), as text."""
-        return "".join(self.stream(prompt, config))
+        return "".join(self.stream(prompt, config, usage))
 
-    def tokens(self, prompt: str, config: GenerationConfig | None = None) -> Iterator[int]:
+    def chat_prompt(self, messages: Sequence[Mapping[str, str]]) -> str:
+        """The prompt for a conversation (``role``, ``content``; the last from the user), up to
+        where the assistant's answer starts: the model's own chat template (jinja2, as
+        transformers renders it), or for a bundle exported without one the bundle's frame
+        around a single user message."""
+        if self.spec.chat_template:
+            return render_chat(self.spec.chat_template, messages, self.spec.special_tokens or {})
+        if len(messages) == 1 and messages[0].get("role") == "user":
+            return self.prompt(messages[0]["content"], instruction="")
+        raise BundleError(
+            f"{self.bundle.path} holds no chat template: it answers one user message. "
+            "Re-export it with this version of rec-edge for conversations."
+        )
+
+    def tokens(
+        self, prompt: str, config: GenerationConfig | None = None, usage: Usage | None = None
+    ) -> Iterator[int]:
         """The answer's token ids as they are chosen, up to the end of the turn or
-        ``max_new_tokens`` (stop strings are text: ``stream`` applies them)."""
+        ``max_new_tokens`` (stop strings are text: ``stream`` applies them). ``usage``, if
+        given, counts the tokens and says why the answer ended."""
         config = config or GenerationConfig()
+        usage = usage if usage is not None else Usage()
         rng = np.random.default_rng(config.seed)
         ids = self._prompt_ids(prompt, min(config.max_new_tokens, self.manifest.max_length - 1))
+        usage.prompt_tokens = len(ids)
         past = self._empty_past(1)
         step = np.array([ids])
         stop = set(self.spec.stop_token_ids)
+        usage.finish_reason = "length"
         for _ in range(config.max_new_tokens):
             mask = np.ones((1, past[0].shape[2] + step.shape[1]))
             logits, past = self._run(step, mask, past)
             token = _next_token(logits[0, -1], config, rng)
             if token in stop:
+                usage.finish_reason = "stop"
                 return
+            usage.completion_tokens += 1
             yield token
             if past[0].shape[2] + 1 >= self.manifest.max_length:
                 return
             step = np.array([[token]])
 
-    def stream(self, prompt: str, config: GenerationConfig | None = None) -> Iterator[str]:
-        """The answer to ``prompt`` in pieces of text, as the tokens are written."""
+    def stream(
+        self, prompt: str, config: GenerationConfig | None = None, usage: Usage | None = None
+    ) -> Iterator[str]:
+        """The answer to ``prompt`` in pieces of text, as the tokens are written (``usage``:
+        as for ``tokens``; a stop string ends it with ``finish_reason`` "stop")."""
         config = config or GenerationConfig()
+        usage = usage if usage is not None else Usage()
         written: list[int] = []
         sent = 0  # characters of the decoded answer already yielded
-        for token in self.tokens(prompt, config):
+        for token in self.tokens(prompt, config, usage):
             written.append(token)
             text = self.tokenizer.decode(written, skip_special_tokens=False)
             cut = _first_stop(text, config.stop)
             if cut is not None:
+                usage.finish_reason = "stop"
                 if cut > sent:
                     yield text[sent:cut]
                 return

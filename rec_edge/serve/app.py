@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -18,16 +19,25 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rec_edge._version import __version__
 from rec_edge.config import ServeConfig
-from rec_edge.errors import ConfigError, RecEdgeError
+from rec_edge.errors import ConfigError, DataError, RecEdgeError
+from rec_edge.runtime.generator import Generator, Usage
 from rec_edge.serve.batcher import Overloaded
 from rec_edge.serve.metrics import ServeMetrics
 from rec_edge.serve.models import ServedModel
+from rec_edge.serve.openai import (
+    DONE,
+    Answer,
+    Completion,
+    decode_completion,
+    prompt_for,
+    stream_pieces,
+)
 from rec_edge.serve.schema import (
     RequestError,
     decode_json,
@@ -41,7 +51,17 @@ from rec_edge.serve.schema import (
 log = logging.getLogger("rec_edge.serve")
 access = logging.getLogger("rec_edge.access")
 OPEN_PATHS = ("/healthz", "/readyz")  # probes answer without a key
-FIXED_PATHS = ("/v1/models", "/healthz", "/readyz", "/metrics", "/openapi.json")
+FIXED_PATHS = (
+    "/v1/models",
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+)
+# max_tokens when a request gives none: OpenAI's 16 for text completions; a chat answer's length
+DEFAULT_TOKENS = {True: 256, False: 16}
 
 
 def read_api_keys(path: str) -> list[bytes]:
@@ -88,6 +108,8 @@ class Server:
             Route("/v1/models/{name}/predict", self.predict, methods=["POST"]),
             Route("/v1/models/{name}/rank", self.rank, methods=["POST"]),
             Route("/v1/models/{name}/reload", self.reload, methods=["POST"]),
+            Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
+            Route("/v1/completions", self.completions, methods=["POST"]),
             Route("/v1/models", self.list_models, methods=["GET"]),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),
@@ -147,11 +169,10 @@ class Server:
                 404, "unknown_model", f"no model {name!r} (served: {', '.join(self.models)})"
             )
         if task is not None and model.task != task:
-            verb = "rank" if model.task == "rank" else "predict"
             raise RequestError(
                 400,
                 "wrong_task",
-                f"model {name!r} is a {model.task!r} bundle; use POST /v1/models/{name}/{verb}",
+                f"model {name!r} is a {model.task!r} bundle; use POST {model.endpoint}",
             )
         return model
 
@@ -234,8 +255,94 @@ class Server:
                 )
             )
 
+    async def chat_completions(self, request: Request) -> Response:
+        return await self._complete(request, chat=True)
+
+    async def completions(self, request: Request) -> Response:
+        return await self._complete(request, chat=False)
+
+    async def _complete(self, request: Request, chat: bool) -> Response:
+        """OpenAI's chat and text completions over a decoder bundle (serve.openai)."""
+        try:
+            body = decode_json(await _read_body(request, self.config.max_body_bytes))
+            completion = decode_completion(body, chat, self._prompt_of(chat), DEFAULT_TOKENS[chat])
+        except RequestError as error:
+            return _error(error)
+        model = self.models[completion.model]
+        generator = model.predictor
+        assert isinstance(generator, Generator)  # _prompt_of refused any other
+        answer = Answer(chat, model.name)
+        if completion.stream:
+            events = self._events(model, generator, completion, answer)
+            return StreamingResponse(events, media_type="text/event-stream")
+        usage = Usage()
+        write = functools.partial(generator.generate, completion.prompt, completion.config, usage)
+        try:
+            running = asyncio.get_running_loop().run_in_executor(model.executor, write)
+            text = await asyncio.wait_for(running, self.config.timeout_s)
+        except TimeoutError:
+            return _error(
+                RequestError(504, "timeout", f"no answer within {self.config.timeout_s} s")
+            )
+        except DataError as error:
+            return _error(RequestError(422, "invalid_request", str(error)))
+        return JSONResponse(answer.whole(text, usage))
+
+    def _prompt_of(self, chat: bool) -> Callable[[str, Any], str]:
+        def prompt_of(name: str, given: Any) -> str:
+            model = self.models.get(name)
+            if model is None:
+                message = f"no model {name!r} (served: {', '.join(self.models)})"
+                raise RequestError(404, "unknown_model", message, [("model", message)])
+            if not isinstance(model.predictor, Generator):
+                raise RequestError(
+                    400,
+                    "wrong_task",
+                    f"model {name!r} is a {model.task!r} encoder bundle: it does not write "
+                    f"text; use POST {model.endpoint}",
+                    [("model", "names an encoder bundle")],
+                )
+            prompt = prompt_for(model.predictor, chat, given)
+            if len(prompt) > self.config.max_chars:
+                limit = f"at most {self.config.max_chars} characters (--max-chars)"
+                field = "messages" if chat else "prompt"
+                raise RequestError(
+                    413, "too_large", f"the prompt has {len(prompt)}; {limit}", [(field, limit)]
+                )
+            return prompt
+
+        return prompt_of
+
+    async def _events(
+        self, model: ServedModel, generator: Generator, completion: Completion, answer: Answer
+    ) -> AsyncIterator[str]:
+        """The answer as Server-Sent Events: OpenAI's chunks, then ``data: [DONE]``."""
+        usage = Usage()
+
+        def pieces() -> Iterator[str]:
+            return generator.stream(completion.prompt, completion.config, usage)
+
+        if answer.chat:
+            yield answer.chunk(None, first=True)
+        try:
+            async for piece in stream_pieces(pieces, model.executor):
+                yield answer.chunk(piece)
+        except RecEdgeError as error:  # the status is sent: the error goes as an event
+            yield f"data: {json.dumps(RequestError(422, 'invalid_request', str(error)).body())}\n\n"
+            yield DONE
+            return
+        yield answer.chunk(None, usage.finish_reason or "stop")
+        if completion.include_usage:
+            yield answer.usage_chunk(usage)
+        yield DONE
+
     async def list_models(self, _: Request) -> Response:
-        return JSONResponse({"models": [m.describe() for m in self.models.values()]})
+        described = [m.describe() for m in self.models.values()]
+        listed = [  # OpenAI's list shape (the openai client's models.list) beside rec-edge's
+            {"id": m.name, "object": "model", "created": int(m.loaded_at), "owned_by": "rec-edge"}
+            for m in self.models.values()
+        ]
+        return JSONResponse({"object": "list", "data": listed, "models": described})
 
     async def healthz(self, _: Request) -> Response:
         return JSONResponse({"status": "alive"})

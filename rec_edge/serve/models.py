@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from rec_edge.config import ServeConfig
+from rec_edge.config import GenerationConfig, ServeConfig
 from rec_edge.errors import BundleError
 from rec_edge.runtime import Generator, Predictor, load
 from rec_edge.runtime.predictor import RankRequest, softmax
@@ -32,12 +32,9 @@ def load_predictor(path: str | Path, config: ServeConfig) -> Predictor | Generat
     """Load and check a bundle (manifest, sha256 of its files), then warm it up."""
     predictor = load(path, config.provider, config.threads, spinning=config.spinning)
     task = predictor.manifest.task
-    if task not in ("classify", "rank"):
-        raise BundleError(
-            f"{path} is a {task!r} bundle: rec-edge serve takes classify and rank bundles "
-            "(a generate bundle writes text: rec-edge generate, or Generator.generate)."
-        )
-    if task == "rank":
+    if isinstance(predictor, Generator) and task == "generate":
+        predictor.generate(predictor.prompt(WARM_TEXTS[0]), GenerationConfig(max_new_tokens=2))
+    elif task == "rank":
         titles = predictor.catalog[:20] or WARM_TEXTS
         predictor.rank_batch([RankRequest(titles[:2], [], titles, 10)])
     elif isinstance(predictor, Generator):  # one run a text: no batch sizes to warm
@@ -155,8 +152,15 @@ class ServedModel:
             "session_batch": self.session_batch,
             "path": str(self.path),
             "loaded_at": self.loaded_at,
-            "endpoint": f"/v1/models/{self.name}/{'rank' if manifest.task == 'rank' else 'predict'}",
+            "endpoint": self.endpoint,
         }
+
+    @property
+    def endpoint(self) -> str:
+        """Where this model answers: its task's route (a generate bundle: OpenAI's chat)."""
+        if self.task == "generate":
+            return "/v1/chat/completions"
+        return f"/v1/models/{self.name}/{'rank' if self.task == 'rank' else 'predict'}"
 
     async def reload(self) -> dict[str, Any]:
         """Load the bundle again from its path, check and warm it, then swap it in. A bad bundle

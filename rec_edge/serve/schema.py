@@ -254,8 +254,42 @@ _OPS = {
         None,
         {"type": "object"},
     ),
+    ("/v1/chat/completions", "post"): _Op(
+        "OpenAI chat completion over a decoder bundle (model: its name); stream: true sends "
+        "Server-Sent Events",
+        {
+            "type": "object",
+            "required": ["model", "messages"],
+            "properties": {
+                "model": {"type": "string"},
+                "messages": {"type": "array", "items": {"type": "object"}},
+                "max_tokens": {"type": "integer", "minimum": 1},
+                "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+                "top_p": {"type": "number"},
+                "seed": {"type": "integer"},
+                "stop": {"type": ["string", "array"]},
+                "stream": {"type": "boolean"},
+            },
+        },
+        {"type": "object"},
+    ),
+    ("/v1/completions", "post"): _Op(
+        "OpenAI text completion over a decoder bundle: the prompt as is, no chat template",
+        {
+            "type": "object",
+            "required": ["model", "prompt"],
+            "properties": {
+                "model": {"type": "string"},
+                "prompt": {"type": "string"},
+                "max_tokens": {"type": "integer", "minimum": 1},
+                "stream": {"type": "boolean"},
+            },
+        },
+        {"type": "object"},
+    ),
     ("/v1/models", "get"): _Op(
-        "Each bundle: task, labels, recipe, source, sha256 of its model file",
+        "Each bundle: task, labels, recipe, source, sha256 of its model file (models), and "
+        "OpenAI's list shape (object, data)",
         None,
         {"type": "object"},
     ),

@@ -41,6 +41,7 @@ from rec_edge.runtime.prompts import (
     RANK_HISTORY,
     RANK_INSTRUCTION,
     USER_TEMPLATE,
+    fit_prompt,
     rank_candidate,
     rank_history,
 )
@@ -51,6 +52,7 @@ from rec_edge.versions import machine, versions
 TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 DEFAULT_LEARNING_RATE = 1e-3  # LoRA's
 MAX_BATCH = 8  # sequences a step: a causal LM's activations are long on a CPU
+DEFAULT_MAX_LENGTH = 512  # prompt + answer tokens; longer prompts lose the end of the text
 
 
 def train_decoder(config: TrainConfig) -> TrainResult:
@@ -79,11 +81,12 @@ def train_decoder(config: TrainConfig) -> TrainResult:
     model.save_pretrained(work / "model")
     tokenizer.save_pretrained(work / "model")
     seconds = time.perf_counter() - started
-    max_length = config.max_length or 512
+    max_length = config.max_length or DEFAULT_MAX_LENGTH
     run = {
         "family": "decoder",
         "task": config.task,
         "name": final.name,
+        "truncated": {"train": 0},  # a task may say otherwise
         **task.record,
         "templates": {},  # the encoder family's; a decoder's prompt is its chat format
         "config": config_to_dict(replace(config, learning_rate=_learning_rate(config))),
@@ -95,7 +98,6 @@ def train_decoder(config: TrainConfig) -> TrainResult:
         },
         "examples": len(task.rows),
         "skipped": task.skipped,
-        "truncated": {"train": 0},
         "max_length": max_length,
         "precision": precision.to_dict(),
         "metrics": metrics,
@@ -127,17 +129,28 @@ def _classify_task(config: TrainConfig, tokenizer: Any, fmt: ChatFormat) -> Deco
     words = {label: config.label_names.get(label, label.replace("_", " ")) for label in labels}
     instruction = config.instruction or default_instruction(list(words.values()))
     prompt = _prompter(fmt, instruction)
-    rows = [
-        _encode(tokenizer, prompt(e.text), words[str(e.label)] + fmt.end_of_turn) for e in train
-    ]
+    room = max(len(_ids(tokenizer, w + fmt.end_of_turn)) for w in words.values())
+    frame = (len(_ids(tokenizer, fmt.prefix)), len(_ids(tokenizer, fmt.suffix)))
+    limit = (config.max_length or DEFAULT_MAX_LENGTH) - room  # as the bundle cuts (fit_prompt)
+
+    def asked(text: str) -> list[int]:
+        return fit_prompt(_ids(tokenizer, prompt(text)), *frame, limit)
+
+    rows = [_encode(tokenizer, asked(e.text), words[str(e.label)] + fmt.end_of_turn) for e in train]
+    cut = sum(len(_ids(tokenizer, prompt(e.text))) > limit for e in train)
 
     def evaluate(model: Any) -> dict[str, Any]:
         return {
-            "validation": _accuracy(model, tokenizer, fmt, prompt, validation, words, config),
-            "test": _accuracy(model, tokenizer, fmt, prompt, test, words, config) if test else None,
+            "validation": _accuracy(model, tokenizer, fmt, asked, validation, words, config),
+            "test": _accuracy(model, tokenizer, fmt, asked, test, words, config) if test else None,
         }
 
-    record = {"labels": labels, "label_words": words, "instruction": instruction}
+    record = {
+        "labels": labels,
+        "label_words": words,
+        "instruction": instruction,
+        "truncated": {"train": cut},
+    }
     return DecoderTask(rows, evaluate, record, skipped)
 
 
@@ -210,9 +223,8 @@ def _prompter(fmt: ChatFormat, instruction: str) -> Any:
     return prompt
 
 
-def _encode(tokenizer: Any, prompt: str, answer: str) -> tuple[list[int], list[int]]:
+def _encode(tokenizer: Any, asked: list[int], answer: str) -> tuple[list[int], list[int]]:
     """(ids, labels): the prompt's labels are -100, so only the answer carries the loss."""
-    asked = tokenizer.encode(prompt, add_special_tokens=False)
     answered = tokenizer.encode(answer, add_special_tokens=False)
     return asked + answered, [-100] * len(asked) + answered
 
@@ -293,7 +305,7 @@ def _accuracy(
     model: Any,
     tokenizer: Any,
     fmt: ChatFormat,
-    prompt: Any,
+    asked: Callable[[str], list[int]],
     examples: list[Example] | None,
     words: dict[str, str],
     config: TrainConfig,
@@ -311,7 +323,7 @@ def _accuracy(
     predicted = []
     for example in known:
         rows = [
-            _encode(tokenizer, prompt(example.text), words[label] + fmt.end_of_turn)
+            _encode(tokenizer, asked(example.text), words[label] + fmt.end_of_turn)
             for label in labels
         ]
         ids, targets, mask = _pad(rows, 0)

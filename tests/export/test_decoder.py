@@ -195,3 +195,17 @@ def test_cli_export_model_and_generate(
         main, ["generate", str(bundles["fp32"]), "Great!", "--choice", "yes", "--choice", "no"]
     )
     assert result.exit_code == 0 and result.output.strip() in ("yes", "no")
+
+
+def test_a_long_text_loses_its_end_not_the_instruction(bundles: dict[str, Path]) -> None:
+    generator = Generator.load(bundles["fp32"])
+    long = "the sea was calm " * 700  # ~2,800 tokens: past the bundle's 2,048
+    words = list(LABELS.values())
+    scores = generator.option_logprobs(generator.prompt(long), words)
+    assert generator.truncated == 1
+    # the same start, another end: the same scores (the end was cut) ...
+    other_end = generator.option_logprobs(generator.prompt(long + "but then a storm came"), words)
+    assert np.allclose(scores, other_end, atol=1e-5)
+    # ... while the instruction, at the start of the user's turn, still counts
+    asked_otherwise = generator.option_logprobs(generator.prompt(long, "Is it calm?"), words)
+    assert not np.allclose(scores, asked_otherwise, atol=1e-3)
