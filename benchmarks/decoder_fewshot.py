@@ -131,6 +131,7 @@ def main() -> None:
             task="classify",
             labels=words,
             instruction=instruction,
+            run_dir=str(run.run_dir),  # the gate on the run's validation accuracy
             force=True,
         )
     )

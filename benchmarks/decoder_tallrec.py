@@ -91,7 +91,8 @@ def main() -> None:
     result = export_decoder(
         DecoderExportConfig(
             model=str(run.run_dir / "model"), out=str(bundle), task="rank",
-            instruction=record["instruction"], run_dir=str(run.run_dir), force=True,
+            instruction=record["instruction"], run_dir=str(run.run_dir),
+            max_length=record["max_length"], force=True,
         )
     )
     export_seconds = time.perf_counter() - started

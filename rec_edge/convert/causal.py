@@ -17,6 +17,7 @@ from typing import Any
 
 from rec_edge.convert.onnx_export import export_onnx
 from rec_edge.errors import ExportError
+from rec_edge.runtime.generator import KEEP_INPUT
 
 log = logging.getLogger("rec_edge")
 
@@ -152,6 +153,45 @@ def untie_output_layer(model: Any) -> int:
         if not any(transpose.output[0] in other.input for other in graph.node):
             graph.node.remove(transpose)
     return untied
+
+
+def keep_last_logits(model: Any) -> bool:
+    """Let the graph compute the output layer for the last ``logits_to_keep`` positions only
+    (a new int64 scalar input; all positions: the sequence's length). A prompt's run then
+    skips the vocabulary-wide product at every position but the last (SmolLM2: 49,152 x 576
+    multiply-adds a token). False when the graph has no MatMul writing ``logits``."""
+    from onnx import TensorProto, helper
+
+    graph = model.graph
+    producer = next((n for n in graph.node if "logits" in n.output), None)
+    if producer is None or producer.op_type != "MatMul":
+        return False
+    hidden = producer.input[0]
+    graph.input.append(helper.make_tensor_value_info(KEEP_INPUT, TensorProto.INT64, []))
+    graph.initializer.extend(
+        [
+            helper.make_tensor("keep.axes", TensorProto.INT64, [1], [1]),
+            helper.make_tensor("keep.end", TensorProto.INT64, [1], [2**62]),
+            helper.make_tensor("keep.zero", TensorProto.INT64, [1], [0]),
+        ]
+    )
+    nodes = [
+        helper.make_node("Neg", [KEEP_INPUT], ["keep.negative"], name="keep/Neg"),
+        helper.make_node(
+            "Unsqueeze", ["keep.negative", "keep.zero"], ["keep.start"], name="keep/Unsqueeze"
+        ),
+        helper.make_node(
+            "Slice",
+            [hidden, "keep.start", "keep.end", "keep.axes"],
+            ["keep.hidden"],
+            name="keep/Slice",
+        ),
+    ]
+    position = list(graph.node).index(producer)
+    for offset, node in enumerate(nodes):
+        graph.node.insert(position + offset, node)
+    producer.input[0] = "keep.hidden"
+    return True
 
 
 def save_graph(model: Any, dst: Path) -> None:

@@ -27,6 +27,7 @@ from rec_edge.convert.causal import (
     cache_shape,
     chat_format,
     export_decoder_onnx,
+    keep_last_logits,
     load_causal_lm,
     quantize_weights,
     save_graph,
@@ -109,7 +110,9 @@ def _fp32_bundle(
     bundle.mkdir()
     import onnx
 
-    save_graph(onnx.load(str(onnx_dir / "model.onnx")), bundle / "model.onnx")
+    graph = onnx.load(str(onnx_dir / "model.onnx"))
+    keep_last_logits(graph)  # a prompt's run computes the output layer for its last token only
+    save_graph(graph, bundle / "model.onnx")
     shutil.copy(onnx_dir / "tokenizer.json", bundle / "tokenizer.json")
     graph = onnx.load(str(bundle / "model.onnx"), load_external_data=False)
     decoder = {

@@ -37,6 +37,7 @@ from rec_edge.runtime.predictor import Ranked, RankRequest, ranked
 from rec_edge.runtime.prompts import fit_prompt, rank_history, render_chat
 from rec_edge.runtime.session import SessionConfig, open_session
 
+KEEP_INPUT = "logits_to_keep"  # graphs exported since 2026-12: logits for the last N positions
 CANDIDATES_A_RUN = 8  # rank: candidates that share one run over a user's cached history
 DECODER_FIELDS = (
     "prompt_prefix",
@@ -230,10 +231,11 @@ class Generator:
         return [np.zeros(shape, np.float32) for _ in self.past_names]
 
     def _run(
-        self, ids: np.ndarray, mask: np.ndarray, past: list[np.ndarray]
+        self, ids: np.ndarray, mask: np.ndarray, past: list[np.ndarray], keep: int | None = None
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         """One step: ids [batch, new] after ``past`` (each [batch, heads, past, dim]); mask
-        [batch, past + new]. Returns logits [batch, new, vocab] and the grown cache."""
+        [batch, past + new]. Returns logits [batch, new, vocab] (``keep``: of the last ``keep``
+        positions only, where the graph can skip the others) and the grown cache."""
         start = past[0].shape[2]
         feeds: dict[str, np.ndarray] = {
             "input_ids": ids.astype(np.int64),
@@ -243,6 +245,8 @@ class Generator:
             # padding only ever comes after a row's real tokens, so positions simply count on
             positions = start + np.arange(ids.shape[1], dtype=np.int64)
             feeds["position_ids"] = np.broadcast_to(positions, ids.shape).copy()
+        if KEEP_INPUT in self.input_names:
+            feeds[KEEP_INPUT] = np.array(keep or ids.shape[1], np.int64)
         feeds.update(zip(self.past_names, past, strict=True))
         logits, *present = self.session.run(None, feeds)
         return logits, present
@@ -262,7 +266,7 @@ class Generator:
             raise DataError("options must be non-empty strings")
         longest = max(len(a) for a in answers)
         ids = self._prompt_ids(prompt, longest)
-        logits, past = self._run(np.array([ids]), np.ones((1, len(ids))), self._empty_past(1))
+        logits, past = self._run(np.array([ids]), np.ones((1, len(ids))), self._empty_past(1), 1)
         first = _log_softmax(logits[0, -1].astype(np.float64))
         n = len(answers)
         padded = np.zeros((n, longest), np.int64)
@@ -332,7 +336,7 @@ class Generator:
         rests = [self.encode(tail.format(candidate=item)) for item in items]
         # a history too long loses its oldest titles, never the question's start
         ids = self._prompt_ids(head, max(len(r) for r in rests) + 1, keep="end")
-        _, past = self._run(np.array([ids]), np.ones((1, len(ids))), self._empty_past(1))
+        _, past = self._run(np.array([ids]), np.ones((1, len(ids))), self._empty_past(1), 1)
         out = np.empty(len(items), np.float32)
         for start in range(0, len(items), CANDIDATES_A_RUN):
             chunk = rests[start : start + CANDIDATES_A_RUN]
@@ -407,7 +411,7 @@ class Generator:
         usage.finish_reason = "length"
         for _ in range(config.max_new_tokens):
             mask = np.ones((1, past[0].shape[2] + step.shape[1]))
-            logits, past = self._run(step, mask, past)
+            logits, past = self._run(step, mask, past, 1)
             token = _next_token(logits[0, -1], config, rng)
             if token in stop:
                 usage.finish_reason = "stop"

@@ -58,6 +58,7 @@ def test_the_bundle_describes_a_decoder_and_the_gate_kept_int4(bundles: dict[str
     (row,) = manifest["metrics"]["gate"]
     assert row["weights"] == "int4" and row["kept"] and row["agreement"] >= 0.9
     assert manifest["recipe"]["weights"] == "int4" and manifest["parity"]["pass"]
+    assert "logits_to_keep" in manifest["inputs"]  # a prompt's run: the last position's logits
     assert {"model.onnx", "model.onnx.data", "tokenizer.json"} <= set(manifest["files"])
     graph = onnx.load(str(bundles["int4"] / "model.onnx"), load_external_data=False)
     quantized = {n.name for n in graph.graph.node if n.op_type == "MatMulNBits"}
@@ -209,3 +210,14 @@ def test_a_long_text_loses_its_end_not_the_instruction(bundles: dict[str, Path])
     # ... while the instruction, at the start of the user's turn, still counts
     asked_otherwise = generator.option_logprobs(generator.prompt(long, "Is it calm?"), words)
     assert not np.allclose(scores, asked_otherwise, atol=1e-3)
+
+
+def test_logits_of_the_last_positions_are_the_whole_runs(bundles: dict[str, Path]) -> None:
+    generator = Generator.load(bundles["int4"])
+    ids = generator.encode(generator.prompt("Tell me about the sea."))
+    batch, mask, past = np.array([ids]), np.ones((1, len(ids))), generator._empty_past(1)
+    whole, _ = generator._run(batch, mask, past)
+    last, cache = generator._run(batch, mask, past, keep=1)
+    assert whole.shape[1] == len(ids) and last.shape[1] == 1
+    assert np.allclose(last[0, 0], whole[0, -1], atol=1e-5)
+    assert cache[0].shape[2] == len(ids)  # the cache still holds every position
