@@ -8,8 +8,11 @@
    greedy tokens each candidate picks (teacher forcing) and the answers' mean NLL.
 2. Speed at batch 1 on the same prompts, interleaved (one prompt per engine in turn, the order
    rotated): time to first token (the prompt's run and the first token) and decode tokens/s
-   (the tokens after the first over their time), for each bundle and for transformers'
-   PyTorch `generate` on the same fp32 weights, greedy, 64 new tokens, no stop.
+   (the tokens after the first over their time), for each bundle, for transformers' PyTorch
+   `generate` on the same fp32 weights, and for optimum's ORTModelForCausalLM `generate` on the
+   int4 bundle's own graph file, and for llama.cpp (llama-cpp-python, its own venv: run
+   benchmarks/llamacpp.sh first) on Q4_0 and Q8_0 GGUFs of the same fp32 weights, fed the same
+   prompt text; greedy, 64 new tokens, no stop.
 
 Writes weights.json and speed.json (every timing, the machine, the versions) into --out.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shutil
 import statistics
 import time
@@ -40,6 +44,7 @@ CANDIDATES = [  # (bits, block size, symmetric)
     (8, 32, False),
 ]
 NEW_TOKENS = 64
+LLAMA_VENV = Path(".venv-llama")  # benchmarks/llamacpp.sh
 
 
 def _size(folder: Path) -> int:
@@ -75,10 +80,22 @@ def weights(fp32: Path, work: Path) -> list[dict]:
     return rows
 
 
-def speed(bundles: dict[str, Path], hf_folder: Path | None, rounds: int, threads: int) -> dict:
+def speed(
+    bundles: dict[str, Path], hf_folder: Path | None, rounds: int, threads: int, work: Path
+) -> dict:
     engines = {name: _rec_edge_engine(path, threads) for name, path in bundles.items()}
     if hf_folder is not None:
         engines["torch-fp32"] = _torch_engine(hf_folder, threads)
+        for name, path in bundles.items():
+            if "int4" in name:  # the same int4 file through optimum's generate loop
+                engines[name.replace("rec-edge", "optimum")] = _optimum_engine(
+                    path, hf_folder, work, threads
+                )
+    prompt_of = Generator.load(next(iter(bundles.values()))).prompt
+    for kind in ("q4_0", "q8_0"):  # llama.cpp on GGUFs of the same weights
+        gguf = work / f"smollm2-{kind}.gguf"
+        if gguf.is_file() and (LLAMA_VENV / "bin" / "python").is_file():
+            engines[f"llama.cpp-{kind}"] = _llamacpp_engine(gguf, threads, prompt_of)
     prompts = list(PROBE_PROMPTS)
     timings: dict[str, list[dict]] = {name: [] for name in engines}
     names = list(engines)
@@ -155,6 +172,90 @@ def _torch_engine(folder: Path, threads: int):  # type: ignore[no-untyped-def]
     return run
 
 
+def _optimum_engine(bundle: Path, hf_folder: Path, work: Path, threads: int):  # type: ignore[no-untyped-def]
+    """optimum's ORTModelForCausalLM (its own generate loop, io-binding off on the CPU) on the
+    bundle's own graph file, with the model's config beside it."""
+    import onnx
+    import onnxruntime as ort
+    import torch
+    from onnx import TensorProto, helper
+    from optimum.onnxruntime import ORTModelForCausalLM
+    from transformers import AutoTokenizer, TextIteratorStreamer
+
+    folder = work / f"optimum-{bundle.name}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    # a hard link: onnxruntime refuses external data that a symlink points outside the folder
+    os.link(bundle / "model.onnx.data", folder / "model.onnx.data")
+    # optimum feeds the inputs it knows: the bundle's logits_to_keep becomes a constant 0 (every
+    # position, as optimum's own export computes them); the weights are the bundle's file
+    graph = onnx.load(str(bundle / "model.onnx"), load_external_data=False)
+    kept = [i for i in graph.graph.input if i.name != "logits_to_keep"]
+    if len(kept) < len(graph.graph.input):
+        del graph.graph.input[:]
+        graph.graph.input.extend(kept)
+        graph.graph.initializer.append(helper.make_tensor("logits_to_keep", TensorProto.INT64, [], [0]))
+    onnx.save_model(graph, str(folder / "model.onnx"))
+    for name in ("config.json", "generation_config.json"):
+        if (hf_folder / name).is_file():
+            shutil.copy(hf_folder / name, folder / name)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    model = ORTModelForCausalLM.from_pretrained(folder, use_cache=True, session_options=options)
+    tokenizer = AutoTokenizer.from_pretrained(hf_folder)
+
+    def run(text: str) -> dict:
+        messages = [{"role": "user", "content": text}]
+        prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids
+        stamps: list[float] = []
+
+        class Clock(TextIteratorStreamer):
+            def put(self, value):  # type: ignore[no-untyped-def]
+                stamps.append(time.perf_counter())
+
+            def end(self) -> None:
+                pass
+
+        started = time.perf_counter()
+        with torch.no_grad():
+            model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=NEW_TOKENS,
+                min_new_tokens=NEW_TOKENS,
+                do_sample=False,
+                streamer=Clock(tokenizer),
+            )
+        return _timing(started, stamps[1:], ids.shape[1])
+
+    run("warm up")
+    return run
+
+
+def _llamacpp_engine(gguf: Path, threads: int, prompt_of):  # type: ignore[no-untyped-def]
+    """llama.cpp (llama-cpp-python in .venv-llama, benchmarks/llamacpp.sh) in a worker process:
+    the same prompt text as the bundles (their chat format), timed inside the worker."""
+    import subprocess
+
+    worker = subprocess.Popen(
+        [str(LLAMA_VENV / "bin" / "python"), str(Path(__file__).parent / "llamacpp_worker.py"),
+         str(gguf), str(threads)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    assert worker.stdin is not None and worker.stdout is not None
+    json.loads(worker.stdout.readline())  # {"ready": true}
+
+    def run(text: str) -> dict:
+        worker.stdin.write(json.dumps({"prompt": prompt_of(text), "tokens": NEW_TOKENS}) + "\n")
+        worker.stdin.flush()
+        answer = json.loads(worker.stdout.readline())
+        return _timing(answer["started"], answer["stamps"], answer["prompt_tokens"])
+
+    run("warm up")
+    return run
+
+
 def _timing(started: float, stamps: list[float], prompt_tokens: int) -> dict:
     if not stamps:
         return {"ttft_s": 0.0, "decode_tokens_per_s": None, "tokens": 0, "prompt_tokens": 0}
@@ -191,7 +292,7 @@ def main() -> None:
             if (work / name).is_dir():
                 bundles[f"rec-edge-{name}"] = work / name
         hf = _hf_folder(args.model, work)
-        result = speed(bundles, hf, args.rounds, args.threads)
+        result = speed(bundles, hf, args.rounds, args.threads, work)
         (out / "speed.json").write_text(json.dumps({**meta, **result}, indent=2))
 
 
