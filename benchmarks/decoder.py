@@ -138,36 +138,13 @@ def _rec_edge_engine(path: Path, threads: int):  # type: ignore[no-untyped-def]
 
 def _torch_engine(folder: Path, threads: int):  # type: ignore[no-untyped-def]
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch.set_num_threads(threads)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder).eval()
 
-    def run(text: str) -> dict:
-        messages = [{"role": "user", "content": text}]
-        prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids
-        stamps: list[float] = []
-
-        class Clock(TextIteratorStreamer):
-            def put(self, value):  # type: ignore[no-untyped-def]
-                stamps.append(time.perf_counter())
-
-            def end(self) -> None:
-                pass
-
-        started = time.perf_counter()
-        with torch.no_grad():
-            model.generate(
-                ids,
-                max_new_tokens=NEW_TOKENS,
-                min_new_tokens=NEW_TOKENS,
-                do_sample=False,
-                streamer=Clock(tokenizer),
-            )
-        return _timing(started, stamps[1:], ids.shape[1])  # the first put is the prompt
-
+    run = _generate_timer(model, tokenizer)
     run("warm up")
     return run
 
@@ -177,10 +154,9 @@ def _optimum_engine(bundle: Path, hf_folder: Path, work: Path, threads: int):  #
     bundle's own graph file, with the model's config beside it."""
     import onnx
     import onnxruntime as ort
-    import torch
     from onnx import TensorProto, helper
     from optimum.onnxruntime import ORTModelForCausalLM
-    from transformers import AutoTokenizer, TextIteratorStreamer
+    from transformers import AutoTokenizer
 
     folder = work / f"optimum-{bundle.name}"
     shutil.rmtree(folder, ignore_errors=True)
@@ -204,31 +180,7 @@ def _optimum_engine(bundle: Path, hf_folder: Path, work: Path, threads: int):  #
     model = ORTModelForCausalLM.from_pretrained(folder, use_cache=True, session_options=options)
     tokenizer = AutoTokenizer.from_pretrained(hf_folder)
 
-    def run(text: str) -> dict:
-        messages = [{"role": "user", "content": text}]
-        prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids
-        stamps: list[float] = []
-
-        class Clock(TextIteratorStreamer):
-            def put(self, value):  # type: ignore[no-untyped-def]
-                stamps.append(time.perf_counter())
-
-            def end(self) -> None:
-                pass
-
-        started = time.perf_counter()
-        with torch.no_grad():
-            model.generate(
-                ids,
-                attention_mask=torch.ones_like(ids),
-                max_new_tokens=NEW_TOKENS,
-                min_new_tokens=NEW_TOKENS,
-                do_sample=False,
-                streamer=Clock(tokenizer),
-            )
-        return _timing(started, stamps[1:], ids.shape[1])
-
+    run = _generate_timer(model, tokenizer)
     run("warm up")
     return run
 
@@ -253,6 +205,40 @@ def _llamacpp_engine(gguf: Path, threads: int, prompt_of):  # type: ignore[no-un
         return _timing(answer["started"], answer["stamps"], answer["prompt_tokens"])
 
     run("warm up")
+    return run
+
+
+def _generate_timer(model, tokenizer):  # type: ignore[no-untyped-def]
+    """A transformers-style ``generate`` (PyTorch or optimum's) timed token by token through a
+    streamer: the chat format from the tokenizer, greedy, exactly NEW_TOKENS tokens."""
+    import torch
+    from transformers import TextIteratorStreamer
+
+    def run(text: str) -> dict:
+        messages = [{"role": "user", "content": text}]
+        prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids
+        stamps: list[float] = []
+
+        class Clock(TextIteratorStreamer):
+            def put(self, value):  # type: ignore[no-untyped-def]
+                stamps.append(time.perf_counter())
+
+            def end(self) -> None:
+                pass
+
+        started = time.perf_counter()
+        with torch.no_grad():
+            model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=NEW_TOKENS,
+                min_new_tokens=NEW_TOKENS,
+                do_sample=False,
+                streamer=Clock(tokenizer),
+            )
+        return _timing(started, stamps[1:], ids.shape[1])  # the first put is the prompt
+
     return run
 
 
