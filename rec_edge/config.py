@@ -26,6 +26,9 @@ def _check(problems: list[str], cls: str) -> None:
         raise ConfigError(f"Invalid {cls}: " + "; ".join(problems))
 
 
+TRAIN_TASKS = ("classify", "rank", "generate")
+
+
 @dataclass
 class TrainConfig:
     """Everything `rec-edge train` needs. One name end to end: --lora-r -> lora_r -> run.json."""
@@ -34,7 +37,9 @@ class TrainConfig:
     name: str | None = None  # run folder name under runs_dir; default: the train file's stem
     runs_dir: str = "runs"
     model: str | None = None  # None: the embedded default (all-MiniLM-L6-v2)
-    task: str = "classify"  # classify | rank (train_file: interactions, see data.interactions)
+    # classify | rank (train_file: interactions, see data.interactions) | generate (a language
+    # model only: Alpaca or chat rows, or a TOML mixture of tasks, see data.instructions)
+    task: str = "classify"
     items_file: str | None = None  # rank with a JSONL interactions file: item titles
     # rank: the item's text from its fields, e.g. "{title} ({year}), {genres}" (data.interactions)
     item_template: str | None = None
@@ -103,8 +108,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         p: list[str] = []
-        if self.task not in ("classify", "rank"):
-            p.append(f"task={self.task!r} (allowed: classify, rank)")
+        if self.task not in TRAIN_TASKS:
+            p.append(f"task={self.task!r} (allowed: {', '.join(TRAIN_TASKS)})")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             p.append(f"dropout={self.dropout} (must be in [0, 1))")
         if self.negatives < 0:

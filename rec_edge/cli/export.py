@@ -153,7 +153,8 @@ def command(as_json: bool, model: str | None, **options: Any) -> None:
             task=run["task"],
             labels=run.get("label_words") or {},
             instruction=run["instruction"],
-            run_dir=options["run_dir"],
+            # a classify or rank run's validation rows judge the weights (generate: the probes)
+            run_dir=options["run_dir"] if run["task"] != "generate" else None,
             max_length=run.get("max_length", 2048),  # the bundle cuts prompts as training did
         )
         model = str(Path(options["run_dir"]) / "model")

@@ -24,10 +24,10 @@ def _split_csv(ctx: click.Context, param: click.Parameter, value: str | None) ->
 )
 @click.option(
     "--task",
-    type=click.Choice(["classify", "rank"]),
+    type=click.Choice(["classify", "rank", "generate"]),
     default="classify",
     show_default=True,
-    help="classify: labelled texts; rank: TRAIN_FILE holds interactions (MovieLens folder, RecBole atomic files, or JSONL with --items-file).",
+    help="classify: labelled texts; rank: TRAIN_FILE holds interactions (MovieLens folder, RecBole atomic files, or JSONL with --items-file); generate (a language model): Alpaca rows (instruction, input, output), chat rows (messages), or a TOML mixture of tasks.",
 )
 @click.option(
     "--items-file",
@@ -296,13 +296,19 @@ def command(
         **options,
     )
     result = train(config)
-    keys = ("auc", "accuracy", "n") if config.task == "rank" else ("accuracy", "macro_f1", "n")
+    keys = {"rank": ("auc", "accuracy"), "generate": ("loss",)}.get(
+        config.task, ("accuracy", "macro_f1")
+    ) + ("n",)
     summary: dict[str, Any] = {
         "run_dir": str(result.run_dir),
         "train_seconds": round(result.train_seconds, 1),
         "skipped_rows": result.skipped,
         "truncated_train_examples": result.truncated,
-        "validation": {k: result.metrics["validation"][k] for k in keys},
+        "validation": {
+            k: result.metrics["validation"][k]
+            for k in (*keys, "parts")
+            if k in result.metrics["validation"]
+        },
         "test": {k: result.metrics["test"][k] for k in keys} if result.metrics["test"] else None,
         "collaborative": result.metrics.get("collaborative"),
         "templates_compared": result.metrics.get("templates_compared"),
@@ -328,8 +334,10 @@ def command(
         m = summary[split]
         if m:
             names = {"macro_f1": "macro-F1", "auc": "AUC"}
-            figures = "  ".join(f"{names.get(k, k)} {m[k]:.4f}" for k in keys[:2])
+            figures = "  ".join(f"{names.get(k, k)} {m[k]:.4f}" for k in keys[:-1])
             click.echo(f"{split}: {figures}  (n={m['n']})")
+    for part, m in (summary["validation"].get("parts") or {}).items():
+        click.echo(f"  {part}: accuracy {m['accuracy']:.4f}  (n={m['n']})")
     compared = result.metrics.get("templates_compared")
     if compared:
         accuracy = {

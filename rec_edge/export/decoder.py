@@ -33,13 +33,19 @@ from rec_edge.convert.causal import (
     save_graph,
     stop_token_ids,
 )
+from rec_edge.data.prompts import (
+    RANK_ANSWERS,
+    RANK_CANDIDATE,
+    RANK_HISTORY,
+    USER_TEMPLATE,
+    label_instruction,
+)
 from rec_edge.errors import AccuracyGateError
 from rec_edge.export.folders import check_target, replace_folder, scratch_folders
 from rec_edge.metrics import roc_auc
 from rec_edge.models import resolve_model
 from rec_edge.runtime.generator import Generator
 from rec_edge.runtime.predictor import RankRequest
-from rec_edge.runtime.prompts import RANK_ANSWERS, RANK_CANDIDATE, RANK_HISTORY, USER_TEMPLATE
 from rec_edge.versions import versions
 
 RANK_FIELDS = {
@@ -122,7 +128,7 @@ def _fp32_bundle(
         "stop_token_ids": stop_token_ids(model, tokenizer, fmt),
         **cache_shape(model),
         "user_template": USER_TEMPLATE,
-        "instruction": config.instruction,
+        "instruction": _instruction(config),
         "label_words": dict(config.labels) or None,
         **(RANK_FIELDS if config.task == "rank" else {}),
         "architecture": type(model).__name__,
@@ -323,6 +329,14 @@ def _assemble(
     manifest.versions = versions()
     manifest.created = datetime.now(UTC).isoformat(timespec="seconds")
     write_manifest(staging, manifest)
+
+
+def _instruction(config: DecoderExportConfig) -> str | None:
+    """A classify bundle's instruction offers its label words (``{labels}``, or a sentence of
+    its own when none is given); the other tasks' as given."""
+    if config.task != "classify":
+        return config.instruction
+    return label_instruction(config.instruction, list(config.labels.values()))
 
 
 def _choice_rule(config: DecoderExportConfig, gate: list[dict[str, Any]]) -> str:

@@ -24,6 +24,7 @@ import numpy as np
 
 from rec_edge.bundle import MANIFEST_FILE, Bundle, load_bundle
 from rec_edge.config import GenerationConfig
+from rec_edge.data.prompts import fit_prompt, rank_history, render_chat
 from rec_edge.errors import BundleError, DataError
 from rec_edge.runtime.outputs import (
     Prediction,
@@ -34,7 +35,6 @@ from rec_edge.runtime.outputs import (
     softmax,
 )
 from rec_edge.runtime.predictor import Ranked, RankRequest, ranked
-from rec_edge.runtime.prompts import fit_prompt, rank_history, render_chat
 from rec_edge.runtime.session import SessionConfig, open_session
 
 KEEP_INPUT = "logits_to_keep"  # graphs exported since 2026-12: logits for the last N positions
@@ -65,7 +65,7 @@ class DecoderSpec:
     user_template: str  # "{instruction}\n\n{text}" or "{text}"
     instruction: str | None = None
     label_words: dict[str, str] | None = None  # classify: label -> its answer words
-    rank_history: str | None = None  # rank: the user turn up to the candidate (runtime.prompts)
+    rank_history: str | None = None  # rank: the user turn up to the candidate (data.prompts)
     rank_candidate: str | None = None  # rank: from the candidate's title to the question's end
     rank_answers: tuple[str, str] | None = None  # rank: the words for yes and for no
     chat_template: str | None = None  # the model's (jinja2), for conversations (chat_prompt)

@@ -2,9 +2,9 @@
 
 A classify run: the instruction and the text in the user's turn, the label's words (then the end
 of the turn) in the assistant's; a rank run (TALLRec): the user's liked and disliked titles and a
-candidate in the user's turn (``runtime.prompts``), "Yes" or "No" in the assistant's. Only the
-answer's tokens carry the loss. The schedule is counted
-in optimizer steps (at least ``min_steps``: a few examples still learn), AdamW with a linear
+candidate in the user's turn (``data.prompts``), "Yes" or "No" in the assistant's; a generate
+run: Alpaca or chat rows, or a mixture of tasks (``train.generate``). Only the answer's tokens
+carry the loss (``train.answers``). The schedule is counted in optimizer steps (at least ``min_steps``: a few examples still learn), AdamW with a linear
 warm-up and decay, bf16 autocast where the CPU computes in bf16. At the end the adapter is merged
 into the weights and the run folder holds a plain model (``rec-edge export RUN`` takes it from
 there); run.json says ``family: decoder`` and what the bundle needs (labels, their words, the
@@ -20,7 +20,7 @@ import random
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,22 +29,24 @@ import numpy as np
 
 from rec_edge.config import TrainConfig, config_to_dict
 from rec_edge.convert.causal import ChatFormat, chat_format, load_causal_lm
-from rec_edge.data.readers import Example
-from rec_edge.data.recommend import PointwiseExample
-from rec_edge.data.tasks import read_splits, run_name
-from rec_edge.errors import ConfigError
-from rec_edge.metrics import classification_report, pair_report
-from rec_edge.models import resolve_model
-from rec_edge.runtime.prompts import (
+from rec_edge.data.prompts import (
     RANK_ANSWERS,
     RANK_CANDIDATE,
     RANK_HISTORY,
     RANK_INSTRUCTION,
     USER_TEMPLATE,
     fit_prompt,
+    label_instruction,
     rank_candidate,
     rank_history,
 )
+from rec_edge.data.readers import Example
+from rec_edge.data.recommend import PointwiseExample
+from rec_edge.data.tasks import read_splits, run_name
+from rec_edge.metrics import classification_report, pair_report
+from rec_edge.models import resolve_model
+from rec_edge.train.answers import DecoderTask, Row, answered, likeliest, pad, token_ids
+from rec_edge.train.generate import generate_task
 from rec_edge.train.precision import bf16_hardware, resolve_precision
 from rec_edge.train.runs import RUN_FILE, TrainResult, finish_run_dir, prepare_run_dir
 from rec_edge.versions import machine, versions
@@ -59,10 +61,6 @@ def train_decoder(config: TrainConfig) -> TrainResult:
     """A LoRA classify or rank run of a causal language model (see the module's docstring)."""
     import torch
 
-    if config.task not in ("classify", "rank"):
-        raise ConfigError(
-            f"--task {config.task} with a language model is not built yet; use classify or rank"
-        )
     started = time.perf_counter()
     final = Path(config.runs_dir) / run_name(config)
     work = prepare_run_dir(final, config.force, resume=False)
@@ -72,8 +70,7 @@ def train_decoder(config: TrainConfig) -> TrainResult:
     torch.manual_seed(config.seed)
     model, tokenizer = load_causal_lm(resolve_model(config.model))
     fmt = chat_format(tokenizer)
-    task = _rank_task(config, tokenizer, fmt) if config.task == "rank" else None
-    task = task or _classify_task(config, tokenizer, fmt)
+    task = TASKS[config.task](config, tokenizer, fmt)
     model = _with_lora(model, config)
     losses = _fit(model, task.rows, config, precision.used == "bf16")
     model = model.merge_and_unload().eval()
@@ -111,33 +108,23 @@ def train_decoder(config: TrainConfig) -> TrainResult:
     return TrainResult(final, metrics, seconds, len(task.skipped), 0, precision, max_length)
 
 
-@dataclass
-class DecoderTask:
-    """What a task gives training: encoded (ids, labels) rows, how to evaluate the tuned model
-    (validation and test reports), the run record's task fields, and the skipped input rows."""
-
-    rows: list[tuple[list[int], list[int]]]
-    evaluate: Callable[[Any], dict[str, Any]]
-    record: dict[str, Any]
-    skipped: list[str] = field(default_factory=list)
-
-
 def _classify_task(config: TrainConfig, tokenizer: Any, fmt: ChatFormat) -> DecoderTask:
     """The label's words (then the end of the turn) answer the instruction and the text."""
     train, validation, test, skipped = read_splits(config)
     labels = sorted({str(e.label) for e in train})
     words = {label: config.label_names.get(label, label.replace("_", " ")) for label in labels}
-    instruction = config.instruction or default_instruction(list(words.values()))
+    instruction = label_instruction(config.instruction, list(words.values()))
     prompt = _prompter(fmt, instruction)
-    room = max(len(_ids(tokenizer, w + fmt.end_of_turn)) for w in words.values())
-    frame = (len(_ids(tokenizer, fmt.prefix)), len(_ids(tokenizer, fmt.suffix)))
+    room = max(len(token_ids(tokenizer, w + fmt.end_of_turn)) for w in words.values())
+    frame = (len(token_ids(tokenizer, fmt.prefix)), len(token_ids(tokenizer, fmt.suffix)))
     limit = (config.max_length or DEFAULT_MAX_LENGTH) - room  # as the bundle cuts (fit_prompt)
 
     def asked(text: str) -> list[int]:
-        return fit_prompt(_ids(tokenizer, prompt(text)), *frame, limit)
+        return fit_prompt(token_ids(tokenizer, prompt(text)), *frame, limit)
 
-    rows = [_encode(tokenizer, asked(e.text), words[str(e.label)] + fmt.end_of_turn) for e in train]
-    cut = sum(len(_ids(tokenizer, prompt(e.text))) > limit for e in train)
+    answers = {label: token_ids(tokenizer, w + fmt.end_of_turn) for label, w in words.items()}
+    rows = [answered(asked(e.text), answers[str(e.label)]) for e in train]
+    cut = sum(len(token_ids(tokenizer, prompt(e.text))) > limit for e in train)
 
     def evaluate(model: Any) -> dict[str, Any]:
         return {
@@ -166,14 +153,14 @@ def _rank_task(config: TrainConfig, tokenizer: Any, fmt: ChatFormat) -> DecoderT
     def parts(row: PointwiseExample) -> tuple[list[int], list[int]]:
         head = fmt.prefix + rank_history(row.preference.liked, row.preference.disliked, instruction)
         tail = rank_candidate(row.candidate) + fmt.suffix
-        return _ids(tokenizer, head) + _ids(tokenizer, tail), []
+        return token_ids(tokenizer, head) + token_ids(tokenizer, tail), []
 
     rows = []
     for row in splits["train"]:
         asked, _ = parts(row)
-        answer = _ids(tokenizer, (yes if row.label == "yes" else no) + fmt.end_of_turn)
+        answer = token_ids(tokenizer, (yes if row.label == "yes" else no) + fmt.end_of_turn)
         rows.append((asked + answer, [-100] * len(asked) + answer))
-    answer_ids = (_ids(tokenizer, yes)[0], _ids(tokenizer, no)[0])
+    answer_ids = (token_ids(tokenizer, yes)[0], token_ids(tokenizer, no)[0])
     limit = config.validation_limit or 500
 
     def evaluate(model: Any) -> dict[str, Any]:
@@ -196,8 +183,12 @@ def _rank_task(config: TrainConfig, tokenizer: Any, fmt: ChatFormat) -> DecoderT
     return DecoderTask(rows, evaluate, record)
 
 
-def _ids(tokenizer: Any, text: str) -> list[int]:
-    return list(tokenizer.encode(text, add_special_tokens=False))
+# each task's rows, validation and record (a generate run: Alpaca, chat rows or a mixture)
+TASKS: dict[str, Callable[[TrainConfig, Any, ChatFormat], DecoderTask]] = {
+    "classify": _classify_task,
+    "rank": _rank_task,
+    "generate": generate_task,
+}
 
 
 def _yes_logits(model: Any, prompts: list[list[int]], answers: tuple[int, int]) -> list[float]:
@@ -212,21 +203,11 @@ def _yes_logits(model: Any, prompts: list[list[int]], answers: tuple[int, int]) 
     return scores
 
 
-def default_instruction(words: list[str]) -> str:
-    return "Answer with one of: " + ", ".join(words) + "."
-
-
 def _prompter(fmt: ChatFormat, instruction: str) -> Any:
     def prompt(text: str) -> str:
         return fmt.prefix + USER_TEMPLATE.format(instruction=instruction, text=text) + fmt.suffix
 
     return prompt
-
-
-def _encode(tokenizer: Any, asked: list[int], answer: str) -> tuple[list[int], list[int]]:
-    """(ids, labels): the prompt's labels are -100, so only the answer carries the loss."""
-    answered = tokenizer.encode(answer, add_special_tokens=False)
-    return asked + answered, [-100] * len(asked) + answered
 
 
 def _with_lora(model: Any, config: TrainConfig) -> Any:
@@ -250,9 +231,7 @@ def _mean(values: list[float]) -> float:
     return round(sum(values) / len(values), 4)
 
 
-def _fit(
-    model: Any, rows: list[tuple[list[int], list[int]]], config: TrainConfig, bf16: bool
-) -> list[float]:
+def _fit(model: Any, rows: list[Row], config: TrainConfig, bf16: bool) -> list[float]:
     """AdamW over the adapter for the step-based schedule; returns each step's loss."""
     import torch
     from transformers import get_linear_schedule_with_warmup
@@ -275,7 +254,7 @@ def _fit(
             rng.shuffle(more)
             order += more
         chosen, order = order[:batch], order[batch:]
-        ids, labels, mask = _pad([rows[i] for i in chosen], 0)
+        ids, labels, mask = pad([rows[i] for i in chosen])
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         loss.backward()
@@ -284,21 +263,6 @@ def _fit(
         schedule.step()
         optimizer.zero_grad()
     return losses
-
-
-def _pad(rows: list[tuple[list[int], list[int]]], pad_id: int) -> tuple[Any, Any, Any]:
-    """Right-padded ids, labels (-100 on padding) and attention mask, as torch tensors."""
-    import torch
-
-    width = max(len(ids) for ids, _ in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(rows), width), -100, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for r, (row_ids, row_labels) in enumerate(rows):
-        ids[r, : len(row_ids)] = torch.tensor(row_ids)
-        labels[r, : len(row_labels)] = torch.tensor(row_labels)
-        mask[r, : len(row_ids)] = 1
-    return ids, labels, mask
 
 
 def _accuracy(
@@ -312,26 +276,13 @@ def _accuracy(
 ) -> dict[str, Any]:
     """Accuracy and macro-F1: each text's label is the one whose words are the likeliest answer
     (texts whose label the run never trained on are left out)."""
-    import torch
-
     examples = (examples or [])[: config.validation_limit or 500]
     labels = list(words)
     index = {label: i for i, label in enumerate(labels)}
     known = [e for e in examples if str(e.label) in index]
     if not known:
         return {"accuracy": None, "macro_f1": None, "n": 0}
-    predicted = []
-    for example in known:
-        rows = [
-            _encode(tokenizer, asked(example.text), words[label] + fmt.end_of_turn)
-            for label in labels
-        ]
-        ids, targets, mask = _pad(rows, 0)
-        with torch.no_grad():
-            logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), -1)
-        # the token at position t is predicted by the logits at t - 1
-        picked = logp[:, :-1].gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-        scores = (picked * (targets[:, 1:] != -100)).sum(-1)
-        predicted.append(int(scores.argmax()))
+    answers = [token_ids(tokenizer, words[label] + fmt.end_of_turn) for label in labels]
+    predicted = [likeliest(model, asked(e.text), answers) for e in known]
     truth = [index[str(e.label)] for e in known]
     return classification_report(truth, predicted, labels)

@@ -25,6 +25,7 @@ import numpy as np
 from rec_edge.config import TrainConfig, config_to_dict
 from rec_edge.data.tasks import ClassificationData, Split, build_classification, run_name
 from rec_edge.data.templates import RAW_TEMPLATES
+from rec_edge.errors import ConfigError
 from rec_edge.metrics import classification_report, pair_report
 from rec_edge.modeling.heads import HEAD_FILE, LabelHead, description_classifier, initial_head
 from rec_edge.models import default_max_length, is_decoder, resolve_model
@@ -434,6 +435,11 @@ def train(config: TrainConfig) -> TrainResult:
         from rec_edge.train.decoder import train_decoder
 
         return train_decoder(config)
+    if config.task == "generate":
+        raise ConfigError(
+            "--task generate trains a language model that answers in words: pass --model smollm2 "
+            "(or a causal language model's folder or hub id)"
+        )
     data: ClassificationData = build_classification(config)
     raw = data.templates.templates == [RAW_TEMPLATES[config.task]]
     if config.resolved_compare_templates(len(data.train.texts), raw_by_default=raw):

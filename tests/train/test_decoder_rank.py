@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from rec_edge.cli import main
 from rec_edge.config import DecoderExportConfig, ScoreConfig, TrainConfig
+from rec_edge.data.prompts import rank_candidate, rank_history
 from rec_edge.runtime import Generator, load
-from rec_edge.runtime.prompts import rank_candidate, rank_history
 from rec_edge.scoring import score
 from tests.helpers import live_server, write_interactions
 

@@ -44,6 +44,15 @@ def user_turn(text: str, instruction: str | None) -> str:
     return USER_TEMPLATE.format(instruction=instruction, text=text) if instruction else text
 
 
+def label_instruction(instruction: str | None, words: Sequence[str]) -> str:
+    """A classify instruction that offers the label words: ``{labels}`` in ``instruction`` is
+    replaced by them ("a, b, c"); no instruction: "Answer with one of: a, b, c."."""
+    listed = ", ".join(words)
+    if instruction is None:
+        return f"Answer with one of: {listed}."
+    return instruction.replace("{labels}", listed)
+
+
 def rank_history(
     liked: Sequence[str],
     disliked: Sequence[str],

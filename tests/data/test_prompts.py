@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rec_edge.runtime.prompts import RANK_INSTRUCTION, fit_prompt, rank_candidate, rank_history
+from rec_edge.data.prompts import RANK_INSTRUCTION, fit_prompt, rank_candidate, rank_history
 
 
 def test_fit_prompt_keeps_the_frame_and_cuts_the_words() -> None:
