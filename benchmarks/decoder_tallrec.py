@@ -30,7 +30,7 @@ from rec_edge.data.recommend import PointwiseExample, pointwise_splits
 from rec_edge.export.decoder import export_decoder
 from rec_edge.metrics import roc_auc
 from rec_edge.runtime import Generator
-from rec_edge.runtime.prompts import RANK_INSTRUCTION
+from rec_edge.data.prompts import RANK_INSTRUCTION
 from rec_edge.train import train
 from rec_edge.versions import machine, versions
 
