@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast demo serve data data-bbc data-drugs bench bench-ml100k bench-fewshot bench-invariance bench-serve bench-score bench-train-speed lint docs format clean
+.PHONY: help install test test-fast demo serve data data-bbc data-drugs bench bench-ml100k bench-fewshot bench-invariance bench-serve bench-score bench-train-speed lint docs dist-gpu format clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -81,6 +81,10 @@ lint: install ## ruff (format check + lint), mypy on the torch-free core, the im
 	$(BIN)/ruff check rec_edge tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+dist-gpu: install ## Build the rec-edge-gpu wheel (onnxruntime-gpu in place of onnxruntime) into dist/
+	$(BIN)/python scripts/gpu_distribution.py build/gpu
+	$(BIN)/pip wheel --no-deps --no-build-isolation -w dist build/gpu
 
 docs: install ## Build the docs site into site/ (mkdocs build --strict: a broken link or reference fails)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict

@@ -78,7 +78,7 @@ class Manifest:
         }
         for name in sorted(required - set(data)):
             problems.append(f"field '{name}' is missing")
-        if data.get("task") not in (*TASKS, None):
+        if "task" in data and data["task"] not in TASKS:
             problems.append(f"field 'task' is {data.get('task')!r} (allowed: {', '.join(TASKS)})")
         family = data.get("family", "encoder")
         if family not in FAMILIES:
@@ -126,6 +126,12 @@ _FIELD_TYPES: dict[str, tuple[Any, str]] = {
         lambda v: v is None or _is_file_name(v),
         "null or a file name inside the bundle",
     ),
+    "recipe": (lambda v: isinstance(v, dict), "an object"),
+    "source": (lambda v: isinstance(v, dict), "an object"),
+    "metrics": (lambda v: isinstance(v, dict), "an object"),
+    "parity": (lambda v: isinstance(v, dict), "an object"),
+    "versions": (lambda v: isinstance(v, dict), "an object"),
+    "created": (lambda v: isinstance(v, str), "a string"),
     "files": (
         lambda v: (
             isinstance(v, dict)
@@ -191,8 +197,8 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
     manifest = bundle.manifest
     problems = [
         f"{name} is not listed in the manifest's files"
-        for name in (manifest.model_file, manifest.tokenizer_file)
-        if name not in manifest.files
+        for name in (manifest.model_file, manifest.tokenizer_file, manifest.items_file)
+        if name is not None and name not in manifest.files
     ]
     problems += [
         f"{folder / name} is missing" for name in manifest.files if not (folder / name).is_file()
@@ -206,11 +212,15 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
 def verify_files(bundle: Bundle, names: Iterable[str] | None = None) -> None:
     """Raise BundleError unless each file (default: every listed file) matches its sha256."""
     files = bundle.manifest.files
-    problems = [
-        f"{bundle.path / name} does not match its sha256 in the manifest (altered or truncated)"
-        for name in (files if names is None else names)
-        if sha256_file(bundle.path / name) != files[name]
-    ]
+    problems = []
+    for name in files if names is None else names:
+        if name not in files:
+            problems.append(f"{name} is not listed in the manifest's files (no checksum)")
+        elif sha256_file(bundle.path / name) != files[name]:
+            problems.append(
+                f"{bundle.path / name} does not match its sha256 in the manifest (altered or "
+                "truncated)"
+            )
     _raise_if(bundle, problems)
 
 

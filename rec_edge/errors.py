@@ -62,6 +62,10 @@ class OutputExistsError(RecEdgeError, FileExistsError):
     """An output folder exists and --force was not given."""
 
 
+class OutputError(RecEdgeError, OSError):
+    """An output could not be written (a full disk, a folder without permission)."""
+
+
 class RunError(RecEdgeError):
     """A training run folder is missing, incomplete or corrupt."""
 

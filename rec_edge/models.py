@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,32 @@ def resolve_model(name: str | None = None) -> str:
             f"Model folder {name} does not exist. Pass an existing folder, a hub id "
             f"such as 'org/model', or '{DEFAULT_MODEL}' for the embedded default."
         )
+    if _offline() and not _cached(name):
+        aliases = ", ".join(sorted([*MODEL_PACKAGES, *GGUF_PACKAGES]))
+        raise ModelNotFoundError(
+            f"--model {name!r} is not a known alias ({aliases}), a local folder or a .gguf file; "
+            "as a hub id it needs the network, and HF_HUB_OFFLINE is set with no copy of it in "
+            "the local cache. Pass an alias or a folder saved with save_pretrained, or unset "
+            "HF_HUB_OFFLINE (and TRANSFORMERS_OFFLINE) to download it."
+        )
     return name  # a hub id: transformers loads it (needs a network or a filled cache)
+
+
+def _offline() -> bool:
+    flags = (os.environ.get(v, "") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(flag.strip().lower() in ("1", "true", "yes", "on") for flag in flags)
+
+
+def _cached(hub_id: str) -> bool:
+    """Whether the hub's local cache holds the id's config.json (what an offline load needs)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # the runtime alone: no hub client, nothing cached
+        return False
+    try:
+        return isinstance(try_to_load_from_cache(hub_id, "config.json"), str)
+    except ValueError:  # not even a valid repository id
+        return False
 
 
 def default_max_length(model_path: str, tokenizer: Any, model_config: Any = None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -63,7 +64,9 @@ def test_missing_default_package_says_how_to_install(monkeypatch: pytest.MonkeyP
         resolve_model(None)
 
 
-def test_local_folder_and_hub_id(tmp_path) -> None:
+def test_local_folder_and_hub_id(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for flag in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(flag, raising=False)  # online: a hub id passes to transformers
     with pytest.raises(ModelNotFoundError, match="no config.json"):
         resolve_model(str(tmp_path))
     with pytest.raises(ModelNotFoundError, match="does not exist"):
@@ -74,3 +77,22 @@ def test_local_folder_and_hub_id(tmp_path) -> None:
         resolve_model("sentence-transformers/all-MiniLM-L6-v2")
         == "sentence-transformers/all-MiniLM-L6-v2"
     )
+
+
+def test_an_unknown_model_offline_is_one_line_naming_the_aliases(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from rec_edge.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelNotFoundError, match=r"not a known alias \(minilm, smollm2\)"):
+        resolve_model("no-such-model")
+    data = tmp_path / "data.jsonl"
+    data.write_text('{"text": "a", "label": "x"}\n{"text": "b", "label": "y"}\n')
+    result = CliRunner().invoke(
+        main, ["train", str(data), "--model", "no-such-model", "--runs-dir", str(tmp_path)]
+    )
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "HF_HUB_OFFLINE" in result.output and "minilm, smollm2" in result.output

@@ -20,6 +20,7 @@ COMMANDS = {
     "train": "rec_edge.cli.train:command",
     "export": "rec_edge.cli.export:command",
     "predict": "rec_edge.cli.predict:command",
+    "embed": "rec_edge.cli.embed:command",
     "generate": "rec_edge.cli.generate:command",
     "bench": "rec_edge.cli.bench:command",
     "serve": "rec_edge.cli.serve:command",
@@ -47,7 +48,7 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except RecEdgeError as error:
+        except (RecEdgeError, OSError) as error:  # OSError: a disk full, a file unreadable
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             click.echo(f"error: {error}", err=True)

@@ -119,7 +119,12 @@ def bundle_names(paths: tuple[str, ...], named: tuple[str, ...]) -> dict[str, st
 @click.option(
     "--api-key-file",
     type=click.Path(dir_okay=False),
-    help="Bearer tokens, one per line: turns on auth.",
+    help="Bearer tokens, one per line: turns on auth. Beyond loopback, POST .../reload needs it.",
+)
+@click.option(
+    "--show-paths",
+    is_flag=True,
+    help="GET /v1/models shows each bundle's folder (hidden from clients by default).",
 )
 @click.option(
     "--access-log/--no-access-log",

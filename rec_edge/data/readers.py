@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rec_edge.errors import DataError
 
+_UNDECODED = re.compile("[\udc80-\udcff]")  # bytes that surrogateescape kept
 FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv"}
 
 
@@ -56,19 +58,41 @@ def _decode(path: Path) -> str:
         ) from None
 
 
+def invalid_utf8(cells: list[str]) -> str | None:
+    """Why a row decoded with ``errors="surrogateescape"`` is not UTF-8 (None when it is): the
+    first undecodable byte and its column."""
+    for cell in cells:
+        found = _UNDECODED.search(cell)
+        if found:
+            byte = ord(found.group()) - 0xDC00
+            return (
+                f"not valid UTF-8 (byte {byte:#04x} at column {found.start() + 1}); re-encode "
+                "the input as UTF-8"
+            )
+    return None
+
+
 def json_rows(text: str, first_line: int = 1) -> list[tuple[int, dict[str, object] | str]]:
-    """(line number, object) of each non-blank JSONL line; a line that is not a JSON object is
-    a message string. (Also ``rec-edge score``'s reader of a part.)"""
+    """(line number, object) of each non-blank JSONL line; a line that is not a JSON object
+    (malformed, nested too deeply, or not UTF-8 where ``text`` was decoded with
+    surrogateescape) is a message string. (Also ``rec-edge score``'s reader of a part.)"""
     rows: list[tuple[int, dict[str, object] | str]] = []
     # "\n" alone ends a line: JSON strings may hold raw U+2028, \x85 or \x1c, which
     # str.splitlines() would cut at; a "\r" before the "\n" is JSON whitespace
     for number, line in enumerate(text.split("\n"), start=first_line):
         if not line.strip():
             continue
+        bad = invalid_utf8([line])
+        if bad:
+            rows.append((number, bad))
+            continue
         try:
             value = json.loads(line)
         except json.JSONDecodeError as error:
             rows.append((number, f"malformed JSON ({error.msg} at column {error.colno})"))
+            continue
+        except RecursionError:
+            rows.append((number, "JSON nested too deeply"))
             continue
         rows.append((number, value if isinstance(value, dict) else "a JSON object is expected"))
     return rows

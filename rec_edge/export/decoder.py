@@ -81,7 +81,7 @@ class DecoderExportResult:
 def export_decoder(config: DecoderExportConfig) -> DecoderExportResult:
     """``config.model`` to a decoder bundle in ``config.out`` (see the module's docstring)."""
     out = Path(config.out)
-    check_target(out, config.force)
+    check_target(out, config.force, [config.model, *([config.run_dir] if config.run_dir else [])])
     out.parent.mkdir(parents=True, exist_ok=True)
     work, staging = scratch_folders(out)
     try:

@@ -7,9 +7,12 @@ import glob
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
+from rec_edge.bundle import MANIFEST_FILE
 from rec_edge.errors import OutputExistsError
+from rec_edge.overwrite import check_replaceable
 
 
 def scratch_folders(out: Path) -> tuple[Path, Path]:
@@ -43,11 +46,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def check_target(out: Path, force: bool) -> None:
+def check_target(out: Path, force: bool, inputs: Sequence[str | Path] = ()) -> None:
+    """``out`` may be written: it does not exist, or ``force`` and it is a bundle (or empty) that
+    holds none of ``inputs`` (``overwrite.check_replaceable``)."""
     if out.exists() and not force:
         raise OutputExistsError(
             f"{out} exists. Pass --force to replace it, or choose another --out."
         )
+    if force:
+        check_replaceable(out, MANIFEST_FILE, inputs)
 
 
 def replace_folder(staging: Path, out: Path) -> None:

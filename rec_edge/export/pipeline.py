@@ -371,7 +371,7 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
     run_dir = Path(config.run_dir)
     run = load_run(run_dir)
     out = Path(config.out or Path("exports") / run["name"])
-    check_target(out, config.force)
+    check_target(out, config.force, [run_dir])
     if config.quantize != "auto":
         _check_recipe(get_recipe(config.quantize), config)
     labels = _bundle_labels(run, config)
@@ -427,7 +427,7 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
         )
         (staging / "README.md").write_text(model_card(manifest), encoding="utf-8")
         write_manifest(staging, manifest)
-        check_target(out, config.force)
+        check_target(out, config.force, [run_dir])
         replace_folder(staging, out)
         log(f"bundle written to {out} ({chosen.recipe.name}, {chosen.size_bytes / 1e6:.1f} MB)")
         return ExportResult(

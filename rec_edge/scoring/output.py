@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from rec_edge.errors import OutputError
 from rec_edge.scoring.parts import _pyarrow_parquet
 
 JOB_FILE = "_job.json"
@@ -34,11 +35,30 @@ def part_name(index: int, fmt: str) -> str:
 def write_atomic(path: Path, data: bytes) -> None:
     """``data`` at ``path``, all of it or nothing: a hidden temporary file, fsync, rename."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+        sync_folder(path.parent)  # the rename itself survives a crash
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise OutputError(
+            f"{path}: cannot be written ({error.strerror or error}). The parts already written "
+            "are kept: free the space (or fix the folder) and run the job again with --resume."
+        ) from error
+
+
+def sync_folder(folder: Path) -> None:
+    """fsync a folder, so that a file renamed into it is there after a power cut (POSIX)."""
+    if os.name != "posix":
+        return
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def write_json(path: Path, value: Any) -> None:

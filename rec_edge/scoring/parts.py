@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from rec_edge.data.readers import json_rows
+from rec_edge.data.readers import invalid_utf8, json_rows
 from rec_edge.errors import DataError, MissingDependencyError
 
 SUFFIXES = {
@@ -43,6 +43,7 @@ class Part:
     first_line: int
     rows: int
     header: tuple[str, ...] | None = None
+    refused: str | None = None  # a record over --max-row-bytes, alone in its part: never read
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -89,8 +90,15 @@ def input_files(path: str | Path, fmt: str | None = None) -> tuple[list[Path], s
 PARTS_PER_JOB, MIN_PART_ROWS, MAX_PART_ROWS = 64, 100, 10_000
 
 
-def plan_parts(files: list[Path], fmt: str, part_rows: int | None = None) -> list[Part]:
-    """Every part of the input, numbered across its files; ``part_rows`` None: by its size."""
+MAX_ROW_BYTES = 1 << 20  # a record past it is refused unread (a row error), not tokenized whole
+LINE_CHUNK = 1 << 16  # the planner reads lines in pieces: a huge line is never held whole
+
+
+def plan_parts(
+    files: list[Path], fmt: str, part_rows: int | None = None, max_row_bytes: int = MAX_ROW_BYTES
+) -> list[Part]:
+    """Every part of the input, numbered across its files; ``part_rows`` None: by its size. A
+    record over ``max_row_bytes`` is a part of its own that ``read_part`` refuses unread."""
     if part_rows is None:
         part_rows = auto_part_rows(sum(count_rows(path, fmt) for path in files))
     parts: list[Part] = []
@@ -98,7 +106,7 @@ def plan_parts(files: list[Path], fmt: str, part_rows: int | None = None) -> lis
         planned = (
             _parquet_parts(path, part_rows)
             if fmt == "parquet"
-            else _line_parts(path, fmt, part_rows)
+            else _line_parts(path, fmt, part_rows, max_row_bytes)
         )
         parts += [replace(p, index=len(parts) + i) for i, p in enumerate(planned)]
     return parts
@@ -121,16 +129,16 @@ def _records(f: io.BufferedReader, fmt: str) -> Iterator[tuple[int, int, int]]:
     newline outside quotes (an even count of '"' so far: RFC 4180 doubles them inside cells)."""
     offset, line = 0, 0
     start, start_line, quotes = -1, 0, 0
-    for raw in f:
+    for length, line_quotes, blank in _lines(f):
         line += 1
         if start < 0:
-            if not raw.strip():
-                offset += len(raw)
+            if blank:
+                offset += length
                 continue
             start, start_line, quotes = offset, line, 0
-        offset += len(raw)
+        offset += length
         if fmt != "jsonl":
-            quotes += raw.count(b'"')
+            quotes += line_quotes
             if quotes % 2:
                 continue
         yield start, start_line, offset
@@ -139,7 +147,24 @@ def _records(f: io.BufferedReader, fmt: str) -> Iterator[tuple[int, int, int]]:
         yield start, start_line, offset
 
 
-def _line_parts(path: Path, fmt: str, part_rows: int) -> list[Part]:
+def _lines(f: io.BufferedReader) -> Iterator[tuple[int, int, bool]]:
+    """(bytes, '"' count, blank) of each line, read in pieces of at most LINE_CHUNK bytes."""
+    length, quotes, blank = 0, 0, True
+    while True:
+        piece = f.readline(LINE_CHUNK)
+        if not piece:
+            if length:
+                yield length, quotes, blank
+            return
+        length += len(piece)
+        quotes += piece.count(b'"')
+        blank = blank and not piece.strip()
+        if piece.endswith(b"\n"):
+            yield length, quotes, blank
+            length, quotes, blank = 0, 0, True
+
+
+def _line_parts(path: Path, fmt: str, part_rows: int, max_row_bytes: int) -> list[Part]:
     parts: list[Part] = []
     header: tuple[str, ...] | None = None
     with path.open("rb") as f:
@@ -148,9 +173,19 @@ def _line_parts(path: Path, fmt: str, part_rows: int) -> list[Part]:
             first = next(records, None)
             if first is None:
                 return []
+            if first[2] - first[0] > max_row_bytes:
+                raise DataError(f"{path}:{first[1]}: the header is over {max_row_bytes} bytes")
             header = _header(path, fmt, first[1], _read_range(path, first[0], first[2]))
         run: list[tuple[int, int, int]] = []
         for record in records:
+            size = record[2] - record[0]
+            if size > max_row_bytes:  # alone in a part of its own, refused unread
+                if run:
+                    parts.append(_line_part(path, fmt, run, header))
+                    run = []
+                why = f"the row is {size} bytes; at most {max_row_bytes} (--max-row-bytes)"
+                parts.append(replace(_line_part(path, fmt, [record], header), refused=why))
+                continue
             run.append(record)
             if len(run) == part_rows:
                 parts.append(_line_part(path, fmt, run, header))
@@ -220,6 +255,8 @@ Row = dict[str, Any] | str  # a record, or why it could not be read
 
 def read_part(part: Part) -> list[tuple[int, Row]]:
     """(line number, row) of every record of a part; a record that cannot be read is a message."""
+    if part.refused is not None:
+        return [(part.first_line, part.refused)]
     if part.fmt == "parquet":
         table = (
             _pyarrow_parquet()
@@ -230,7 +267,8 @@ def read_part(part: Part) -> list[tuple[int, Row]]:
     data = _read_range(part.path, part.start, part.stop)
     if part.start == 0:
         data = data.removeprefix(BOM)
-    text = _decode(data, part.path, part.first_line)
+    # a byte that is not UTF-8 spoils its own row only (a row error, honoured by --on-error skip)
+    text = data.decode("utf-8", errors="surrogateescape")
     if part.fmt == "jsonl":
         return json_rows(text, part.first_line)
     return _csv_rows(text, part)
@@ -246,7 +284,10 @@ def _csv_rows(text: str, part: Part) -> list[tuple[int, Row]]:
     try:
         for cells in reader:
             if cells:
-                if len(cells) != columns:
+                bad = invalid_utf8(cells)
+                if bad:
+                    rows.append((line, bad))
+                elif len(cells) != columns:
                     rows.append((line, f"{len(cells)} cells for {columns} columns"))
                 else:
                     rows.append((line, dict(zip(part.header, cells, strict=True))))
@@ -267,6 +308,6 @@ def first_fields(part: Part) -> list[str]:
         line = f.readline()
     try:
         value = json.loads(line.removeprefix(BOM))
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         return []
     return list(value) if isinstance(value, dict) else []

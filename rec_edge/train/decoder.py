@@ -48,7 +48,13 @@ from rec_edge.models import resolve_model
 from rec_edge.train.answers import DecoderTask, Row, answered, likeliest, pad, token_ids
 from rec_edge.train.generate import generate_task
 from rec_edge.train.precision import bf16_hardware, resolve_precision
-from rec_edge.train.runs import RUN_FILE, TrainResult, finish_run_dir, prepare_run_dir
+from rec_edge.train.runs import (
+    RUN_FILE,
+    TrainResult,
+    finish_run_dir,
+    prepare_run_dir,
+    run_inputs,
+)
 from rec_edge.versions import machine, versions
 
 TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -63,7 +69,7 @@ def train_decoder(config: TrainConfig) -> TrainResult:
 
     started = time.perf_counter()
     final = Path(config.runs_dir) / run_name(config)
-    work = prepare_run_dir(final, config.force, resume=False)
+    work = prepare_run_dir(final, config.force, False, run_inputs(config))
     precision = resolve_precision(config.precision, bf16_hardware())
     if precision.note:
         print(f"precision: {precision.note}", file=sys.stderr)

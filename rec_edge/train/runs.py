@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rec_edge.errors import OutputExistsError, RunError
+from rec_edge.overwrite import check_replaceable
 from rec_edge.train.precision import Precision
 
 RUN_FILE = "run.json"
@@ -42,8 +44,11 @@ class TrainResult:
         )
 
 
-def prepare_run_dir(final: Path, force: bool, resume: bool) -> Path:
-    """Return the working folder (final + '.partial'); training renames it into place at the end."""
+def prepare_run_dir(
+    final: Path, force: bool, resume: bool, inputs: Sequence[str | None] = ()
+) -> Path:
+    """Return the working folder (final + '.partial'); training renames it into place at the end.
+    ``force`` replaces a run (never a folder that holds one of ``inputs``: overwrite)."""
     partial = final.with_name(final.name + PARTIAL_SUFFIX)
     if resume:
         if not partial.is_dir():
@@ -64,11 +69,21 @@ def prepare_run_dir(final: Path, force: bool, resume: bool) -> Path:
                     else ", or choose another --name."
                 )
             )
+        given = [p for p in inputs if p]
+        check_replaceable(final, RUN_FILE, given, option="--name or --runs-dir")
+        if partial.exists():  # an interrupted run: no run.json yet, but its name says whose
+            check_replaceable(partial, None, given, option="--name or --runs-dir")
         for path in (final, partial):
             if path.exists():
                 shutil.rmtree(path)
     partial.mkdir(parents=True)
     return partial
+
+
+def run_inputs(config: Any) -> list[str | None]:
+    """The files a run reads (a TrainConfig's): --force never deletes a folder holding one."""
+    names = ("train_file", "validation_file", "test_file", "items_file", "template_file", "model")
+    return [getattr(config, name, None) for name in names]
 
 
 def finish_run_dir(partial: Path, final: Path) -> None:

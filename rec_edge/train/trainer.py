@@ -36,7 +36,13 @@ from rec_edge.train.pairs import (
     pair_model,
 )
 from rec_edge.train.precision import Precision, bf16_hardware, resolve_precision
-from rec_edge.train.runs import RUN_FILE, TrainResult, finish_run_dir, prepare_run_dir
+from rec_edge.train.runs import (
+    RUN_FILE,
+    TrainResult,
+    finish_run_dir,
+    prepare_run_dir,
+    run_inputs,
+)
 from rec_edge.versions import machine, versions
 
 
@@ -451,7 +457,7 @@ def train(config: TrainConfig) -> TrainResult:
 
     model_path = resolve_model(config.model)
     final = Path(config.runs_dir) / run_name(config)
-    work = prepare_run_dir(final, config.force, config.resume)
+    work = prepare_run_dir(final, config.force, config.resume, run_inputs(config))
 
     precision = resolve_precision(config.precision, bf16_hardware())
     if precision.note:

@@ -148,6 +148,17 @@ def test_existing_bundle_needs_force(tiny_run, tiny_bundle: Path) -> None:
         export(ExportConfig(run_dir=str(tiny_run.run_dir), out=str(tiny_bundle)), **QUIET)
 
 
+def test_force_replaces_only_a_bundle_never_the_run(tiny_run, tmp_path: Path) -> None:
+    run_dir = tiny_run.run_dir
+    with pytest.raises(OutputExistsError, match="an input of this command"):
+        export(ExportConfig(run_dir=str(run_dir), out=str(run_dir), force=True), **QUIET)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("x")
+    with pytest.raises(OutputExistsError, match="notes.txt but no rec_edge.json"):
+        export(ExportConfig(run_dir=str(run_dir), out=str(tmp_path / "mine"), force=True), **QUIET)
+    assert (run_dir / "run.json").is_file() and (tmp_path / "mine" / "notes.txt").is_file()
+
+
 def test_corrupt_run_folder(tmp_path: Path, tiny_run) -> None:
     broken = tmp_path / "run"
     shutil.copytree(tiny_run.run_dir, broken)

@@ -56,12 +56,58 @@ def test_tsv_and_an_unclosed_quote(tmp_path: Path) -> None:
     assert rows[1][0] == 3 and isinstance(rows[1][1], str)  # the rest is one bad record
 
 
-def test_invalid_utf8_names_the_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_invalid_utf8_spoils_its_own_row_only(tmp_path: Path, fmt: str) -> None:
+    path = tmp_path / f"in.{fmt}"
+    if fmt == "jsonl":
+        path.write_bytes(b'{"text": "a"}\n{"text": "b\xe9\xff"}\n{"text": "c"}\n')
+    else:
+        path.write_bytes(b'text\na\n"b\xe9\xff"\nc\n')
+    (part,) = plan_parts([path], fmt, 10)
+    rows = read_part(part)
+    first = 1 if fmt == "jsonl" else 2
+    assert [n for n, _ in rows] == [first, first + 1, first + 2]
+    assert rows[0][1] == {"text": "a"} and rows[2][1] == {"text": "c"}
+    assert (
+        rows[1][1]
+        == f"not valid UTF-8 (byte 0xe9 at column {12 if fmt == 'jsonl' else 2}); re-encode the input as UTF-8"
+    )
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_a_row_over_the_byte_limit_is_refused_unread(
+    tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rec_edge.scoring import parts as planner
+
+    monkeypatch.setattr(planner, "LINE_CHUNK", 64)  # lines span many pieces of the reader
+    path = tmp_path / f"in.{fmt}"
+    big = "x" * 5000
+    if fmt == "jsonl":
+        path.write_text(f'{{"text": "a"}}\n{{"text": "{big}"}}\n{{"text": "c"}}\n{{"text": "d"}}\n')
+    else:
+        path.write_text(f'text\na\n"{big}\n{big}"\nc\nd\n')
+    parts = plan_parts([path], fmt, part_rows=10, max_row_bytes=1000)
+    assert [p.rows for p in parts] == [1, 1, 2]  # the long record alone, between the others
+    rows = [row for part in parts for row in read_part(part)]
+    first = 1 if fmt == "jsonl" else 2
+    assert [n for n, _ in rows] == [
+        first,
+        first + 1,
+        first + (3 if fmt == "csv" else 2),
+        rows[-1][0],
+    ]
+    size = 5013 if fmt == "jsonl" else 10004
+    assert rows[1][1] == f"the row is {size} bytes; at most 1000 (--max-row-bytes)"
+    assert [r for _, r in rows if isinstance(r, dict)] == [{"text": t} for t in "acd"]
+
+
+def test_json_nested_too_deeply_is_a_row_error(tmp_path: Path) -> None:
     path = tmp_path / "in.jsonl"
-    path.write_bytes(b'{"text": "a"}\n{"text": "b"}\n{"text": "\xff"}\n')
+    path.write_text('{"text": "a"}\n' + "[" * 60_000 + "]" * 60_000 + '\n{"text": "c"}\n')
     (part,) = plan_parts([path], "jsonl", 10)
-    with pytest.raises(DataError, match=r"in\.jsonl:3: not valid UTF-8"):
-        read_part(part)
+    rows = read_part(part)
+    assert rows[1] == (2, "JSON nested too deeply") and rows[2] == (3, {"text": "c"})
 
 
 def test_parquet_parts_follow_row_groups(tmp_path: Path) -> None:

@@ -61,6 +61,10 @@ def test_existing_run_needs_force(tmp_path, tiny_model, topic_files) -> None:
         train(tiny_train_config(tiny_model, topic_files, tmp_path, epochs=1, resume=True))
     config.force = True
     assert train(config).run_dir == tmp_path / "tiny"
+    (tmp_path / "tiny" / "run.json").unlink()  # now a folder of someone's files: not a run
+    with pytest.raises(OutputExistsError, match="no run.json"):
+        train(config)
+    assert (tmp_path / "tiny").is_dir()
 
 
 def test_kill_mid_run_then_resume(tmp_path, tiny_model, topic_files) -> None:
