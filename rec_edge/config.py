@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import string
 from dataclasses import dataclass, field
@@ -354,7 +355,9 @@ class ServeConfig:
     runs: int = 1
     threads: int | None = None
     workers: int = 1  # server processes, each with its own copy of every bundle
-    api_key_file: str | None = None  # bearer tokens, one per line; None: no auth
+    # bearer tokens, one per line; None: no auth, and POST .../reload only on a loopback host
+    api_key_file: str | None = None
+    show_paths: bool = False  # GET /v1/models shows the bundles' folders (clients: hidden)
     access_log: bool = True  # one JSON line per request on stderr
     provider: str = "cpu"
 
@@ -394,6 +397,16 @@ class ServeConfig:
     def on_cpu(self) -> bool:
         return self.provider.lower() in ("cpu", "cpuexecutionprovider")
 
+    @property
+    def loopback(self) -> bool:
+        """Whether the server listens on this machine only."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:  # a host name
+            return False
+
 
 SCORE_ENGINES = ("local", "ray", "spark")
 SCORE_FORMATS = ("jsonl", "csv", "tsv", "parquet")
@@ -416,6 +429,7 @@ class ScoreConfig:
     out_format: str | None = None  # None: the input's format
     text_field: str = "text"  # classify: the column that holds the text
     all_scores: bool = False  # classify: every label's probability as well
+    embed: bool = False  # classify: each row's sentence vector ("embedding") as well
     prefix: str = ""  # classify: before the output fields' names (label, score, scores)
     user_field: str = "user"  # rank: the user's id column; liked/disliked: title lists
     candidates: str | None = (
@@ -428,6 +442,8 @@ class ScoreConfig:
     # rows per part: the unit of commit, resume and distribution; None: from the input's size
     # (about 64 parts, 100 to 10,000 rows each)
     part_rows: int | None = None
+    # a record over this many bytes is a row error (--on-error), never read whole or tokenized
+    max_row_bytes: int = 1 << 20
     batch_size: int = 32  # texts per session run, sorted by length within a part
     # onnxruntime intra-op threads per worker; None: local with 1 worker: every core, else the
     # cores shared among the workers (ray, spark: 1)
@@ -449,7 +465,7 @@ class ScoreConfig:
                 p.append(f"{name}={value!r} (one of {', '.join(SCORE_FORMATS)})")
         if self.on_error not in ("fail", "skip"):
             p.append(f"on_error={self.on_error!r} (fail or skip)")
-        for name in ("batch_size", "k"):
+        for name in ("batch_size", "k", "max_row_bytes"):
             if getattr(self, name) < 1:
                 p.append(f"{name}={getattr(self, name)} (must be >= 1)")
         for name in ("threads", "workers", "part_rows"):

@@ -161,6 +161,17 @@ def decoder_bundle(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -
     return out
 
 
+@pytest.fixture(scope="session")
+def writer_bundle(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generate decoder bundle (fp32) of the tiny Llama: it writes (nonsense, quickly)."""
+    from rec_edge.config import DecoderExportConfig
+    from rec_edge.export.decoder import export_decoder
+
+    out = tmp_path_factory.mktemp("writer") / "writer"
+    export_decoder(DecoderExportConfig(model=str(tiny_llama), out=str(out), weights="fp32"))
+    return out
+
+
 # Session fixtures that train or export a model: a test that uses one is slow, whatever its marks
 BUILDS_A_MODEL = {
     "tiny_run",
@@ -169,6 +180,7 @@ BUILDS_A_MODEL = {
     "server",
     "tiny_llama",
     "decoder_bundle",
+    "writer_bundle",
 }
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import click
 
+from rec_edge.cli._common import input_options, runtime_options
 from rec_edge.data.readers import read_lines
 
 if TYPE_CHECKING:
@@ -47,36 +48,8 @@ def _write(out: TextIO, texts: list[str], predictions: list, as_json: bool) -> N
 @click.command("predict")
 @click.argument("bundle", type=click.Path(file_okay=False))
 @click.argument("texts", nargs=-1)
-@click.option(
-    "--input",
-    "input_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="JSONL, CSV, TSV, or plain lines (one text per line).",
-)
-@click.option(
-    "--text-field",
-    default="text",
-    show_default=True,
-    help="Field of the text in JSONL/CSV/TSV input.",
-)
-@click.option(
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write JSONL here instead of stdout.",
-)
-@click.option(
-    "--provider",
-    default="cpu",
-    show_default=True,
-    help="cpu, cuda, tensorrt, coreml, openvino, directml, ... or an onnxruntime name.",
-)
-@click.option(
-    "--fallback",
-    is_flag=True,
-    help="Fall back to the CPU when the provider is unavailable (logged).",
-)
-@click.option("--threads", type=int, help="intra-op threads. [default: onnxruntime's choice]")
-@click.option("--batch-size", default=32, show_default=True, help="Texts per session run.")
+@input_options
+@runtime_options
 @click.option(
     "--json", "as_json", is_flag=True, help="JSONL on stdout (label, score, every label's score)."
 )

@@ -29,6 +29,9 @@ from rec_edge.config import SCORE_ENGINES, SCORE_FORMATS, ScoreConfig
 @click.option("--text-field", default="text", show_default=True, help="Classify: the text column.")
 @click.option("--all-scores", is_flag=True, help="Classify: every label's probability as well.")
 @click.option(
+    "--embed", is_flag=True, help="Classify: each row's sentence vector ('embedding') as well."
+)
+@click.option(
     "--prefix", default="", help="Classify: before the output names (label, score, scores)."
 )
 @click.option("--user-field", default="user", show_default=True, help="Rank: the user id column.")
@@ -51,6 +54,12 @@ from rec_edge.config import SCORE_ENGINES, SCORE_FORMATS, ScoreConfig
     "--part-rows",
     type=int,
     help="Rows per part (the unit of commit and resume). [default: about 64 parts, 100 to 10,000 rows each]",
+)
+@click.option(
+    "--max-row-bytes",
+    default=1 << 20,
+    show_default=True,
+    help="A record longer than this is a row error (see --on-error), never read whole.",
 )
 @click.option("--batch-size", default=32, show_default=True, help="Texts per session run.")
 @click.option(
@@ -78,6 +87,7 @@ def command(
     out_format: str | None,
     text_field: str,
     all_scores: bool,
+    embed: bool,
     prefix: str,
     user_field: str,
     candidates: str | None,
@@ -86,6 +96,7 @@ def command(
     resume: bool,
     force: bool,
     part_rows: int | None,
+    max_row_bytes: int,
     batch_size: int,
     threads: int | None,
     workers: int | None,
@@ -109,6 +120,7 @@ def command(
         out_format=out_format,
         text_field=text_field,
         all_scores=all_scores,
+        embed=embed,
         prefix=prefix,
         user_field=user_field,
         candidates=candidates,
@@ -117,6 +129,7 @@ def command(
         resume=resume,
         force=force,
         part_rows=part_rows,
+        max_row_bytes=max_row_bytes,
         batch_size=batch_size,
         threads=threads,
         workers=workers,

@@ -1,9 +1,10 @@
-"""The description head as ONNX nodes (build side, onnx only): appended to optimum's
+r"""The description head as ONNX nodes (build side, onnx only): appended to optimum's
 feature-extraction graph, so that the bundle's graph gives label scores like any other and the
 runtime needs nothing new.
 
     last_hidden_state [batch, seq, hidden], attention_mask [batch, seq]
       -> masked mean over seq -> unit length -> scale * (. @ rows^T) + bias -> logits [batch, labels]
+                                          \-> embedding [batch, hidden] (the second output)
 
 The nodes are named ``HEAD_PREFIX...``; quantization leaves them in float (``head_nodes``), so
 that int8 changes the encoder only and a label's row stays exactly what training left.
@@ -22,10 +23,12 @@ import numpy as np
 
 from rec_edge.errors import ExportError
 from rec_edge.modeling.heads import MEAN_EPS, NORM_EPS, LabelHead
+from rec_edge.runtime.predictor import EMBEDDING_OUTPUT
 
 HEAD_PREFIX = "rec_edge_head/"
 HIDDEN = "last_hidden_state"
 OUTPUT = "logits"
+EMBEDDING = EMBEDDING_OUTPUT  # the unit-length pooled vector the head reads: a second output
 
 
 def append_head(path: Path, head: LabelHead) -> None:
@@ -122,11 +125,19 @@ def append_head(path: Path, head: LabelHead) -> None:
                 "Add", [name("scores"), name("bias64")], [name("logits64")], name=name("bias_add")
             ),
             node("Cast", [name("logits64")], [OUTPUT], to=TensorProto.FLOAT, name=name("logits")),
+            node("Cast", [name("unit")], [EMBEDDING], to=TensorProto.FLOAT, name=name("embedding")),
         ]
     )
     del graph.output[:]
-    graph.output.append(
-        helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch_size", len(head.labels)])
+    graph.output.extend(
+        [
+            helper.make_tensor_value_info(
+                OUTPUT, TensorProto.FLOAT, ["batch_size", len(head.labels)]
+            ),
+            helper.make_tensor_value_info(
+                EMBEDDING, TensorProto.FLOAT, ["batch_size", int(head.rows.shape[1])]
+            ),
+        ]
     )
     onnx.checker.check_model(model)
     onnx.save(model, str(path))

@@ -138,6 +138,7 @@ class Generator:
         self.labels = list(self.manifest.labels)
         self.truncated = 0
         self._lock = threading.Lock()
+        self._prefixes: dict[str, tuple[list[int], list[np.ndarray]]] = {}  # see _prompt_run
 
     @classmethod
     def load(
@@ -251,6 +252,39 @@ class Generator:
         logits, *present = self.session.run(None, feeds)
         return logits, present
 
+    def _prompt_run(self, ids: list[int]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """A prompt's run (logits of its last token, its cache) that reuses the cache of the
+        part every prompt of the bundle starts with: the chat format and the instruction, up to
+        the user's text. That part runs once per Generator (a classify instruction that lists
+        77 labels is most of each prompt); a prompt runs from the first token it does not share
+        with it. Which tokens are shared depends on the prompt alone, so an answer never
+        depends on the prompts before it."""
+        fixed = self.prompt("{text}").split("{text}")[0]
+        with self._lock:
+            cached = self._prefixes.get(fixed)
+        if cached is None:
+            prefix = self.encode(fixed)
+            prefix_past = self._empty_past(1)
+            if prefix:
+                _, prefix_past = self._run(
+                    np.array([prefix]), np.ones((1, len(prefix))), prefix_past, 1
+                )
+            cached = (prefix, prefix_past)
+            with self._lock:
+                self._prefixes[fixed] = cached
+        prefix, prefix_past = cached
+        shared = 0
+        for a, b in zip(prefix, ids[:-1], strict=False):  # the last token always runs
+            if a != b:
+                break
+            shared += 1
+        past = (
+            [np.ascontiguousarray(p[:, :, :shared, :]) for p in prefix_past]
+            if shared
+            else self._empty_past(1)
+        )
+        return self._run(np.array([ids[shared:]]), np.ones((1, len(ids))), past, 1)
+
     def sequence_logits(self, ids: Sequence[int]) -> np.ndarray:
         """The logits after each of ``ids`` in one run (teacher forcing): float32 [len, vocab]."""
         logits, _ = self._run(np.array([list(ids)]), np.ones((1, len(ids))), self._empty_past(1))
@@ -266,7 +300,7 @@ class Generator:
             raise DataError("options must be non-empty strings")
         longest = max(len(a) for a in answers)
         ids = self._prompt_ids(prompt, longest)
-        logits, past = self._run(np.array([ids]), np.ones((1, len(ids))), self._empty_past(1), 1)
+        logits, past = self._prompt_run(ids)
         first = _log_softmax(logits[0, -1].astype(np.float64))
         n = len(answers)
         padded = np.zeros((n, longest), np.int64)
@@ -381,7 +415,7 @@ class Generator:
         return "".join(self.stream(prompt, config, usage))
 
     def chat_prompt(self, messages: Sequence[Mapping[str, str]]) -> str:
-        """The prompt for a conversation (``role``, ``content``; the last from the user), up to
+        """The prompt for a conversation (``role``, ``content``), up to
         where the assistant's answer starts: the model's own chat template (jinja2, as
         transformers renders it), or for a bundle exported without one the bundle's frame
         around a single user message."""
@@ -402,7 +436,8 @@ class Generator:
         given, counts the tokens and says why the answer ended."""
         config = config or GenerationConfig()
         usage = usage if usage is not None else Usage()
-        rng = np.random.default_rng(config.seed)
+        # any integer seeds (OpenAI allows negative ones): numpy takes non-negative, so wrap
+        rng = np.random.default_rng(None if config.seed is None else config.seed % 2**64)
         ids = self._prompt_ids(prompt, min(config.max_new_tokens, self.manifest.max_length - 1))
         usage.prompt_tokens = len(ids)
         past = self._empty_past(1)
@@ -459,8 +494,9 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
 def _next_token(logits: np.ndarray, config: GenerationConfig, rng: np.random.Generator) -> int:
     if config.temperature == 0:
         return int(np.argmax(logits))
-    scaled = logits.astype(np.float64) / config.temperature
-    probabilities = np.exp(scaled - scaled.max())
+    shifted = logits.astype(np.float64) - float(logits.max())  # <= 0: a tiny temperature
+    with np.errstate(over="ignore", divide="ignore"):  # sends the rest to -inf, never to nan
+        probabilities = np.exp(shifted / config.temperature)
     probabilities /= probabilities.sum()
     if config.top_p < 1.0:  # the smallest set of tokens holding top_p of the mass
         order = np.argsort(-probabilities, kind="stable")

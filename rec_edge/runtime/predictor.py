@@ -6,7 +6,6 @@ sorted by length and batched so that each batch is padded only to its own longes
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import zipfile
@@ -19,7 +18,7 @@ import numpy as np
 
 from rec_edge.bundle import MANIFEST_FILE, Bundle, load_bundle, verify_files
 from rec_edge.data.templates import TemplateSet
-from rec_edge.errors import BundleError, ConfigError, DataError
+from rec_edge.errors import BundleError, ConfigError
 from rec_edge.runtime.collab import (
     CollaborativeTables,
     add_tables,
@@ -34,9 +33,17 @@ from rec_edge.runtime.outputs import (
     sigmoid,
     softmax,
 )
+from rec_edge.runtime.requests import (  # noqa: F401  # their home before; callers import them here
+    RANK_FIELDS,
+    RankRequest,
+    parse_rank_request,
+    rank_request,
+    rank_request_problems,
+)
 from rec_edge.runtime.session import SessionConfig, open_session
 from rec_edge.runtime.tokenize import BundleTokenizer, pad_batch
 
+EMBEDDING_OUTPUT = "embedding"  # classify bundles since 2026-12 (convert.head_graph)
 log = logging.getLogger("rec_edge")
 TOKENIZER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 # Candidates are encoded sorted by length, a few per run: titles vary from 3 to 20 tokens, and one
@@ -56,73 +63,6 @@ def pair_scores(user: Any, items: Any) -> Any:
     user row against many. Each output row is an embedding and a bias: ``e_u . e_i + b_u + b_i``.
     Numpy arrays here; training calls it with torch tensors, so both sides share one formula."""
     return (user[..., :-1] * items[..., :-1]).sum(-1) + user[..., -1] + items[..., -1]
-
-
-@dataclass(frozen=True)
-class RankRequest:
-    """One user's request: the titles they liked and disliked, the candidates, how many to keep."""
-
-    liked: list[str]
-    disliked: list[str]
-    candidates: list[str]
-    k: int | None = None
-
-    @property
-    def history(self) -> dict[str, list[str]]:
-        return {"liked": self.liked, "disliked": self.disliked}
-
-
-RANK_FIELDS = ("liked", "disliked", "candidates", "k")
-
-
-def rank_request_problems(body: Any) -> list[tuple[str | None, str]]:
-    """Every problem of a decoded rank request, each as (field, message); none: it is usable."""
-    if not isinstance(body, dict) or "candidates" not in body:
-        return [
-            (None, "expected a JSON object with 'candidates' and optional 'liked', 'disliked', 'k'")
-        ]
-    problems: list[tuple[str | None, str]] = [
-        (key, f"unknown field (known: {', '.join(RANK_FIELDS)})")
-        for key in sorted(set(body) - set(RANK_FIELDS))
-    ]
-    problems += [
-        (key, "must be a list of strings")
-        for key in ("liked", "disliked", "candidates")
-        if not isinstance(body.get(key, []), list)
-        or not all(isinstance(t, str) for t in body.get(key, []))
-    ]
-    k = body.get("k")
-    if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
-        problems.append(("k", f"must be a positive integer, got {k!r}"))
-    return problems
-
-
-def rank_request(body: dict[str, Any]) -> RankRequest:
-    """A RankRequest from a decoded body that ``rank_request_problems`` found usable."""
-    return RankRequest(
-        list(body.get("liked", [])),
-        list(body.get("disliked", [])),
-        list(body["candidates"]),
-        body.get("k"),
-    )
-
-
-def parse_rank_request(text: str, where: str = "request") -> RankRequest:
-    """``{"liked": [...], "disliked": [...], "candidates": [...], "k": 10}`` from JSON; the
-    error names ``where`` and the field at fault."""
-    try:
-        body = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise DataError(f"{where}: not valid JSON ({error})") from None
-    problems = rank_request_problems(body)
-    if problems:
-        raise DataError(
-            [
-                f"{where}: {message}" if field is None else f"{where}: '{field}' {message}"
-                for field, message in problems
-            ]
-        )
-    return rank_request(body)
 
 
 def _read_item_index(
@@ -244,6 +184,8 @@ class Predictor:
                 verify_files(bundle, used)
             except BundleError as error:
                 failure.append(error)
+            except OSError as error:  # a file unreadable while it is hashed
+                failure.append(BundleError(f"{bundle.path}: cannot be verified ({error})"))
 
         checker = threading.Thread(target=check, name="rec-edge-verify")
         checker.start()
@@ -299,24 +241,62 @@ class Predictor:
         """The texts as the model sees them: through the bundle's inference template."""
         return [self._render(t) for t in texts]
 
-    def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+    def _run(self, feed: dict[str, np.ndarray], outputs: list[str]) -> list[np.ndarray]:
         if not self._io_binding:
-            return self.session.run([self.output_name], feed)[0]
+            return list(self.session.run(outputs, feed))
         binding = self.session.io_binding()  # CUDA: inputs copied once, no per-run host syncs
         for name, array in feed.items():
             binding.bind_cpu_input(name, array)
-        binding.bind_output(self.output_name)
+        for output in outputs:
+            binding.bind_output(output)
         self.session.run_with_iobinding(binding)
-        return binding.copy_outputs_to_cpu()[0]
+        return list(binding.copy_outputs_to_cpu())
 
     def logits(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Raw scores, float32 [len(texts), len(labels)], in the order of ``texts``; for a rank
         bundle each row is an embedding and a bias (see ``pair_scores``), the texts as given."""
+        return self._rows(texts, batch_size, [self.output_name])[0]
+
+    def embed(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """Each text's sentence vector, float32 [len(texts), hidden], unit length: the pooled
+        vector the label head reads (a tuned bundle's vectors are what a vector index wants).
+        The same whatever the batch: a text's vector alone equals its vector among others."""
+        self._require_embedding()
+        return self._rows(texts, batch_size, [EMBEDDING_OUTPUT])[0]
+
+    def logits_and_embeddings(
+        self, texts: Sequence[str], batch_size: int = 32
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``logits`` and ``embed`` from the same session runs (one pass over the texts)."""
+        self._require_embedding()
+        logits, vectors = self._rows(texts, batch_size, [self.output_name, EMBEDDING_OUTPUT])
+        return logits, vectors
+
+    @property
+    def embedding_size(self) -> int | None:
+        """The sentence vector's dimensions (``embed``); None: the bundle gives none."""
+        shapes = {o.name: o.shape for o in self.session.get_outputs()}
+        shape = shapes.get(EMBEDDING_OUTPUT)
+        return int(shape[-1]) if shape and isinstance(shape[-1], int) else None
+
+    def _require_embedding(self) -> None:
+        if self.embedding_size is None:
+            raise BundleError(
+                f"Bundle {self.bundle.path} has no '{EMBEDDING_OUTPUT}' output (exported before "
+                "embeddings, or not a classify bundle with the description head): export the "
+                "run again with this version of rec-edge."
+            )
+
+    def _rows(self, texts: Sequence[str], batch_size: int, outputs: list[str]) -> list[np.ndarray]:
+        """One row of each of ``outputs`` per text, in the order of ``texts``: length-sorted
+        session runs of ``batch_size``, the rows scattered back."""
         items = check_texts(texts)
         if batch_size < 1:
             raise ConfigError(f"batch_size={batch_size} (must be >= 1)")
         if not items:
-            return np.zeros((0, len(self.manifest.labels)), dtype=np.float32)
+            shapes = {o.name: o.shape for o in self.session.get_outputs()}
+            widths = [shapes[name][-1] for name in outputs]
+            return [np.zeros((0, w if isinstance(w, int) else 0), np.float32) for w in widths]
         encodings = self.tokenizer.encode(self.render(items))
         truncated = sum(1 for e in encodings if e.overflowing)
         if truncated:
@@ -330,17 +310,17 @@ class Predictor:
             )
         if len(encodings) <= batch_size:  # one batch: no sorting or scattering needed
             batch = pad_batch(encodings, self.tokenizer.pad_id)
-            return self._run({name: batch[name] for name in self.input_names})
+            return self._run({name: batch[name] for name in self.input_names}, outputs)
         order = np.argsort([len(e.ids) for e in encodings], kind="stable")
-        out: np.ndarray | None = None
+        out: list[np.ndarray] = []
         for start in range(0, len(order), batch_size):
             index = order[start : start + batch_size]
             batch = pad_batch([encodings[i] for i in index], self.tokenizer.pad_id)
-            scores = self._run({name: batch[name] for name in self.input_names})
-            if out is None:
-                out = np.empty((len(items), scores.shape[-1]), dtype=np.float32)
-            out[index] = scores
-        assert out is not None
+            rows = self._run({name: batch[name] for name in self.input_names}, outputs)
+            if not out:
+                out = [np.empty((len(items), r.shape[-1]), dtype=np.float32) for r in rows]
+            for whole, part in zip(out, rows, strict=True):
+                whole[index] = part
         return out
 
     def _require_classify(self) -> None:

@@ -17,6 +17,8 @@ from typing import Any
 from rec_edge.bundle import load_bundle
 from rec_edge.config import ScoreConfig, config_to_dict
 from rec_edge.errors import ConfigError, DataError, OutputExistsError
+from rec_edge.overwrite import check_replaceable
+from rec_edge.runtime.predictor import EMBEDDING_OUTPUT
 from rec_edge.scoring.output import (
     JOB_FILE,
     REJECTS,
@@ -49,12 +51,15 @@ def score(config: ScoreConfig) -> ScoreResult:
     began = time.perf_counter()
     files, fmt = input_files(config.input, config.input_format)
     job = resolve_job(config, fmt)
-    parts = plan_parts(files, fmt, config.part_rows)
+    parts = plan_parts(files, fmt, config.part_rows, config.max_row_bytes)
     if not parts:
         raise DataError(f"{config.input}: no rows to score")
     _check_fields(job, parts[0])
     out = Path(config.out)
     fingerprint = {**_fingerprint(config, job, files), "parts": len(parts)}
+    inputs = [config.input, config.bundle, *([config.candidates] if config.candidates else [])]
+    if config.force:  # only a scoring job's folder goes, and never one that holds an input
+        check_replaceable(out, JOB_FILE, inputs)
     done = open_output(out, fingerprint, len(parts), config.resume, config.force, job.out_format)
     pending = [p for p in parts if p.index not in done]
     stats = _run(config, job, pending, _progress(config, parts, done))
@@ -74,6 +79,11 @@ def resolve_job(config: ScoreConfig, input_format: str) -> Job:
         raise ConfigError(
             f"{config.bundle} has no catalog (an item index) to rank; pass --candidates FILE."
         )
+    if config.embed and EMBEDDING_OUTPUT not in bundle.manifest.outputs:
+        raise ConfigError(
+            f"{config.bundle} gives no sentence vectors for --embed (a {task!r} bundle without "
+            f"the '{EMBEDDING_OUTPUT}' output): export the run again with this version."
+        )
     fmt = config.out_format or input_format
     return Job(
         bundle=str(Path(config.bundle).resolve()),
@@ -85,6 +95,7 @@ def resolve_job(config: ScoreConfig, input_format: str) -> Job:
         threads=_threads(config),
         text_field=config.text_field,
         all_scores=config.all_scores,
+        embed=config.embed,
         prefix=config.prefix,
         user_field=config.user_field,
         candidates=read_candidates(Path(config.candidates)) if config.candidates else None,
@@ -128,6 +139,9 @@ def read_candidates(path: Path) -> list[str]:
                 value = json.loads(line)
             except json.JSONDecodeError as error:
                 problems.append(f"{path}:{number}: malformed JSON ({error.msg})")
+                continue
+            except RecursionError:
+                problems.append(f"{path}:{number}: JSON nested too deeply")
                 continue
             value = value.get("item") if isinstance(value, dict) else value
             if not isinstance(value, str):
@@ -187,7 +201,8 @@ def _fingerprint(config: ScoreConfig, job: Job, files: list[Path]) -> dict[str, 
 def open_output(
     out: Path, fingerprint: dict[str, Any], parts: int, resume: bool, force: bool, fmt: str
 ) -> set[int]:
-    """The output folder, new or resumed; the indices of the parts already committed."""
+    """The output folder, new or resumed; the indices of the parts already committed. With
+    ``force`` the folder is deleted first: the caller checks it may be (``check_replaceable``)."""
     job_file = out / JOB_FILE
     if out.exists() and force:
         shutil.rmtree(out)

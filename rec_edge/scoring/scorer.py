@@ -37,6 +37,7 @@ class Job:
     threads: int | None
     text_field: str = "text"
     all_scores: bool = False
+    embed: bool = False  # classify: each row's sentence vector as well (Predictor.embed)
     user_field: str = "user"
     prefix: str = ""  # classify: before the output fields' names (label, score, scores)
     candidates: list[str] | None = None  # rank: None: the bundle's catalog
@@ -46,7 +47,8 @@ class Job:
     def output_fields(self) -> list[str]:
         if self.task == "rank":
             return [self.user_field, "rank", "item", "score", "enjoy"]
-        return [self.prefix + name for name in ("label", "score", "scores")]
+        names = ("label", "score", "scores", *(("embedding",) if self.embed else ()))
+        return [self.prefix + name for name in names]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -145,15 +147,26 @@ class PartScorer:
     def _classify(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         field_ = self.job.text_field
         texts = [row[field_] if isinstance(row[field_], str) else str(row[field_]) for row in rows]
-        probabilities = softmax(self.predictor.logits(texts, self.job.batch_size))
+        vectors: list[Any] = []
+        if self.job.embed:  # one pass gives both (only a Predictor has the output: resolve_job)
+            assert isinstance(self.predictor, Predictor)
+            logits, embedded = self.predictor.logits_and_embeddings(texts, self.job.batch_size)
+            vectors = embedded.tolist()
+        else:
+            logits = self.predictor.logits(texts, self.job.batch_size)
+        probabilities = softmax(logits)
         best = probabilities.argmax(axis=-1)
         labels = self.predictor.labels
-        name_label, name_score, name_scores = self.job.output_fields
+        name_label, name_score, name_scores = self.job.output_fields[:3]
         out = []
-        for row, b, p in zip(rows, best.tolist(), probabilities.tolist(), strict=True):
+        for i, (row, b, p) in enumerate(
+            zip(rows, best.tolist(), probabilities.tolist(), strict=True)
+        ):
             scored = {**row, name_label: labels[b], name_score: p[b]}
             if self.job.all_scores:
                 scored[name_scores] = dict(zip(labels, p, strict=True))
+            if vectors:
+                scored[self.job.output_fields[3]] = vectors[i]
             out.append(scored)
         return out
 

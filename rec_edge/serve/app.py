@@ -28,18 +28,26 @@ from rec_edge.config import ServeConfig
 from rec_edge.errors import ConfigError, DataError, RecEdgeError
 from rec_edge.runtime.generator import Generator, Usage
 from rec_edge.serve.batcher import Overloaded
+from rec_edge.serve.embeddings import (
+    check_dimensions,
+    decode_embeddings,
+    embedder,
+    embeddings_body,
+)
 from rec_edge.serve.metrics import ServeMetrics
 from rec_edge.serve.models import ServedModel
 from rec_edge.serve.openai import (
     DONE,
     Answer,
     Completion,
+    check_size,
     decode_completion,
     prompt_for,
     stream_pieces,
 )
 from rec_edge.serve.schema import (
     RequestError,
+    Served,
     decode_json,
     decode_predict,
     decode_rank,
@@ -110,6 +118,7 @@ class Server:
             Route("/v1/models/{name}/reload", self.reload, methods=["POST"]),
             Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
             Route("/v1/completions", self.completions, methods=["POST"]),
+            Route("/v1/embeddings", self.embeddings, methods=["POST"]),
             Route("/v1/models", self.list_models, methods=["GET"]),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),
@@ -156,7 +165,7 @@ class Server:
                 try:
                     await self.models[name].reload()
                     log.info("SIGHUP: %s reloaded", name)
-                except RecEdgeError as error:
+                except Exception as error:  # noqa: BLE001  # whatever failed, keep serving
                     log.error("SIGHUP: %s refused, the old bundle keeps serving: %s", name, error)
 
         asyncio.get_running_loop().create_task(reload_all())
@@ -218,15 +227,15 @@ class Server:
     async def predict(self, request: Request) -> Response:
         try:
             model = self._model(request, "classify")
-            labels = model.predictor.labels
-            probabilities, top_k = await self._batched(
-                model, request, lambda body: decode_predict(body, self.config, len(labels))
+            labels = len(model.predictor.labels)
+            scored, top_k = await self._batched(
+                model, request, lambda body: decode_predict(body, self.config, labels)
             )
         except RequestError as error:
             return _error(error)
-        return JSONResponse(
-            {"model": model.name, "predictions": encode_predictions(probabilities, labels, top_k)}
-        )
+        # the labels of the bundle that scored the run, whatever a reload did meanwhile
+        predictions = encode_predictions(scored.probabilities, scored.labels, top_k)
+        return JSONResponse({"model": model.name, "predictions": predictions})
 
     async def rank(self, request: Request) -> Response:
         try:
@@ -241,11 +250,19 @@ class Server:
     async def reload(self, request: Request) -> Response:
         try:
             model = self._model(request)
+            if not self.config.loopback and self.config.api_key_file is None:
+                raise RequestError(
+                    403,
+                    "reload_disabled",
+                    f"reload is off: the server listens on {self.config.host} without "
+                    "--api-key-file; restart it with --api-key-file (or send it SIGHUP)",
+                )
         except RequestError as error:
             return _error(error)
         try:
             return JSONResponse(await model.reload())
-        except RecEdgeError as error:
+        # any failure to load (onnxruntime's own errors too): the old bundle keeps serving
+        except Exception as error:  # noqa: BLE001
             log.error("reload of %s refused: %s", model.name, error)
             return _error(
                 RequestError(
@@ -254,6 +271,25 @@ class Server:
                     f"{error} The old bundle (sha256 {model.sha256[:12]}) keeps serving.",
                 )
             )
+
+    async def embeddings(self, request: Request) -> Response:
+        """OpenAI's embeddings over a classify bundle's sentence vectors (serve.embeddings)."""
+        try:
+            body = decode_json(await _read_body(request, self.config.max_body_bytes))
+            asked = decode_embeddings(body, self.config)
+            model, predictor = embedder(self.models, asked.model)
+            check_dimensions(asked, predictor.embedding_size or 0)
+            embed = functools.partial(predictor.embed, asked.texts, model.session_batch)
+            running = asyncio.get_running_loop().run_in_executor(model.executor, embed)
+            vectors = await asyncio.wait_for(running, self.config.timeout_s)
+        except RequestError as error:
+            return _error(error)
+        except TimeoutError:
+            return _error(
+                RequestError(504, "timeout", f"no answer within {self.config.timeout_s} s")
+            )
+        tokens = sum(len(e.ids) for e in predictor.tokenizer.encode(predictor.render(asked.texts)))
+        return JSONResponse(embeddings_body(asked, vectors, tokens))
 
     async def chat_completions(self, request: Request) -> Response:
         return await self._complete(request, chat=True)
@@ -302,13 +338,8 @@ class Server:
                     f"text; use POST {model.endpoint}",
                     [("model", "names an encoder bundle")],
                 )
+            check_size(given, chat, self.config)
             prompt = prompt_for(model.predictor, chat, given)
-            if len(prompt) > self.config.max_chars:
-                limit = f"at most {self.config.max_chars} characters (--max-chars)"
-                field = "messages" if chat else "prompt"
-                raise RequestError(
-                    413, "too_large", f"the prompt has {len(prompt)}; {limit}", [(field, limit)]
-                )
             return prompt
 
         return prompt_of
@@ -356,12 +387,22 @@ class Server:
         return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")
 
     async def openapi(self, _: Request) -> Response:
-        return JSONResponse(openapi(__version__))
+        served = {
+            name: Served(
+                model.task,
+                len(model.predictor.manifest.labels),
+                getattr(model.predictor, "embedding_size", None),
+            )
+            for name, model in self.models.items()
+        }
+        return JSONResponse(openapi(__version__, self.config, served))
 
     async def _http_error(self, _: Request, error: Exception) -> Response:
         assert isinstance(error, HTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
-        return _error(RequestError(error.status_code, code, str(error.detail)))
+        # a 405 keeps Starlette's Allow header (RFC 9110: the methods the route takes)
+        headers = dict(error.headers or {})
+        return _error(RequestError(error.status_code, code, str(error.detail), headers=headers))
 
     async def _crash(self, request: Request, error: Exception) -> Response:
         log.exception("%s %s failed", request.method, request.url.path, exc_info=error)

@@ -8,8 +8,11 @@ import statistics
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from rec_edge.config import GenerationConfig, ServeConfig
 from rec_edge.errors import BundleError
@@ -89,6 +92,28 @@ def session_batch(predictor: Predictor | Generator, config: ServeConfig, repeats
     return min(sizes, key=lambda s: statistics.median(seconds[s]))
 
 
+# the manifest's source fields that may hold this machine's paths: shown with --show-paths only
+PATH_KEYS = ("run", "model", "export_config", "run_dir")
+
+
+@dataclass(frozen=True)
+class LabelledRows(Sequence[Any]):
+    """A classify run's probabilities with the labels of the bundle that computed them, so that
+    an answer never pairs a reloaded bundle's labels with the old one's scores (the batcher
+    slices it per request)."""
+
+    probabilities: np.ndarray
+    labels: list[str]
+
+    def __len__(self) -> int:
+        return len(self.probabilities)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return LabelledRows(self.probabilities[index], self.labels)
+        return self.probabilities[index]
+
+
 class ServedModel:
     """One bundle under one name. Its batcher reads ``self.predictor`` at the start of each run,
     so a reload swaps the Predictor between two runs."""
@@ -137,8 +162,7 @@ class ServedModel:
         predictor, size = self.predictor, self.session_batch
         if predictor.manifest.task == "rank":
             return predictor.rank_batch(items, size)
-        probabilities = softmax(predictor.logits(items, size))
-        return probabilities  # type: ignore[return-value]  # an array: sliced per request
+        return LabelledRows(softmax(predictor.logits(items, size)), list(predictor.labels))
 
     def describe(self) -> dict[str, Any]:
         manifest = self.predictor.manifest
@@ -147,10 +171,14 @@ class ServedModel:
             "task": manifest.task,
             "labels": list(manifest.labels),
             "recipe": manifest.recipe,
-            "source": manifest.source,
+            "source": (
+                manifest.source
+                if self.config.show_paths
+                else {k: v for k, v in manifest.source.items() if k not in PATH_KEYS}
+            ),
             "model_sha256": self.sha256,
             "session_batch": self.session_batch,
-            "path": str(self.path),
+            **({"path": str(self.path)} if self.config.show_paths else {}),
             "loaded_at": self.loaded_at,
             "endpoint": self.endpoint,
         }

@@ -19,9 +19,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from rec_edge.config import GenerationConfig
-from rec_edge.errors import ConfigError, DataError
+from rec_edge.config import GenerationConfig, ServeConfig
+from rec_edge.errors import BundleError, ConfigError, DataError
 from rec_edge.runtime.generator import Generator, Usage
+from rec_edge.runtime.requests import whole_number
 from rec_edge.serve.schema import RequestError, _invalid
 
 ROLES = ("system", "user", "assistant")
@@ -120,10 +121,10 @@ def decode_completion(
     assert isinstance(model, str)  # checked above
     prompt = prompt_of(model, given if chat else _one_prompt(given))  # type: ignore[arg-type]
     config = GenerationConfig(
-        max_new_tokens=tokens,
+        max_new_tokens=int(tokens),
         temperature=float(temperature),
         top_p=float(top_p),
-        seed=seed,
+        seed=whole_number(seed),
         stop=tuple(stop),
     )
     return Completion(model, prompt, config, stream, bool(options.get("include_usage")))
@@ -142,9 +143,7 @@ def _messages_problems(messages: Any) -> list[tuple[str | None, str]]:
             problems.append((f"{where}.role", f"must be one of {', '.join(ROLES)}"))
         if not isinstance(_content(message.get("content")), str):
             problems.append((f"{where}.content", "must be a string or a list of text parts"))
-    if not problems and messages[-1]["role"] != "user":
-        problems.append(("messages", "the last message must be the user's"))
-    return problems
+    return problems  # any last role, as OpenAI: the assistant's answer starts after it
 
 
 def _content(content: Any) -> str | None:
@@ -176,11 +175,30 @@ def _one_prompt(prompt: str | list[str]) -> str:
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return whole_number(value) is not None
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_size(given: Any, chat: bool, limits: ServeConfig) -> None:
+    """At most ``--max-texts`` messages of at most ``--max-chars`` characters each (a text
+    completion: its prompt), as a predict request's texts; past it 413, naming the field."""
+    texts = [_content(m.get("content")) or "" for m in given] if chat else [_one_prompt(given)]
+    if chat and len(texts) > limits.max_texts:
+        message = f"has {len(texts)} messages; at most {limits.max_texts} (--max-texts)"
+        raise _invalid([("messages", message)], too_large=True)
+    problems: list[tuple[str | None, str]] = [
+        (
+            f"messages[{i}].content" if chat else "prompt",
+            f"has {len(text)} characters; at most {limits.max_chars} (--max-chars)",
+        )
+        for i, text in enumerate(texts)
+        if len(text) > limits.max_chars
+    ]
+    if problems:
+        raise _invalid(problems, too_large=True)
 
 
 def prompt_for(generator: Generator, chat: bool, given: Any) -> str:
@@ -189,7 +207,7 @@ def prompt_for(generator: Generator, chat: bool, given: Any) -> str:
         return str(given)
     try:
         return generator.chat_prompt(chat_messages(given))
-    except DataError as error:
+    except (DataError, BundleError) as error:  # BundleError: an old bundle, no chat template
         raise RequestError(422, "invalid_request", str(error), [("messages", str(error))]) from None
     except ConfigError as error:  # e.g. jinja2 missing on this server
         raise RequestError(500, "internal_error", str(error)) from None

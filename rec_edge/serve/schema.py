@@ -3,7 +3,9 @@ problem named by its field, answers as JSON, and the OpenAPI document that descr
 
 from __future__ import annotations
 
+import copy
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +18,7 @@ from rec_edge.runtime.predictor import (
     rank_request,
     rank_request_problems,
 )
+from rec_edge.runtime.requests import whole_number
 
 PREDICT_FIELDS = ("texts", "top_k")
 
@@ -60,6 +63,8 @@ def decode_json(body: bytes) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as error:
         raise RequestError(400, "malformed_json", f"the body is not valid JSON ({error})") from None
+    except RecursionError:
+        raise RequestError(400, "malformed_json", "the body's JSON is nested too deeply") from None
 
 
 def _text_limits(texts: list[str], field: str, limits: ServeConfig) -> list[tuple[str | None, str]]:
@@ -92,11 +97,10 @@ def decode_predict(body: Any, limits: ServeConfig, labels: int) -> tuple[list[st
         ]
         if not texts:
             problems.append(("texts", "is empty; give at least one text"))
-    top_k = body.get("top_k")
-    if top_k is not None and (
-        not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= labels
-    ):
-        problems.append(("top_k", f"must be an integer from 1 to {labels}, got {top_k!r}"))
+    given_k = body.get("top_k")
+    top_k = whole_number(given_k)
+    if given_k is not None and (top_k is None or not 1 <= top_k <= labels):
+        problems.append(("top_k", f"must be an integer from 1 to {labels}, got {given_k!r}"))
     if problems:
         raise _invalid(problems)
     assert isinstance(texts, list)
@@ -164,6 +168,8 @@ class _Op:
     summary: str
     request: dict[str, Any] | None
     response: dict[str, Any]
+    task: str | None = None  # the served bundles it takes (their names: {name} or "model")
+    media: tuple[str, ...] = ("application/json",)  # of the 200 answer
 
 
 _ERROR = {
@@ -194,6 +200,22 @@ _SCORED = {
     "type": "object",
     "properties": {"label": {"type": "string"}, "score": {"type": "number"}},
 }
+_STOP = {"type": "string", "minLength": 1}
+_SAMPLING = {  # what decode_completion honours (OpenAI's names)
+    "max_tokens": {"type": "integer", "minimum": 1},
+    "max_completion_tokens": {"type": "integer", "minimum": 1},
+    "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+    "top_p": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+    "seed": {"type": "integer"},
+    "stop": {"anyOf": [_STOP, {"type": "array", "items": _STOP, "maxItems": 4}]},
+    "stream": {"type": "boolean"},
+    "stream_options": {
+        "type": "object",
+        "properties": {"include_usage": {"type": "boolean"}},
+        "additionalProperties": False,
+    },
+    "user": {"type": "string"},
+}
 _OPS = {
     ("/v1/models/{name}/predict", "post"): _Op(
         "Classify texts (classify bundles); answers equal Predictor.predict on the request alone",
@@ -218,6 +240,7 @@ _OPS = {
                 },
             },
         },
+        task="classify",
     ),
     ("/v1/models/{name}/rank", "post"): _Op(
         "Rank candidates for a user's history (rank bundles), best first",
@@ -248,6 +271,7 @@ _OPS = {
                 },
             },
         },
+        task="rank",
     ),
     ("/v1/models/{name}/reload", "post"): _Op(
         "Load the bundle again from its path, check and warm it, swap it in; refused (409) if bad",
@@ -262,30 +286,52 @@ _OPS = {
             "required": ["model", "messages"],
             "properties": {
                 "model": {"type": "string"},
-                "messages": {"type": "array", "items": {"type": "object"}},
-                "max_tokens": {"type": "integer", "minimum": 1},
-                "temperature": {"type": "number", "minimum": 0, "maximum": 2},
-                "top_p": {"type": "number"},
-                "seed": {"type": "integer"},
-                "stop": {"type": ["string", "array"]},
-                "stream": {"type": "boolean"},
+                "messages": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["role", "content"],
+                        "properties": {
+                            "role": {"enum": ["system", "user", "assistant"]},
+                            "content": {"type": "string"},
+                        },
+                    },
+                },
+                **_SAMPLING,
             },
         },
         {"type": "object"},
+        task="generate",
+        media=("application/json", "text/event-stream"),
     ),
     ("/v1/completions", "post"): _Op(
         "OpenAI text completion over a decoder bundle: the prompt as is, no chat template",
         {
             "type": "object",
             "required": ["model", "prompt"],
+            "properties": {"model": {"type": "string"}, "prompt": {"type": "string"}, **_SAMPLING},
+        },
+        {"type": "object"},
+        task="generate",
+        media=("application/json", "text/event-stream"),
+    ),
+    ("/v1/embeddings", "post"): _Op(
+        "OpenAI embeddings: a classify bundle's sentence vectors (model: its name), float or "
+        "base64 (little-endian float32)",
+        {
+            "type": "object",
+            "required": ["model", "input"],
             "properties": {
                 "model": {"type": "string"},
-                "prompt": {"type": "string"},
-                "max_tokens": {"type": "integer", "minimum": 1},
-                "stream": {"type": "boolean"},
+                "input": {"anyOf": [{"type": "string"}, _STRINGS]},
+                "encoding_format": {"enum": ["float", "base64"]},
+                "dimensions": {"type": "integer"},
+                "user": {"type": "string"},
             },
         },
         {"type": "object"},
+        task="embed",
     ),
     ("/v1/models", "get"): _Op(
         "Each bundle: task, labels, recipe, source, sha256 of its model file (models), and "
@@ -297,20 +343,92 @@ _OPS = {
     ("/readyz", "get"): _Op(
         "Every bundle loaded and warmed (503 otherwise)", None, {"type": "object"}
     ),
-    ("/metrics", "get"): _Op("Prometheus text format", None, {"type": "string"}),
+    ("/metrics", "get"): _Op(
+        "Prometheus text format", None, {"type": "string"}, media=("text/plain",)
+    ),
 }
 
 
-def openapi(version: str) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of the server (GET /openapi.json)."""
+@dataclass(frozen=True)
+class Served:
+    """What the schema needs of a served bundle."""
+
+    task: str
+    labels: int
+    embedding: int | None = None  # the sentence vector's dimensions (POST /v1/embeddings)
+
+
+def _serves(task: str | None, model: Served) -> bool:
+    if task == "embed":
+        return model.embedding is not None
+    return task in (None, model.task)
+
+
+def _bounded(
+    request: dict[str, Any] | None,
+    limits: ServeConfig,
+    served: Mapping[str, Served] | None,
+    names: list[str] | None,
+) -> dict[str, Any] | None:
+    """A request schema with the server's limits (``--max-texts``, ``--max-chars``, ...), the
+    served names, and no field the server would refuse as unknown."""
+    if request is None:
+        return None
+    bounded = copy.deepcopy(request)
+    bounded["additionalProperties"] = False
+    properties = bounded["properties"]
+    text = {"type": "string", "maxLength": limits.max_chars}
+    if "texts" in properties:  # predict
+        properties["texts"] = {
+            "type": "array",
+            "items": text,
+            "minItems": 1,
+            "maxItems": limits.max_texts,
+        }
+        labels = [m.labels for n, m in (served or {}).items() if names is None or n in names]
+        if labels:
+            properties["top_k"]["maximum"] = min(labels)
+    if "candidates" in properties:  # rank
+        for key in ("liked", "disliked", "candidates"):
+            properties[key] = {"type": "array", "items": text}
+        properties["candidates"]["maxItems"] = limits.max_candidates
+    if "input" in properties:  # embeddings
+        texts = {"type": "array", "items": text, "minItems": 1, "maxItems": limits.max_texts}
+        properties["input"] = {"anyOf": [text, texts]}
+        widths = {m.embedding for n, m in (served or {}).items() if n in (names or [])}
+        properties["dimensions"] = {"type": "integer", "enum": sorted(w for w in widths if w)}
+    if "messages" in properties:  # chat: each message as a text
+        properties["messages"]["maxItems"] = limits.max_texts
+        properties["messages"]["items"]["properties"]["content"] = text
+    if "prompt" in properties:  # a text completion: one text, not empty
+        properties["prompt"] = {**text, "minLength": 1}
+    if "model" in properties and names is not None:  # OpenAI's: the bundle named in the body
+        properties["model"] = {"type": "string", "enum": names}
+    return bounded
+
+
+def openapi(
+    version: str, limits: ServeConfig | None = None, served: Mapping[str, Served] | None = None
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the server (GET /openapi.json). With ``limits`` and
+    ``served`` (each bundle's name, task and labels) it is this server's own: each route takes
+    the names of the bundles it serves (a route that none serves is left out) and the sizes the
+    server accepts, so that a request the schema allows is answered, and one it refuses is an
+    error that names the field."""
     paths: dict[str, dict[str, Any]] = {}
     for (path, method), op in _OPS.items():
+        names = None
+        if served is not None and ("{name}" in path or op.task is not None):
+            names = sorted(n for n, m in served.items() if _serves(op.task, m))
+            if not names:
+                continue
+        request = _bounded(op.request, limits, served, names) if limits else op.request
         entry: dict[str, Any] = {
             "summary": op.summary,
             "responses": {
                 "200": {
                     "description": "OK",
-                    "content": {"application/json": {"schema": op.response}},
+                    "content": {media: {"schema": op.response} for media in op.media},
                 },
                 "default": {
                     "description": "An error",
@@ -319,13 +437,12 @@ def openapi(version: str) -> dict[str, Any]:
             },
         }
         if "{name}" in path:
-            entry["parameters"] = [
-                {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-            ]
-        if op.request is not None:
+            name: dict[str, Any] = {"type": "string", **({"enum": names} if names else {})}
+            entry["parameters"] = [{"name": "name", "in": "path", "required": True, "schema": name}]
+        if request is not None:
             entry["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": op.request}},
+                "content": {"application/json": {"schema": request}},
             }
         paths.setdefault(path, {})[method] = entry
     return {

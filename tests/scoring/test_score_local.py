@@ -4,6 +4,7 @@ named or set aside, and a stopped job resumed without scoring a part twice."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -216,6 +217,125 @@ def test_cli_errors_are_one_line(tiny_bundle: Path, tmp_path: Path) -> None:
     )
     assert result.exit_code != 0
     assert "Traceback" not in result.output and "--force" in result.output
+
+
+def test_a_row_of_bad_bytes_or_deep_json_is_skipped_not_the_job(
+    tiny_bundle: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(
+        b'{"text": "the bank loan"}\n{"text": "caf\xe9\xff"}\n'
+        + b"[" * 60_000
+        + b"]" * 60_000
+        + b'\n{"text": "a goal in the match"}\n'
+    )
+    out = tmp_path / "out"
+    result = score(config(tiny_bundle, source, out, on_error="skip"))
+    assert result.written == 2 and result.rejected == 2
+    rejects = [json.loads(x) for x in (out / "rejects/part-00000.jsonl").read_text().splitlines()]
+    assert [(r["line"], r["row"]) for r in rejects] == [
+        (2, "not valid UTF-8 (byte 0xe9 at column 14); re-encode the input as UTF-8"),
+        (3, "JSON nested too deeply"),
+    ]
+    failed = CliRunner().invoke(
+        main, ["score", str(tiny_bundle), str(source), "--out", str(tmp_path / "o2")]
+    )
+    assert failed.exit_code != 0 and "Traceback" not in failed.output
+    assert "in.jsonl:2: not valid UTF-8" in failed.output
+
+
+def test_a_full_disk_is_one_line_and_resume_completes(
+    tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    source = texts_file(tmp_path, 30)
+    out = tmp_path / "out"
+    real_fsync, calls = os.fsync, []
+
+    def fsync(descriptor: int) -> None:
+        calls.append(descriptor)
+        if len(calls) == 6:  # a few files in: the disk fills up
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    result = CliRunner().invoke(
+        main,
+        [
+            "score",
+            str(tiny_bundle),
+            str(source),
+            "--out",
+            str(out),
+            "--part-rows",
+            "10",
+            "--no-progress",
+        ],
+    )
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    (line,) = [x for x in result.output.splitlines() if x.startswith("error:")]
+    assert "No space left on device" in line and "--resume" in line
+    assert not [p for p in out.rglob(".*.tmp")]  # the temporary part is gone
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    resumed = score(config(tiny_bundle, source, out, part_rows=10, resume=True))
+    assert resumed.resumed >= 1 and (out / "_SUCCESS.json").is_file()
+    assert [r["text"] for r in output_rows(out)] == [
+        json.loads(x)["text"] for x in source.read_text().splitlines()
+    ]
+
+
+def test_sigkill_mid_job_then_resume_gives_the_uninterrupted_output(
+    tiny_bundle: Path, tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    rows = [{"id": i, "text": r["text"]} for i, r in enumerate(make_examples(2000, seed=3))]
+    source = write_jsonl(tmp_path / "in.jsonl", rows)  # type: ignore[arg-type]
+    args = [str(tiny_bundle), str(source), "--part-rows", "200", "--batch-size", "4"]
+    args += ["--threads", "1", "--no-progress"]
+    command = [sys.executable, "-m", "rec_edge.cli", "score", *args]
+    killed = tmp_path / "killed"
+    job = subprocess.Popen([*command, "--out", str(killed)], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(killed.glob("part-00001.jsonl")):  # two parts in: kill -9, no cleanup runs
+        assert job.poll() is None and time.monotonic() < deadline, "the job ended before the kill"
+        time.sleep(0.01)
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    done = sorted(p.name for p in killed.glob("part-*.jsonl"))
+    assert 2 <= len(done) < 30 and not (killed / "_SUCCESS.json").exists()
+    resumed = subprocess.run([*command, "--out", str(killed), "--resume"], capture_output=True)
+    assert resumed.returncode == 0, resumed.stderr
+    whole = tmp_path / "whole"
+    subprocess.run([*command, "--out", str(whole)], check=True, capture_output=True)
+    parts = sorted(p.name for p in whole.glob("part-*.jsonl"))
+    assert len(parts) == 30 and sorted(p.name for p in killed.glob("part-*.jsonl")) == parts
+    for name in parts:
+        assert (killed / name).read_bytes() == (whole / name).read_bytes()
+    assert not list(killed.glob(".*.tmp"))
+
+
+def test_force_never_deletes_the_input(tiny_bundle: Path, tmp_path: Path) -> None:
+    """`score BUNDLE keep/in.jsonl --out keep --force` once deleted keep/in.jsonl."""
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    source = texts_file(keep, 3)
+    result = CliRunner().invoke(
+        main, ["score", str(tiny_bundle), str(source), "--out", str(keep), "--force"]
+    )
+    assert result.exit_code != 0 and "an input of this command" in result.output
+    assert "Traceback" not in result.output and source.is_file()
+    (keep / "mine.txt").write_text("x")  # a folder of the user's files: not a job's
+    other = texts_file(tmp_path, 3)
+    result = CliRunner().invoke(
+        main, ["score", str(tiny_bundle), str(other), "--out", str(keep), "--force"]
+    )
+    assert result.exit_code != 0 and "no _job.json" in result.output
+    assert sorted(p.name for p in keep.iterdir()) == ["mine.txt", source.name]
 
 
 def test_config_refuses_contradictions() -> None:

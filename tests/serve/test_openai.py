@@ -11,7 +11,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from rec_edge.config import DecoderExportConfig, GenerationConfig
+from rec_edge.config import GenerationConfig
 from rec_edge.runtime import Generator
 from rec_edge.runtime.generator import Usage
 from tests.helpers import LiveServer, live_server
@@ -20,12 +20,8 @@ CHAT = [{"role": "user", "content": "Tell me about the sea."}]
 
 
 @pytest.fixture(scope="module")
-def writer(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from rec_edge.export.decoder import export_decoder
-
-    out = tmp_path_factory.mktemp("writer") / "writer"
-    export_decoder(DecoderExportConfig(model=str(tiny_llama), out=str(out), weights="fp32"))
-    return out
+def writer(writer_bundle: Path) -> Path:
+    return writer_bundle
 
 
 @pytest.fixture(scope="module")
@@ -148,10 +144,10 @@ def test_refusals_are_clear_errors(client: openai.OpenAI, live: LiveServer) -> N
         client.chat.completions.create(model="topics", messages=CHAT)  # type: ignore[arg-type]
     with pytest.raises(openai.UnprocessableEntityError, match="'n' is not supported"):
         client.chat.completions.create(model="writer", messages=CHAT, n=2)  # type: ignore[arg-type]
-    with pytest.raises(openai.UnprocessableEntityError, match="last message must be the user's"):
+    with pytest.raises(openai.UnprocessableEntityError, match=r"messages\[0\]\.role"):
         client.chat.completions.create(
             model="writer",
-            messages=[{"role": "assistant", "content": "hi"}],  # type: ignore[list-item]
+            messages=[{"role": "robot", "content": "hi"}],  # type: ignore[list-item]
         )
     with pytest.raises(openai.UnprocessableEntityError, match="temperature"):
         client.completions.create(model="writer", prompt="x", temperature=3)

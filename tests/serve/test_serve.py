@@ -132,6 +132,7 @@ def test_models_health_ready_metrics_openapi(server: LiveServer, tiny_bundle: Pa
 BAD = [
     # (path, raw body, status, code, field)
     ("/v1/models/topics/predict", b"{not json", 400, "malformed_json", None),
+    ("/v1/models/topics/predict", b"[" * 60_000 + b"]" * 60_000, 400, "malformed_json", None),
     ("/v1/models/topics/predict", b"[1, 2]", 422, "invalid_request", None),
     ("/v1/models/topics/predict", b'{"text": ["a"]}', 422, "invalid_request", "text"),
     ("/v1/models/topics/predict", b'{"texts": "a"}', 422, "invalid_request", "texts"),
@@ -160,6 +161,14 @@ BAD = [
     ("/v1/models/movies/rank", b'{"candidates": [1]}', 422, "invalid_request", "candidates"),
     ("/nowhere", b"", 404, "not_found", None),
 ]
+
+
+def test_a_wrong_method_is_a_405_that_says_what_is_allowed(server: LiveServer) -> None:
+    with server.client() as client:
+        response = client.get("/v1/models/topics/predict")
+        assert response.status_code == 405 and response.headers["allow"] == "POST"
+        assert response.json()["error"]["code"] == "method_not_allowed"
+        assert set(client.delete("/v1/models").headers["allow"].split(", ")) == {"GET", "HEAD"}
 
 
 @pytest.mark.parametrize(("path", "body", "status", "code", "field"), BAD)
@@ -315,6 +324,57 @@ def test_reload_swaps_a_good_bundle_and_refuses_a_bad_one(
             time.sleep(0.05)
 
 
+def test_a_reload_with_new_labels_answers_each_request_from_one_bundle(
+    tiny_bundle: Path, tmp_path: Path
+) -> None:
+    renamed = tmp_path / "renamed"
+    shutil.copytree(tiny_bundle, renamed)
+    manifest = json.loads((renamed / "rec_edge.json").read_text())
+    old_labels = list(manifest["labels"])
+    manifest["labels"] = [f"new {label}" for label in old_labels]  # the same graph, new names
+    (renamed / "rec_edge.json").write_text(json.dumps(manifest))
+    served = tmp_path / "topics"
+    shutil.copytree(tiny_bundle, served)
+    with live_server([str(served), "--max-wait-ms", "5"], tmp_path / "log") as live:
+        answers: list[set[str]] = []
+        failures: list[str] = []
+        stop = threading.Event()
+
+        def traffic() -> None:
+            with live.client() as client:
+                while not stop.is_set():
+                    response = client.post(
+                        "/v1/models/topics/predict", json={"texts": TEXTS[:8], "top_k": 3}
+                    )
+                    if response.status_code != 200:
+                        failures.append(response.text)
+                        continue
+                    answers.append(
+                        {p["label"] for p in response.json()["predictions"]}
+                        | {t["label"] for p in response.json()["predictions"] for t in p["top"]}
+                    )
+
+        threads = [threading.Thread(target=traffic) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        try:
+            with live.client() as client:
+                for i in range(6):  # back and forth under traffic
+                    source = renamed if i % 2 == 0 else tiny_bundle
+                    shutil.rmtree(served)
+                    shutil.copytree(source, served)
+                    assert client.post("/v1/models/topics/reload").status_code == 200
+                    time.sleep(0.1)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+        old, new = set(old_labels), set(manifest["labels"])
+        assert failures == [] and len(answers) > 20
+        assert all(labels <= old or labels <= new for labels in answers)
+        assert any(labels <= new for labels in answers) and any(labels <= old for labels in answers)
+
+
 def test_sigterm_drains_requests_in_flight_and_exits_0(tiny_bundle: Path, tmp_path: Path) -> None:
     args = [str(tiny_bundle), "--max-batch", "1", "--max-texts", "16", "--max-queue", "4096"]
     args += ["--max-queue-ms", "600000"]  # everything is queued: the drain is under test
@@ -378,3 +438,32 @@ def test_the_socket_listens_before_the_url_is_announced() -> None:
             pass
     finally:
         sock.close()
+
+
+def test_beyond_loopback_reload_needs_a_key_and_paths_stay_hidden(
+    tiny_bundle: Path, tmp_path: Path
+) -> None:
+    """The app as uvicorn would serve it on every interface (nothing is bound here)."""
+    from starlette.testclient import TestClient
+
+    from rec_edge.config import ServeConfig
+    from rec_edge.serve.server import create_app
+
+    name = tiny_bundle.name
+    wide = ServeConfig(bundles={name: str(tiny_bundle)}, host="0.0.0.0", access_log=False)
+    with TestClient(create_app(wide)) as client:
+        refused = client.post(f"/v1/models/{name}/reload")
+        assert refused.status_code == 403
+        assert "--api-key-file" in refused.json()["error"]["message"]
+        (model,) = client.get("/v1/models").json()["models"]
+        assert "path" not in model and str(tiny_bundle) not in client.get("/v1/models").text
+    keys = tmp_path / "keys"
+    keys.write_text("secret\n")
+    keyed = ServeConfig(
+        bundles={name: str(tiny_bundle)}, host="0.0.0.0", api_key_file=str(keys), show_paths=True
+    )
+    with TestClient(create_app(keyed)) as client:
+        headers = {"Authorization": "Bearer secret"}
+        assert client.post(f"/v1/models/{name}/reload", headers=headers).status_code == 200
+        (model,) = client.get("/v1/models", headers=headers).json()["models"]
+        assert model["path"] == str(tiny_bundle)
