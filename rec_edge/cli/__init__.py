@@ -19,6 +19,7 @@ from rec_edge.errors import RecEdgeError
 COMMANDS = {
     "train": "rec_edge.cli.train:command",
     "export": "rec_edge.cli.export:command",
+    "convert": "rec_edge.cli.convert:command",
     "predict": "rec_edge.cli.predict:command",
     "embed": "rec_edge.cli.embed:command",
     "generate": "rec_edge.cli.generate:command",

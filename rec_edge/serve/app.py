@@ -34,6 +34,7 @@ from rec_edge.serve.embeddings import (
     embedder,
     embeddings_body,
 )
+from rec_edge.serve.kserve import KServe
 from rec_edge.serve.metrics import ServeMetrics
 from rec_edge.serve.models import ServedModel
 from rec_edge.serve.openai import (
@@ -124,6 +125,7 @@ class Server:
             Route("/readyz", self.readyz, methods=["GET"]),
             Route("/metrics", self.render_metrics, methods=["GET"]),
             Route("/openapi.json", self.openapi, methods=["GET"]),
+            *KServe(self).routes(),  # KServe's Open Inference Protocol (v2)
         ]
         starlette = Starlette(
             routes=routes,
@@ -185,7 +187,7 @@ class Server:
             )
         return model
 
-    async def _batched(self, model: ServedModel, request: Request, decode: Any) -> Any:
+    async def batched(self, model: ServedModel, request: Request, decode: Any) -> Any:
         """Read and decode the request while the batch announces it; queue its items; wait."""
         batcher = model.batcher
         assert batcher is not None
@@ -228,7 +230,7 @@ class Server:
         try:
             model = self._model(request, "classify")
             labels = len(model.predictor.labels)
-            scored, top_k = await self._batched(
+            scored, top_k = await self.batched(
                 model, request, lambda body: decode_predict(body, self.config, labels)
             )
         except RequestError as error:
@@ -240,7 +242,7 @@ class Server:
     async def rank(self, request: Request) -> Response:
         try:
             model = self._model(request, "rank")
-            (ranked,), _ = await self._batched(
+            (ranked,), _ = await self.batched(
                 model, request, lambda body: ([decode_rank(body, self.config)], None)
             )
         except RequestError as error:
