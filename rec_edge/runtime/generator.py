@@ -37,6 +37,7 @@ from rec_edge.runtime.outputs import (
 from rec_edge.runtime.predictor import Ranked, RankRequest, ranked
 from rec_edge.runtime.session import SessionConfig, open_session
 
+OPTIONS_A_RUN = 16  # options of one length scored together over the prompt's cache
 KEEP_INPUT = "logits_to_keep"  # graphs exported since 2026-12: logits for the last N positions
 CANDIDATES_A_RUN = 8  # rank: candidates that share one run over a user's cached history
 DECODER_FIELDS = (
@@ -294,28 +295,30 @@ class Generator:
 
     def option_logprobs(self, prompt: str, options: Sequence[str]) -> np.ndarray:
         """log P(option, then the end of the turn | prompt) for each option: float64 [options].
-        The prompt runs once; the options share its cache in one run."""
+        The prompt runs once (``_prompt_run``); the options read its cache in runs of options
+        of one length, ``OPTIONS_A_RUN`` at most, so that no option is padded (77 intents of 2
+        to 9 tokens cost their own tokens, not 77 times the longest)."""
         answers = [self.encode(o + self.spec.end_of_turn) for o in options]
         if not answers or any(not a for a in answers):
             raise DataError("options must be non-empty strings")
-        longest = max(len(a) for a in answers)
-        ids = self._prompt_ids(prompt, longest)
+        ids = self._prompt_ids(prompt, max(len(a) for a in answers))
         logits, past = self._prompt_run(ids)
         first = _log_softmax(logits[0, -1].astype(np.float64))
-        n = len(answers)
-        padded = np.zeros((n, longest), np.int64)
-        mask = np.zeros((n, len(ids) + longest), np.int64)
-        mask[:, : len(ids)] = 1
-        for row, answer in enumerate(answers):
-            padded[row, : len(answer)] = answer
-            mask[row, len(ids) : len(ids) + len(answer)] = 1
         scores = np.array([first[a[0]] for a in answers])
-        if longest > 1:  # token j of an answer is scored by the logits after token j - 1
-            shared = [np.repeat(p, n, axis=0) for p in past]
-            logits, _ = self._run(padded[:, :-1], mask[:, :-1], shared)
-            for row, answer in enumerate(answers):
-                steps = _log_softmax(logits[row, : len(answer) - 1].astype(np.float64))
-                scores[row] += steps[np.arange(len(answer) - 1), answer[1:]].sum()
+        by_length: dict[int, list[int]] = {}
+        for row, answer in enumerate(answers):
+            if len(answer) > 1:  # token j of an answer is scored by the logits after token j - 1
+                by_length.setdefault(len(answer), []).append(row)
+        for length, rows in sorted(by_length.items()):
+            for start in range(0, len(rows), OPTIONS_A_RUN):
+                group = rows[start : start + OPTIONS_A_RUN]
+                tokens = np.array([answers[r][:-1] for r in group], np.int64)
+                mask = np.ones((len(group), len(ids) + length - 1), np.int64)
+                shared = [np.repeat(p, len(group), axis=0) for p in past]
+                steps, _ = self._run(tokens, mask, shared)
+                for i, r in enumerate(group):
+                    logp = _log_softmax(steps[i].astype(np.float64))
+                    scores[r] += logp[np.arange(length - 1), answers[r][1:]].sum()
         return scores
 
     def choose(self, prompt: str, options: Sequence[str]) -> str:
