@@ -264,7 +264,7 @@ def _fit(model: Any, rows: list[Row], config: TrainConfig, bf16: bool) -> list[f
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         loss.backward()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         optimizer.step()
         schedule.step()
         optimizer.zero_grad()
