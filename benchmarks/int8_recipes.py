@@ -25,7 +25,7 @@ from rec_edge.export import export
 from rec_edge.export.pipeline import _calibration
 from rec_edge.convert.quantize import RECIPES, quantize
 from rec_edge.runtime import Predictor, SessionConfig
-from rec_edge.runtime.predictor import softmax
+from rec_edge.runtime.outputs import softmax
 from rec_edge.runtime.tokenize import BundleTokenizer
 
 SPLITS = ("train", "validation", "test")

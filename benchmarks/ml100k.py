@@ -39,7 +39,7 @@ from rec_edge.data.recommend import PointwiseExample, pointwise_splits, ranking_
 from rec_edge.data.tasks import rank_rows
 from rec_edge.metrics import pair_report, ranking_metrics, roc_auc
 from rec_edge.runtime.collab import add_tables, rank_values
-from rec_edge.runtime.predictor import pair_scores
+from rec_edge.runtime.ranker import pair_scores
 from rec_edge.train.collab import COLLAB_FILE, CollabConfig, choosing_rows, fit_collaborative
 from rec_edge.versions import machine, versions
 

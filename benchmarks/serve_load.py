@@ -350,7 +350,7 @@ def in_process(
 
 
 def _rank_in_process(predictor: Any, bodies: list[dict[str, Any]]) -> dict[str, Any]:
-    from rec_edge.runtime.predictor import RankRequest
+    from rec_edge.runtime.requests import RankRequest
 
     requests = [RankRequest(b["liked"], b["disliked"], b["candidates"], b["k"]) for b in bodies]
     for r in requests[:20]:

@@ -16,7 +16,7 @@ from typing import Any
 import litserve as ls
 
 from rec_edge.runtime import Predictor
-from rec_edge.runtime.predictor import RankRequest
+from rec_edge.runtime.requests import RankRequest
 
 
 def naive(bundle: str, port: int, threads: int | None = None) -> None:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AccuracyGateError",
     "BundleError",
+    "Classifier",
     "ConfigError",
     "DataError",
     "DecoderExportConfig",
@@ -44,6 +45,7 @@ __all__ = [
     "OutputExistsError",
     "Predictor",
     "ProviderError",
+    "Ranker",
     "RecEdgeError",
     "RunError",
     "ScoreConfig",
@@ -83,11 +85,7 @@ def score(config: ScoreConfig) -> ScoreResult:
 
 def __getattr__(name: str) -> Any:
     # Lazy so that `import rec_edge` stays cheap; none of these import torch.
-    if name == "Predictor":
-        from rec_edge.runtime import Predictor
-
-        return Predictor
-    if name in ("Generator", "load"):
+    if name in ("Predictor", "Classifier", "Ranker", "Generator", "load"):
         from rec_edge import runtime
 
         return getattr(runtime, name)

@@ -18,7 +18,7 @@ _EPILOGUE = (
 SCRIPTS = {
     "onnx": "from rec_edge import Predictor\np = Predictor.load(BUNDLE)\np.predict([TEXT])",
     "onnx-rank": (
-        "from rec_edge import Predictor\nfrom rec_edge.runtime.predictor import parse_rank_request\n"
+        "from rec_edge import Predictor\nfrom rec_edge.runtime.requests import parse_rank_request\n"
         "p = Predictor.load(BUNDLE)\nr = parse_rank_request(TEXT)\np.rank(r.history, r.candidates)"
     ),
     "ort-raw": (

@@ -34,7 +34,8 @@ from rec_edge.runtime.collab import (
     load_tables,
     rank_values,
 )
-from rec_edge.runtime.predictor import ITEM_BATCH, RankRequest, pair_scores, parse_rank_request
+from rec_edge.runtime.ranker import ITEM_BATCH, pair_scores
+from rec_edge.runtime.requests import RankRequest, parse_rank_request
 
 NEEDS = {
     "torch": ("torch", "transformers"),
@@ -145,7 +146,7 @@ class OnnxEngine(Engine):
         from rec_edge.runtime import Predictor
 
         # no item index or cache: every engine encodes every candidate, as on a first request
-        self.predictor = Predictor.load(
+        self.predictor: Any = Predictor.load(
             bundle, threads=threads, spinning=False, item_cache=0, catalog=False
         )
 

@@ -240,7 +240,7 @@ def _cold_starts(
     sample_text = workloads.texts[0]
     user_text = sample_text
     if workloads.rank:
-        from rec_edge.runtime.predictor import parse_rank_request
+        from rec_edge.runtime.requests import parse_rank_request
 
         r = parse_rank_request(sample_text)
         user_text = workloads.templates.preference_renderer()(r.liked, r.disliked)

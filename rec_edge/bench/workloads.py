@@ -80,7 +80,7 @@ def _read_requests(config: BenchConfig) -> tuple[list[str], list[str] | None]:
     import json
 
     from rec_edge.data.readers import read_lines
-    from rec_edge.runtime.predictor import parse_rank_request
+    from rec_edge.runtime.requests import parse_rank_request
 
     assert config.text_file is not None
     path = Path(config.text_file)
@@ -107,7 +107,7 @@ def _request_cost(
     texts: list[str], tokenizer: BundleTokenizer, templates: Any, dims: dict[str, Any]
 ) -> tuple[float, float | None]:
     """Rank requests: mean tokens encoded per request, and the encoder MACs per request."""
-    from rec_edge.runtime.predictor import parse_rank_request
+    from rec_edge.runtime.requests import parse_rank_request
 
     render = templates.preference_renderer()
     tokens, macs = [], []

@@ -14,7 +14,9 @@ from rec_edge.cli._common import input_options, runtime_options
 from rec_edge.data.readers import read_lines
 
 if TYPE_CHECKING:
-    from rec_edge.runtime import Predictor
+    from rec_edge.runtime import Generator, Ranker
+
+REQUEST_TASKS = ("rank",)  # bundles asked with JSON requests, not texts
 
 
 def read_inputs(path: Path, text_field: str) -> list[str]:
@@ -79,7 +81,7 @@ def command(
         raise click.UsageError("Give TEXTS or --input FILE.")
     started = time.perf_counter()
     predictor = load(bundle, provider=provider, threads=threads, fallback=fallback)
-    if predictor.manifest.task == "rank":  # one JSON request per TEXT or per line of --input
+    if predictor.manifest.task in REQUEST_TASKS:  # one JSON request per TEXT or line of --input
         requests = [(f"request {i}", t) for i, t in enumerate(texts, start=1)]
         if input_file:
             lines = enumerate(read_lines(input_file), start=1)
@@ -110,10 +112,10 @@ def command(
 
 
 def _rank_requests(
-    predictor: Predictor, requests: list[tuple[str, str]], output: Path | None
+    predictor: Ranker | Generator, requests: list[tuple[str, str]], output: Path | None
 ) -> None:
     """Each request: {"liked": [...], "disliked": [...], "candidates": [...], "k": 10}; JSONL out."""
-    from rec_edge.runtime.predictor import parse_rank_request
+    from rec_edge.runtime.requests import parse_rank_request
 
     parsed = [parse_rank_request(request, where) for where, request in requests]  # all, first
     out: TextIO = output.open("w", encoding="utf-8") if output else sys.stdout

@@ -45,7 +45,7 @@ from rec_edge.export.folders import check_target, replace_folder, scratch_folder
 from rec_edge.metrics import roc_auc
 from rec_edge.models import resolve_model
 from rec_edge.runtime.generator import Generator
-from rec_edge.runtime.predictor import RankRequest
+from rec_edge.runtime.requests import RankRequest
 from rec_edge.versions import versions
 
 RANK_FIELDS = {

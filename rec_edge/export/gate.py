@@ -34,7 +34,8 @@ from rec_edge.convert.quantize import (
 )
 from rec_edge.metrics import classification_report, pair_report
 from rec_edge.runtime import Predictor, SessionConfig
-from rec_edge.runtime.predictor import pair_scores, sigmoid, softmax
+from rec_edge.runtime.outputs import sigmoid, softmax
+from rec_edge.runtime.ranker import pair_scores
 
 SENSITIVITY_STEPS = (2, 4, 8, 16)
 INVARIANCE_ATOL = 1e-3  # largest probability change allowed between batchings of the same text

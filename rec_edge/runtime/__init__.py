@@ -1,8 +1,23 @@
-"""TORCH-FREE runtime: onnxruntime + tokenizers + numpy, nothing else. ``load`` opens any bundle."""
+"""TORCH-FREE runtime: onnxruntime + tokenizers + numpy, nothing else. ``load`` opens any bundle
+as its task's runtime: a ``Classifier`` or a ``Ranker`` (encoder bundles, both ``Predictor``s), a
+``Generator`` (decoder bundles)."""
 
+from rec_edge.runtime.classifier import Classifier
 from rec_edge.runtime.generator import Generator
-from rec_edge.runtime.predictor import Prediction, Predictor, Ranked
+from rec_edge.runtime.outputs import Prediction
+from rec_edge.runtime.predictor import Predictor
+from rec_edge.runtime.ranker import Ranked, Ranker
 from rec_edge.runtime.session import PROVIDERS, SessionConfig
 from rec_edge.runtime.tasks import load
 
-__all__ = ["PROVIDERS", "Generator", "Prediction", "Predictor", "Ranked", "SessionConfig", "load"]
+__all__ = [
+    "PROVIDERS",
+    "Classifier",
+    "Generator",
+    "Prediction",
+    "Predictor",
+    "Ranked",
+    "Ranker",
+    "SessionConfig",
+    "load",
+]

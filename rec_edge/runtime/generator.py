@@ -34,7 +34,8 @@ from rec_edge.runtime.outputs import (
     sigmoid,
     softmax,
 )
-from rec_edge.runtime.predictor import Ranked, RankRequest, ranked
+from rec_edge.runtime.ranker import Ranked, ranked
+from rec_edge.runtime.requests import RankRequest
 from rec_edge.runtime.session import SessionConfig, open_session
 
 OPTIONS_A_RUN = 16  # options of one length scored together over the prompt's cache

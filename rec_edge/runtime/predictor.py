@@ -1,4 +1,7 @@
-"""The Predictor: a bundle in, labels out, with onnxruntime + tokenizers + numpy only.
+"""TORCH-FREE encoder runtime: ``Predictor``, a bundle in and its graph's outputs out, with
+onnxruntime + tokenizers + numpy only. Its tasks subclass it (``Classifier`` in
+``runtime/classifier.py``, ``Ranker`` in ``runtime/ranker.py``) and ``Predictor.load`` returns the
+bundle's.
 
 Texts are rendered through the bundle's inference template exactly as in training, tokenized,
 sorted by length and batched so that each batch is padded only to its own longest input.
@@ -8,94 +11,32 @@ from __future__ import annotations
 
 import logging
 import threading
-import zipfile
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from rec_edge.bundle import MANIFEST_FILE, Bundle, load_bundle, verify_files
 from rec_edge.data.templates import TemplateSet
 from rec_edge.errors import BundleError, ConfigError
-from rec_edge.runtime.collab import (
-    CollaborativeTables,
-    add_tables,
-    history_similarity,
-    rank_values,
-)
-from rec_edge.runtime.outputs import (
-    Prediction,
-    check_history,
-    check_texts,
-    label_predictions,
-    sigmoid,
-    softmax,
-)
-from rec_edge.runtime.requests import (  # noqa: F401  # their home before; callers import them here
-    RANK_FIELDS,
-    RankRequest,
-    parse_rank_request,
-    rank_request,
-    rank_request_problems,
-)
+from rec_edge.runtime.outputs import check_texts
 from rec_edge.runtime.session import SessionConfig, open_session
 from rec_edge.runtime.tokenize import BundleTokenizer, pad_batch
 
 EMBEDDING_OUTPUT = "embedding"  # classify bundles since 2026-12 (convert.head_graph)
 log = logging.getLogger("rec_edge")
 TOKENIZER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-# Candidates are encoded sorted by length, a few per run: titles vary from 3 to 20 tokens, and one
-# batch padded to the longest cost 1.6x the runs of 3 to 5 (benchmarks/RESULTS.md, MovieLens).
-ITEM_BATCH = 4
-
-
-@dataclass(frozen=True)
-class Ranked:
-    item: str
-    score: float  # what the order follows: P(the user picks and enjoys the item)
-    enjoy: float  # P(the user enjoys the item | they watch it): ``Predictor.score``
-
-
-def pair_scores(user: Any, items: Any) -> Any:
-    """Rank bundles: the scores (logits of "yes") of user and item outputs, row by row or one
-    user row against many. Each output row is an embedding and a bias: ``e_u . e_i + b_u + b_i``.
-    Numpy arrays here; training calls it with torch tensors, so both sides share one formula."""
-    return (user[..., :-1] * items[..., :-1]).sum(-1) + user[..., -1] + items[..., -1]
-
-
-def _read_item_index(
-    path: Path, catalog: bool
-) -> tuple[dict[str, np.ndarray], CollaborativeTables | None, dict[str, str]]:
-    """A rank bundle's item index: item text -> output row, the collaborative tables if any, and
-    title -> item text where an item template made the texts (``--item-template``)."""
-    try:
-        with np.load(path, allow_pickle=False) as index:
-            titles = index["titles"].tolist()
-            vectors = index["vectors"]
-            if vectors.ndim != 2 or len(vectors) != len(titles):
-                raise ValueError(f"{len(titles)} titles but vectors of shape {vectors.shape}")
-            tables = CollaborativeTables.from_arrays(index)
-            rows = dict(zip(titles, vectors, strict=True)) if catalog else {}
-            aliases = {}
-            if "alias_names" in index:
-                names, texts = index["alias_names"].tolist(), index["alias_texts"].tolist()
-                aliases = dict(zip(names, texts, strict=True))
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-        raise BundleError(
-            f"{path} is not a usable item index ({type(error).__name__}: {error}). Re-export the bundle."
-        ) from None
-    return rows, tables, aliases
+TASKS: dict[str, type[Predictor]] = {}  # an encoder bundle's task -> its runtime (subclasses)
 
 
 class Predictor:
-    """An encoder bundle (classify or rank): ``Predictor.load(path)``, or ``rec_edge.load(path)``
-    for any bundle. Safe to call from several threads at once."""
+    """An encoder bundle: ``Predictor.load(path)`` (or ``rec_edge.load(path)`` for any bundle)
+    returns its task's subclass. Safe to call from several threads at once."""
 
-    def __init__(
-        self, bundle: Bundle, config: SessionConfig, item_cache: int = 10_000, catalog: bool = True
-    ):
+    task: ClassVar[str | None] = None  # the subclass's task (see __init_subclass__)
+
+    def __init__(self, bundle: Bundle, config: SessionConfig):
         self.bundle = bundle
         self.manifest = bundle.manifest
         self.config = config
@@ -106,11 +47,7 @@ class Predictor:
                 f"{bundle.path / MANIFEST_FILE}: field 'templates' is unusable ({error}). "
                 "Re-export the bundle."
             ) from None
-        if self.manifest.task == "rank":  # logits() encodes texts as they are; rank() renders
-            self._render: Callable[[str], str] = str
-            self._user_text = self.templates.preference_renderer()
-        else:
-            self._render = self.templates.renderer(self.manifest.labels)
+        self._render = self._renderer()
         self.tokenizer = BundleTokenizer(bundle.tokenizer_path, self.manifest.max_length)
         self.session = open_session(bundle.model_path, config)
         self.input_names = [i.name for i in self.session.get_inputs()]
@@ -128,15 +65,29 @@ class Predictor:
         self._io_binding = self.provider == "CUDAExecutionProvider"
         self._lock = threading.Lock()
         self.truncated = 0  # inputs cut to max_length since load
-        self.item_cache_size = item_cache
-        self._items: dict[str, np.ndarray] = {}  # rank: item text -> output row, oldest first
-        self._catalog: dict[str, np.ndarray] = {}  # rank: the item index's vectors (catalog)
-        self.collaborative: CollaborativeTables | None = None  # rank: the run's tables, if any
-        self._aliases: dict[str, str] = {}  # rank: title -> the item text (an item template)
-        if self.manifest.items_file:
-            self._catalog, self.collaborative, self._aliases = _read_item_index(
-                bundle.path / self.manifest.items_file, catalog
-            )
+
+    def __init_subclass__(cls, task: str | None = None, **options: Any) -> None:
+        """``class Ranker(Predictor, task="rank")``: the runtime ``Predictor.load`` opens for
+        that task's bundles."""
+        super().__init_subclass__(**options)
+        if task is not None:
+            cls.task = task
+            TASKS[task] = cls
+
+    def _renderer(self) -> Callable[[str], str]:
+        """How ``logits`` renders a text (the task's inference template; here: as it is)."""
+        return str
+
+    def _output_problems(self, width: Any) -> list[str]:
+        """What is wrong with the graph's output of ``width`` values a row, for this task."""
+        return []
+
+    @classmethod
+    def _open(
+        cls, bundle: Bundle, config: SessionConfig, item_cache: int, catalog: bool
+    ) -> Predictor:
+        """The runtime for ``bundle`` (``item_cache`` and ``catalog``: the rank task's)."""
+        return cls(bundle, config)
 
     @classmethod
     def load(
@@ -154,7 +105,10 @@ class Predictor:
         item_cache: int = 10_000,
         catalog: bool = True,
     ) -> Predictor:
-        """Load and check a bundle (schema, files, sha256, graph inputs) and open its session."""
+        """Load and check an encoder bundle (schema, files, sha256, graph inputs), open its
+        session, and return its task's runtime: a ``Classifier`` or a ``Ranker`` (both
+        Predictors). ``Classifier.load`` and ``Ranker.load`` refuse the other task's bundles.
+        ``item_cache`` and ``catalog`` concern rank bundles' item index."""
         config = SessionConfig(
             provider,
             threads,
@@ -170,8 +124,9 @@ class Predictor:
                 f"{path} is a decoder bundle (a language model that answers in words): load it "
                 "with rec_edge.load (or rec_edge.Generator.load)."
             )
+        runtime = cls._runtime(bundle)
         if not verify:
-            return cls(bundle, config, item_cache, catalog)
+            return runtime._open(bundle, config, item_cache, catalog)
         # Hash the two files the runtime reads while onnxruntime builds the session (both release
         # the GIL); other files (model card, --keep-fp32 copy) are checked for presence only.
         used = (bundle.manifest.model_file, bundle.manifest.tokenizer_file) + (
@@ -190,12 +145,29 @@ class Predictor:
         checker = threading.Thread(target=check, name="rec-edge-verify")
         checker.start()
         try:
-            predictor = cls(bundle, config, item_cache, catalog)
+            predictor = runtime._open(bundle, config, item_cache, catalog)
         finally:
             checker.join()  # an altered file explains a load failure better than onnxruntime
             if failure:
                 raise failure[0]
         return predictor
+
+    @classmethod
+    def _runtime(cls, bundle: Bundle) -> type[Predictor]:
+        """The class that opens ``bundle``: its task's, which must be ``cls`` or below it."""
+        task = bundle.manifest.task
+        runtime = TASKS.get(task)
+        if runtime is None:
+            raise BundleError(
+                f"{bundle.path}: task {task!r} has no encoder runtime (known: {', '.join(TASKS)}). "
+                "Is the bundle from a newer rec-edge?"
+            )
+        if not issubclass(runtime, cls):
+            raise ConfigError(
+                f"{bundle.path} is a {task!r} bundle: load it with {runtime.__name__}.load "
+                "(or Predictor.load, rec_edge.load)."
+            )
+        return runtime
 
     def _check_graph(self) -> None:
         problems = []
@@ -208,21 +180,7 @@ class Predictor:
             problems.append(
                 f"the graph's inputs {self.input_names} differ from the manifest's {self.manifest.inputs}"
             )
-        width = self.session.get_outputs()[0].shape[-1]
-        if (
-            self.manifest.task == "classify"
-            and isinstance(width, int)
-            and width != len(self.manifest.labels)
-        ):
-            problems.append(
-                f"the graph gives {width} scores for {len(self.manifest.labels)} labels"
-            )
-        dim = self.manifest.source.get("head", {}).get("dim")
-        rank = self.manifest.task == "rank"
-        if rank and isinstance(width, int) and isinstance(dim, int) and width != dim + 1:
-            problems.append(
-                f"the graph gives rows of {width} values, the two-tower head {dim} + a bias"
-            )
+        problems += self._output_problems(self.session.get_outputs()[0].shape[-1])
         if problems:
             raise BundleError(
                 f"Bundle {self.bundle.path}: " + "; ".join(problems) + ". Re-export it."
@@ -231,11 +189,6 @@ class Predictor:
     @property
     def labels(self) -> list[str]:
         return list(self.manifest.labels)
-
-    @property
-    def catalog(self) -> list[str]:
-        """Rank bundles: the titles of the item index (empty when loaded with catalog=False)."""
-        return list(self._catalog)
 
     def render(self, texts: Sequence[str]) -> list[str]:
         """The texts as the model sees them: through the bundle's inference template."""
@@ -253,8 +206,8 @@ class Predictor:
         return list(binding.copy_outputs_to_cpu())
 
     def logits(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-        """Raw scores, float32 [len(texts), len(labels)], in the order of ``texts``; for a rank
-        bundle each row is an embedding and a bias (see ``pair_scores``), the texts as given."""
+        """The graph's output row of each text, float32, in the order of ``texts``: a classify
+        bundle's raw label scores [len(texts), len(labels)]; a rank bundle's embedding and bias."""
         return self._rows(texts, batch_size, [self.output_name])[0]
 
     def embed(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
@@ -322,137 +275,3 @@ class Predictor:
             for whole, part in zip(out, rows, strict=True):
                 whole[index] = part
         return out
-
-    def _require_classify(self) -> None:
-        if self.manifest.task == "rank":
-            raise ConfigError(
-                f"Bundle {self.bundle.path} is a 'rank' bundle: its outputs are embeddings, not "
-                "label scores. Use rank(history, candidates) or score(history, candidates)."
-            )
-
-    def predict_proba(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-        """Probabilities, float32 [len(texts), len(labels)], columns in the order of ``labels``."""
-        self._require_classify()
-        return softmax(self.logits(texts, batch_size))
-
-    def predict(self, texts: Sequence[str], batch_size: int = 32) -> list[Prediction]:
-        """One Prediction (label, its probability, every label's probability) per text."""
-        self._require_classify()
-        return self.predictions(self.logits(texts, batch_size))
-
-    def predictions(self, logits: np.ndarray) -> list[Prediction]:
-        """One Prediction per row of ``logits`` (from ``logits``: servers batch the texts of
-        several requests into one run and answer each from its own rows)."""
-        self._require_classify()
-        return label_predictions(self.manifest.labels, logits)
-
-    def score(self, history: Mapping[str, Sequence[str]], candidates: Sequence[str]) -> np.ndarray:
-        """Rank bundles: P(the user enjoys each candidate | they watch it), float32, in the order
-        given.
-
-        ``history`` holds the titles the user ``liked`` and ``disliked`` (oldest first). The user's
-        text is encoded once; each candidate's vector comes from the bundle's item index (the
-        run's catalog, ``catalog=True``), from the item cache (the last ``item_cache`` items
-        encoded since load), or is encoded: sorted by length, ``ITEM_BATCH`` per run. The run's
-        collaborative tables (in the item index file, used with either ``catalog``) add their
-        like terms.
-        """
-        return sigmoid(self._logits(history, candidates)[0]).astype(np.float32)
-
-    def _logits(
-        self, history: Mapping[str, Sequence[str]], candidates: Sequence[str]
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """The like logits of ``candidates`` and, with collaborative tables, their exposure
-        logits."""
-        liked, disliked = self._history(history)
-        items = self._item_texts(check_texts(candidates))
-        if not items:  # nothing to score: no encoder run
-            return np.zeros(0, dtype=np.float32), None
-        user = self.logits([self._user_text(liked, disliked)])[0]
-        return self._like_logits(user, liked, disliked, items)
-
-    def _history(self, history: Mapping[str, Sequence[str]]) -> tuple[list[str], list[str]]:
-        """The liked and disliked titles of a rank request, checked."""
-        if self.manifest.task != "rank":
-            raise ConfigError(
-                f"Bundle {self.bundle.path} is a {self.manifest.task!r} bundle; rank() needs a 'rank' one."
-            )
-        liked, disliked = check_history(history)
-        return self._item_texts(liked), self._item_texts(disliked)
-
-    def _item_texts(self, titles: list[str]) -> list[str]:
-        """Each catalog item named by its title as its item text (bundles made with
-        ``--item-template``); other texts as they are."""
-        return [self._aliases.get(t, t) for t in titles] if self._aliases else titles
-
-    def _like_logits(
-        self, user: np.ndarray, liked: list[str], disliked: list[str], items: list[str]
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """The like (and exposure) logits of ``items`` for a user whose output row is ``user``."""
-        stacked = self.collaborative is not None and self.collaborative.stack is not None
-        liked_rows = self.item_outputs(liked) if stacked else None  # history first, then items
-        rows = self.item_outputs(items)
-        similarity = history_similarity(liked_rows, rows) if liked_rows is not None else None
-        return add_tables(
-            self.collaborative, liked, disliked, items, pair_scores(user, rows), similarity
-        )
-
-    def item_outputs(self, items: Sequence[str]) -> np.ndarray:
-        """Rank bundles: the output rows of item texts, from the item index, the cache, or
-        encoded."""
-        known = {t: self._catalog[t] for t in items if t in self._catalog}
-        with self._lock:
-            known.update((t, self._items[t]) for t in items if t in self._items)
-        missing = list(dict.fromkeys(t for t in items if t not in known))
-        if missing:
-            rows = self.logits(missing, batch_size=ITEM_BATCH)
-            known.update(zip(missing, rows, strict=True))
-            if self.item_cache_size:
-                with self._lock:
-                    for text, row in zip(missing, rows, strict=True):
-                        self._items[text] = row
-                    while len(self._items) > self.item_cache_size:
-                        del self._items[next(iter(self._items))]
-        return np.stack([known[t] for t in items]) if items else np.zeros((0, 0), np.float32)
-
-    def rank(
-        self, history: Mapping[str, Sequence[str]], candidates: Sequence[str], k: int | None = None
-    ) -> list[Ranked]:
-        """Candidates best first (rank bundles): by P(picks and enjoys) = P(watches) x P(enjoys |
-        watches) with the run's collaborative tables, by P(enjoys) without them."""
-        items = check_texts(candidates)
-        return ranked(items, *self._logits(history, items), k)
-
-    def rank_batch(
-        self, requests: Sequence[RankRequest], batch_size: int = 32
-    ) -> list[list[Ranked]]:
-        """Several users' requests at once, their texts encoded together (servers, batch jobs),
-        ``batch_size`` per session run, sorted by length. Each answer is the one ``rank`` gives
-        that request alone."""
-        checked = [(self._history(r.history), check_texts(r.candidates)) for r in requests]
-        asking = [i for i, (_, items) in enumerate(checked) if items]
-        users = self.logits([self._user_text(*checked[i][0]) for i in asking], batch_size)
-        answers: list[list[Ranked]] = [[] for _ in requests]
-        for row, i in zip(users, asking, strict=True):
-            (liked, disliked), items = checked[i]
-            like = self._like_logits(row, liked, disliked, self._item_texts(items))
-            answers[i] = ranked(items, *like, requests[i].k)
-        return answers
-
-
-def ranked(
-    items: list[str], like: np.ndarray, exposure: np.ndarray | None, k: int | None
-) -> list[Ranked]:
-    """Items best first by ``rank_values`` of their like and exposure logits; the top ``k``
-    (ties in the order given). Only the kept items become objects: a batch job ranks whole
-    catalogs for every user."""
-    if like.size == 0:
-        return []
-    values = rank_values(like, exposure)
-    order = np.argsort(-values, kind="stable")[:k]
-    enjoy = sigmoid(like[order])
-    scores = np.exp(values[order].astype(np.float64))
-    return [
-        Ranked(items[i], s, p)
-        for i, s, p in zip(order.tolist(), scores.tolist(), enjoy.tolist(), strict=True)
-    ]

@@ -30,7 +30,7 @@ from rec_edge.scoring.output import (
     write_json,
 )
 from rec_edge.scoring.parts import Part, first_fields, input_files, plan_parts
-from rec_edge.scoring.scorer import Job, PartScorer, PartStats, raise_problems
+from rec_edge.scoring.scorer import SCORED_TASKS, Job, PartScorer, PartStats, raise_problems
 from rec_edge.versions import versions
 
 
@@ -70,12 +70,16 @@ def resolve_job(config: ScoreConfig, input_format: str) -> Job:
     """The worker-side settings, checked against the bundle before any part is read."""
     bundle = load_bundle(config.bundle, verify=False)
     task = bundle.manifest.task
-    if task not in ("classify", "rank"):
+    if task not in SCORED_TASKS:
         raise ConfigError(
-            f"{config.bundle} is a {task!r} bundle: score takes classify and rank bundles "
-            "(a generate bundle writes text: rec-edge generate, or Generator.generate)."
+            f"{config.bundle} is a {task!r} bundle: score takes {' and '.join(SCORED_TASKS)} "
+            "bundles (a generate bundle writes text: rec-edge generate, or Generator.generate)."
         )
-    if task == "rank" and config.candidates is None and not bundle.manifest.items_file:
+    if (
+        SCORED_TASKS[task].needs_candidates
+        and config.candidates is None
+        and not bundle.manifest.items_file
+    ):
         raise ConfigError(
             f"{config.bundle} has no catalog (an item index) to rank; pass --candidates FILE."
         )
@@ -162,24 +166,9 @@ def _check_fields(job: Job, first: Part) -> None:
     fields = first_fields(first)
     if not fields:
         return
-    if job.task == "classify":
-        taken = [name for name in job.output_fields if name in fields]
-        if taken:
-            raise ConfigError(
-                f"{first.path}: the input has a field {taken[0]!r}, which the prediction would "
-                "overwrite; pass --prefix (e.g. --prefix pred_) to name the outputs pred_label, "
-                "pred_score."
-            )
-        if job.text_field not in fields:
-            raise ConfigError(
-                f"{first.path}:{first.first_line}: no field {job.text_field!r} (fields: "
-                f"{', '.join(fields)}); pass --text-field NAME."
-            )
-    elif job.user_field not in fields:
-        raise ConfigError(
-            f"{first.path}:{first.first_line}: no field {job.user_field!r} (fields: "
-            f"{', '.join(fields)}); pass --user-field NAME."
-        )
+    problem = SCORED_TASKS[job.task].fields_problem(job, fields)
+    if problem:
+        raise ConfigError(f"{first.path}:{first.first_line}: {problem}")
 
 
 def _fingerprint(config: ScoreConfig, job: Job, files: list[Path]) -> dict[str, Any]:

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from rec_edge.errors import DataError
-from rec_edge.runtime import Generator, Predictor, load
-from rec_edge.runtime.predictor import RankRequest, softmax
+from rec_edge.runtime import Classifier, Generator, Ranker, load
+from rec_edge.runtime.outputs import softmax
+from rec_edge.runtime.requests import RankRequest
 from rec_edge.scoring.output import REJECTS, STATS, encode_rows, part_name, write_atomic
 from rec_edge.scoring.parts import Part, Row, read_part
 
@@ -45,10 +46,7 @@ class Job:
 
     @property
     def output_fields(self) -> list[str]:
-        if self.task == "rank":
-            return [self.user_field, "rank", "item", "score", "enjoy"]
-        names = ("label", "score", "scores", *(("embedding",) if self.embed else ()))
-        return [self.prefix + name for name in names]
+        return SCORED_TASKS[self.task].output_fields(self)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -78,10 +76,9 @@ class PartStats:
 class PartScorer:
     """A Predictor and a job; ``run(part)`` scores a part and commits its files."""
 
-    def __init__(self, job: Job, predictor: Predictor | Generator | None = None):
+    def __init__(self, job: Job, predictor: Classifier | Ranker | Generator | None = None):
         self.job = job
-        self.predictor = predictor or load(job.bundle, threads=job.threads)
-        self.candidates = job.candidates if job.candidates is not None else self.predictor.catalog
+        self.rows = SCORED_TASKS[job.task](job, predictor or load(job.bundle, threads=job.threads))
 
     def run(self, part: Part, on_rows: Callable[[int], None] | None = None) -> PartStats:
         began = time.perf_counter()
@@ -115,41 +112,58 @@ class PartScorer:
 
     def _problem(self, row: Row) -> str | None:
         """Why a row cannot be scored, or None."""
-        if isinstance(row, str):
-            return row
-        if self.job.task == "classify":
-            taken = [name for name in self.job.output_fields if name in row]
-            if taken:
-                return f"field {taken[0]!r} would be overwritten by the prediction; pass --prefix"
-            return _text_problem(row, self.job.text_field)
-        if row.get(self.job.user_field) is None:
-            return f"missing field {self.job.user_field!r} (fields: {', '.join(row) or 'none'})"
-        for key in ("liked", "disliked"):
-            value = row.get(key)
-            if value is not None and (
-                not isinstance(value, list) or not all(isinstance(t, str) for t in value)
-            ):
-                return f"field {key!r} must be a list of titles, got {type(value).__name__}"
-        return None
+        return row if isinstance(row, str) else self.rows.problem(row)
 
     def _score(
         self, rows: list[dict[str, Any]], on_rows: Callable[[int], None] | None
     ) -> list[dict[str, Any]]:
-        score = self._classify if self.job.task == "classify" else self._rank
         out: list[dict[str, Any]] = []
         for start in range(0, len(rows), WINDOW):
             window = rows[start : start + WINDOW]
-            out += score(window)
+            out += self.rows.score(window)
             if on_rows is not None:
                 on_rows(len(window))
         return out
 
-    def _classify(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+
+class ClassifyRows:
+    """classify: a row holds a text; out comes the row with the label, its probability (every
+    label's with ``all_scores``, the sentence vector with ``embed``), under ``prefix``."""
+
+    needs_candidates = False
+
+    def __init__(self, job: Job, predictor: Any):
+        self.job, self.predictor = job, predictor
+
+    @staticmethod
+    def output_fields(job: Job) -> list[str]:
+        names = ("label", "score", "scores", *(("embedding",) if job.embed else ()))
+        return [job.prefix + name for name in names]
+
+    @staticmethod
+    def fields_problem(job: Job, fields: list[str]) -> str | None:
+        """What is wrong with the input's fields as a whole (read off its first row)."""
+        taken = [name for name in job.output_fields if name in fields]
+        if taken:
+            return (
+                f"the input has a field {taken[0]!r}, which the prediction would overwrite; pass "
+                "--prefix (e.g. --prefix pred_) to name the outputs pred_label, pred_score."
+            )
+        if job.text_field not in fields:
+            return f"no field {job.text_field!r} (fields: {', '.join(fields)}); pass --text-field NAME."
+        return None
+
+    def problem(self, row: dict[str, Any]) -> str | None:
+        taken = [name for name in self.job.output_fields if name in row]
+        if taken:
+            return f"field {taken[0]!r} would be overwritten by the prediction; pass --prefix"
+        return _text_problem(row, self.job.text_field)
+
+    def score(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         field_ = self.job.text_field
         texts = [row[field_] if isinstance(row[field_], str) else str(row[field_]) for row in rows]
         vectors: list[Any] = []
-        if self.job.embed:  # one pass gives both (only a Predictor has the output: resolve_job)
-            assert isinstance(self.predictor, Predictor)
+        if self.job.embed:  # one pass gives both (a Classifier with the output: resolve_job)
             logits, embedded = self.predictor.logits_and_embeddings(texts, self.job.batch_size)
             vectors = embedded.tolist()
         else:
@@ -170,7 +184,40 @@ class PartScorer:
             out.append(scored)
         return out
 
-    def _rank(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+
+class RankRows:
+    """rank: a row holds a user (``user_field``) and the titles they ``liked`` and
+    ``disliked``; out come the user's ``k`` best candidates (``candidates``, or the bundle's
+    catalog, less the titles of the history), a row each."""
+
+    needs_candidates = True  # from --candidates or the bundle's item index
+
+    def __init__(self, job: Job, predictor: Any):
+        self.job, self.predictor = job, predictor
+        self.candidates = job.candidates if job.candidates is not None else predictor.catalog
+
+    @staticmethod
+    def output_fields(job: Job) -> list[str]:
+        return [job.user_field, "rank", "item", "score", "enjoy"]
+
+    @staticmethod
+    def fields_problem(job: Job, fields: list[str]) -> str | None:
+        if job.user_field not in fields:
+            return f"no field {job.user_field!r} (fields: {', '.join(fields)}); pass --user-field NAME."
+        return None
+
+    def problem(self, row: dict[str, Any]) -> str | None:
+        if row.get(self.job.user_field) is None:
+            return f"missing field {self.job.user_field!r} (fields: {', '.join(row) or 'none'})"
+        for key in ("liked", "disliked"):
+            value = row.get(key)
+            if value is not None and (
+                not isinstance(value, list) or not all(isinstance(t, str) for t in value)
+            ):
+                return f"field {key!r} must be a list of titles, got {type(value).__name__}"
+        return None
+
+    def score(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         requests = []
         for row in rows:
             liked, disliked = list(row.get("liked") or []), list(row.get("disliked") or [])
@@ -187,6 +234,13 @@ class PartScorer:
             for row, ranked in zip(rows, answers, strict=True)
             for r, a in enumerate(ranked, start=1)
         ]
+
+
+# a bundle's task -> how its rows are checked and scored: the one place scoring branches on it
+SCORED_TASKS: dict[str, type[ClassifyRows] | type[RankRows]] = {
+    "classify": ClassifyRows,
+    "rank": RankRows,
+}
 
 
 def _text_problem(row: dict[str, Any], name: str) -> str | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +17,8 @@ import numpy as np
 from rec_edge.config import GenerationConfig, ServeConfig
 from rec_edge.errors import BundleError
 from rec_edge.runtime import Generator, Predictor, load
-from rec_edge.runtime.predictor import RankRequest, softmax
+from rec_edge.runtime.outputs import softmax
+from rec_edge.runtime.requests import RankRequest
 from rec_edge.serve.batcher import MicroBatcher
 
 # Texts of a few lengths: the first runs size onnxruntime's arena before any client waits on it.
@@ -31,29 +32,14 @@ SENTENCE = (
 )  # 32 words
 
 
-def load_predictor(path: str | Path, config: ServeConfig) -> Predictor | Generator:
-    """Load and check a bundle (manifest, sha256 of its files), then warm it up."""
-    predictor = load(path, config.provider, config.threads, spinning=config.spinning)
-    task = predictor.manifest.task
-    if isinstance(predictor, Generator) and task == "generate":
-        predictor.generate(predictor.prompt(WARM_TEXTS[0]), GenerationConfig(max_new_tokens=2))
-    elif task == "rank":
-        titles = predictor.catalog[:20] or WARM_TEXTS
-        predictor.rank_batch([RankRequest(titles[:2], [], titles, 10)])
-    elif isinstance(predictor, Generator):  # one run a text: no batch sizes to warm
-        predictor.logits(WARM_TEXTS)
-    else:
-        predictor.logits(WARM_TEXTS)
-        predictor.logits(WARM_TEXTS * (config.max_batch // 2 or 1), batch_size=config.max_batch)
-    return predictor
+def _texts(predictor: Any, size: int) -> list[str]:
+    """Texts of 4 to 32 words (the inputs of classify runs)."""
+    words = SENTENCE.split()
+    return [" ".join(words[: 4 + (7 * i) % 29]) for i in range(size)]
 
 
-def calibration_batch(predictor: Predictor | Generator, size: int) -> list[Any]:
-    """A gathered batch as the server sees one, of inputs of mixed lengths: texts of 4 to 32
-    words, or rank requests of 10 liked titles and 20 candidates from the bundle's catalog."""
-    if predictor.manifest.task != "rank":
-        words = SENTENCE.split()
-        return [" ".join(words[: 4 + (7 * i) % 29]) for i in range(size)]
+def _rank_requests(predictor: Any, size: int) -> list[RankRequest]:
+    """Rank requests of 10 liked titles and 20 candidates from the bundle's catalog."""
     titles = predictor.catalog or WARM_TEXTS
     return [
         RankRequest(
@@ -66,6 +52,70 @@ def calibration_batch(predictor: Predictor | Generator, size: int) -> list[Any]:
     ]
 
 
+def _classify(predictor: Any, texts: list[Any], size: int) -> Sequence[Any]:
+    return LabelledRows(softmax(predictor.logits(texts, size)), list(predictor.labels))
+
+
+def _rank(predictor: Any, requests: list[Any], size: int) -> Sequence[Any]:
+    return predictor.rank_batch(requests, size)
+
+
+def _warm_generate(predictor: Any) -> None:
+    predictor.generate(predictor.prompt(WARM_TEXTS[0]), GenerationConfig(max_new_tokens=2))
+
+
+@dataclass(frozen=True)
+class ServedTask:
+    """How the server drives one task's bundles: where they answer, what one micro-batched run
+    does with the gathered inputs, and the inputs that warm and calibrate it (a few of mixed
+    lengths, as a gathered batch holds). A task without ``run`` answers outside the batcher."""
+
+    route: str  # {name}: the model's name
+    inputs: Callable[[Any, int], list[Any]]
+    run: Callable[[Any, list[Any], int], Sequence[Any]] | None
+    calibrate: int = 32  # the most inputs a calibration (and warm-up) batch holds
+    warm: Callable[[Any], None] | None = None  # instead of a run of the inputs
+
+
+SERVED_TASKS = {  # a bundle's task -> how it is served: the one place serving branches on it
+    "classify": ServedTask("/v1/models/{name}/predict", _texts, _classify),
+    "rank": ServedTask("/v1/models/{name}/rank", _rank_requests, _rank, calibrate=8),
+    "generate": ServedTask("/v1/chat/completions", _texts, None, warm=_warm_generate),
+}
+
+
+def served_task(predictor: Predictor | Generator) -> ServedTask:
+    task = predictor.manifest.task
+    if task not in SERVED_TASKS:
+        raise BundleError(
+            f"{predictor.bundle.path}: rec-edge serve does not serve {task!r} bundles "
+            f"(it serves {', '.join(SERVED_TASKS)})"
+        )
+    return SERVED_TASKS[task]
+
+
+def calibration_batch(predictor: Predictor | Generator, size: int) -> list[Any]:
+    """A gathered batch as the server sees one for ``predictor``'s task: texts of 4 to 32 words,
+    or rank requests of 10 liked titles and 20 candidates from the bundle's catalog."""
+    return served_task(predictor).inputs(predictor, size)
+
+
+def load_predictor(path: str | Path, config: ServeConfig) -> Predictor | Generator:
+    """Load and check a bundle (manifest, sha256 of its files), then warm it up: a few runs of
+    mixed lengths size onnxruntime's arena before any client waits on it."""
+    predictor = load(path, config.provider, config.threads, spinning=config.spinning)
+    served = served_task(predictor)
+    if served.warm is not None:
+        served.warm(predictor)
+        return predictor
+    assert served.run is not None
+    served.run(predictor, served.inputs(predictor, 2), 2)
+    if not isinstance(predictor, Generator):  # a decoder runs one text a run: no lengths to warm
+        size = min(config.max_batch, served.calibrate)
+        served.run(predictor, served.inputs(predictor, size), size)
+    return predictor
+
+
 def session_batch(predictor: Predictor | Generator, config: ServeConfig, repeats: int = 3) -> int:
     """How many inputs a session run takes: ``config.session_batch`` if given; on other providers
     than the CPU, ``max_batch``; on the CPU, of SESSION_BATCHES up to ``max_batch``, the one that
@@ -74,20 +124,19 @@ def session_batch(predictor: Predictor | Generator, config: ServeConfig, repeats
     the CPU, so it is measured rather than assumed."""
     if config.session_batch is not None:
         return config.session_batch
-    if isinstance(predictor, Generator):  # each text is its own run whatever the batch
+    served = served_task(predictor)
+    if isinstance(predictor, Generator) or served.run is None:  # each text its own run
         return 1
     if not config.on_cpu:
         return config.max_batch
-    rank = predictor.manifest.task == "rank"
-    items = calibration_batch(predictor, min(config.max_batch, 8 if rank else 32))
+    items = served.inputs(predictor, min(config.max_batch, served.calibrate))
     sizes = [s for s in SESSION_BATCHES if s <= len(items)]
     seconds: dict[int, list[float]] = {s: [] for s in sizes}
     for _ in range(repeats):
         for size in sizes:
             started = time.perf_counter()
             for start in range(0, len(items), size):
-                chunk = items[start : start + size]
-                predictor.rank_batch(chunk, size) if rank else predictor.logits(chunk, size)
+                served.run(predictor, items[start : start + size], size)
             seconds[size].append(time.perf_counter() - started)
     return min(sizes, key=lambda s: statistics.median(seconds[s]))
 
@@ -160,9 +209,9 @@ class ServedModel:
         """One session run for the items of several requests (in the executor thread)."""
         # one Predictor (and its run length) for the whole run, even across a reload
         predictor, size = self.predictor, self.session_batch
-        if predictor.manifest.task == "rank":
-            return predictor.rank_batch(items, size)
-        return LabelledRows(softmax(predictor.logits(items, size)), list(predictor.labels))
+        run = served_task(predictor).run
+        assert run is not None, "the batcher runs only the tasks with a run"
+        return run(predictor, items, size)
 
     def describe(self) -> dict[str, Any]:
         manifest = self.predictor.manifest
@@ -186,9 +235,7 @@ class ServedModel:
     @property
     def endpoint(self) -> str:
         """Where this model answers: its task's route (a generate bundle: OpenAI's chat)."""
-        if self.task == "generate":
-            return "/v1/chat/completions"
-        return f"/v1/models/{self.name}/{'rank' if self.task == 'rank' else 'predict'}"
+        return served_task(self.predictor).route.format(name=self.name)
 
     async def reload(self) -> dict[str, Any]:
         """Load the bundle again from its path, check and warm it, then swap it in. A bad bundle

@@ -12,13 +12,8 @@ from typing import Any
 import numpy as np
 
 from rec_edge.config import ServeConfig
-from rec_edge.runtime.predictor import (
-    Ranked,
-    RankRequest,
-    rank_request,
-    rank_request_problems,
-)
-from rec_edge.runtime.requests import whole_number
+from rec_edge.runtime.ranker import Ranked
+from rec_edge.runtime.requests import RankRequest, rank_request, rank_request_problems, whole_number
 
 PREDICT_FIELDS = ("texts", "top_k")
 

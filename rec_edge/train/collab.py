@@ -27,7 +27,7 @@ from rec_edge.data.interactions import InteractionData
 from rec_edge.data.recommend import PointwiseExample
 from rec_edge.errors import ConfigError, RunError
 from rec_edge.runtime.collab import TABLES, CollaborativeTables
-from rec_edge.runtime.predictor import pair_scores
+from rec_edge.runtime.ranker import pair_scores
 
 COLLAB_FILE = "collab.npz"
 TEXT_CACHE = "collab_text.npz"  # the frozen encoder's scores of the rows the tables fit on

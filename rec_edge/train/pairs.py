@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from rec_edge.data.tasks import Split
-from rec_edge.runtime.predictor import pair_scores
+from rec_edge.runtime.ranker import pair_scores
 
 EMBEDDING_DIM = 128  # the head's width is EMBEDDING_DIM + 1 (the bias)
 

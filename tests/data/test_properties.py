@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from rec_edge.data.readers import read_examples
 from rec_edge.data.templates import TemplateSet
 from rec_edge.errors import ConfigError, DataError
-from rec_edge.runtime.predictor import parse_rank_request
+from rec_edge.runtime.requests import parse_rank_request
 
 # Text as users' files hold it: any unicode (surrogates cannot be encoded), quotes, separators,
 # line breaks of every kind (\r, \u2028, \x1c...), the odd huge field.

@@ -12,7 +12,7 @@ from rec_edge.cli import main
 from rec_edge.errors import ConfigError, DataError
 from rec_edge.runtime import Predictor
 from rec_edge.runtime.collab import CollaborativeTables, history_similarity
-from rec_edge.runtime.predictor import pair_scores
+from rec_edge.runtime.ranker import pair_scores
 
 pytestmark = pytest.mark.slow
 
@@ -249,7 +249,7 @@ def test_bench_ranks_requests_with_every_engine(rank_bundle, tmp_path) -> None:
 
 
 def test_rank_requests_are_checked_field_by_field(rank_bundle, tmp_path) -> None:
-    from rec_edge.runtime.predictor import parse_rank_request
+    from rec_edge.runtime.requests import parse_rank_request
 
     with pytest.raises(DataError, match="r.jsonl:3: 'candidates' must be a list of strings"):
         parse_rank_request('{"candidates": "Movie 1"}', "r.jsonl:3")

@@ -8,7 +8,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rec_edge.data.tasks import Split
-from rec_edge.runtime.predictor import pair_scores
+from rec_edge.runtime.ranker import pair_scores
 from rec_edge.train.pairs import EMBEDDING_DIM, PairDataset, pair_collator, pair_model
 
 
