@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from rec_edge.cli._common import echo_json, label_pairs
+
+if TYPE_CHECKING:
+    from rec_edge.train.runs import RunRecord
 
 RECIPE_HELP = (
     "auto (accuracy-gated, batch-invariant int8), fp32, calibrated, calibrated-per-channel, "
@@ -150,15 +153,15 @@ def command(as_json: bool, model: str | None, **options: Any) -> None:
     run = _decoder_run(options["run_dir"])
     if run is not None:  # a language model tuned by `rec-edge train`: its labels and instruction
         decoder.update(
-            task=run["task"],
-            labels=run.get("label_words") or {},
-            instruction=run["instruction"],
+            task=run.task,
+            labels=run.extra.get("label_words") or {},
+            instruction=run.instruction,
             # a classify or rank run's validation rows judge the weights (generate: the probes)
-            run_dir=options["run_dir"] if run["task"] != "generate" else None,
-            max_length=run.get("max_length", 2048),  # the bundle cuts prompts as training did
+            run_dir=options["run_dir"] if run.task != "generate" else None,
+            max_length=run.max_length,  # the bundle cuts prompts as training did
         )
         model = str(Path(options["run_dir"]) / "model")
-        out = options["out"] or str(Path("exports") / run["name"])
+        out = options["out"] or str(Path("exports") / run.name)
         _export_decoder(model, out, options["force"], decoder, as_json)
         return
     from rec_edge.config import ExportConfig
@@ -177,12 +180,12 @@ def command(as_json: bool, model: str | None, **options: Any) -> None:
         )
 
 
-def _decoder_run(run_dir: str) -> dict[str, Any] | None:
+def _decoder_run(run_dir: str) -> RunRecord | None:
     """The run's record if it tuned a language model (``family: decoder``), else None."""
     from rec_edge.train.runs import load_run
 
     run = load_run(run_dir)
-    return run if run.get("family") == "decoder" else None
+    return run if run.family == "decoder" else None
 
 
 def _export_decoder(

@@ -204,12 +204,11 @@ def _validation_rows(config: DecoderExportConfig) -> list[Any]:
         return []
     import random
 
-    from rec_edge.config import TrainConfig
     from rec_edge.data.tasks import rank_rows, read_splits
     from rec_edge.train.runs import load_run
 
     run = load_run(config.run_dir)
-    train_config = TrainConfig(**run["config"])
+    train_config = run.train_config()
     rows: list[Any]
     if config.task == "rank":
         rows = [

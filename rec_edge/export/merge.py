@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from rec_edge.errors import RunError
+from rec_edge.train.runs import RunRecord
 
 
 def merge_adapter(
@@ -40,11 +40,11 @@ def merge_adapter(
     return out
 
 
-def model_to_export(run_dir: Path, run: dict[str, Any], work: Path) -> Path:
+def model_to_export(run_dir: Path, run: RunRecord, work: Path) -> Path:
     merged = run_dir / "model"
     if (merged / "config.json").is_file():
         return merged
-    encoder_only = run.get("head", {}).get("kind") == "descriptions"
+    encoder_only = run.head.get("kind") == "descriptions"
     return merge_adapter(
-        run_dir / "adapter", run["source_model_path"], run["labels"], work / "merged", encoder_only
+        run_dir / "adapter", run.source_model_path, run.labels, work / "merged", encoder_only
     )

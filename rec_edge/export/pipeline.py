@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rec_edge.bundle import Manifest, write_manifest
-from rec_edge.config import ExportConfig, TrainConfig, config_to_dict
+from rec_edge.config import ExportConfig, config_to_dict
 from rec_edge.convert.head_graph import append_head
 from rec_edge.convert.onnx_export import export_onnx, parity, torch_logits
 from rec_edge.convert.optimize import optimize_graph
@@ -30,7 +30,7 @@ from rec_edge.export.merge import model_to_export
 from rec_edge.metrics import PER_TEXT
 from rec_edge.modeling.heads import HEAD_FILE, HEAD_KIND, LabelHead, extend_head
 from rec_edge.runtime.tokenize import BundleTokenizer, pad_batch
-from rec_edge.train.runs import load_run
+from rec_edge.train.runs import RunRecord, load_run
 from rec_edge.versions import versions
 
 
@@ -43,10 +43,10 @@ class ExportResult:
     parity: dict[str, Any]
 
 
-def _run_data(run: dict[str, Any]) -> tuple[list[Example], list[Example], str | None]:
+def _run_data(run: RunRecord) -> tuple[list[Example], list[Example], str | None]:
     """The run's (train, validation) examples, read once; or the reason they cannot be read."""
     try:
-        train, validation, _, _ = read_splits(TrainConfig(**run["config"]))
+        train, validation, _, _ = read_splits(run.train_config())
     except DataError as error:
         return [], [], str(error)
     return train, validation, None
@@ -54,12 +54,12 @@ def _run_data(run: dict[str, Any]) -> tuple[list[Example], list[Example], str | 
 
 def _eval_examples(
     config: ExportConfig,
-    run: dict[str, Any],
+    run: RunRecord,
     validation: list[Example],
     problem: str | None,
     labels: list[str],
 ) -> tuple[list[Example], str]:
-    train_config = TrainConfig(**run["config"])
+    train_config = run.train_config()
     if config.eval_file and train_config.task == "rank":
         raise ConfigError(
             "--eval-file is for classify runs; a rank run is evaluated on its own time-split "
@@ -120,11 +120,11 @@ class _GateData:
     calibration_texts: list[str]
 
 
-def _gate_data(config: ExportConfig, run: dict[str, Any], labels: list[str]) -> _GateData:
+def _gate_data(config: ExportConfig, run: RunRecord, labels: list[str]) -> _GateData:
     train_examples, validation, problem = _run_data(run)
     examples, source = _eval_examples(config, run, validation, problem, labels)
     index = {label: i for i, label in enumerate(labels)}
-    rank = run["task"] == "rank"  # texts are the users' side; each pairs with its candidate
+    rank = run.task == "rank"  # texts are the users' side; each pairs with its candidate
     # a sample of the training texts; the evaluation texts if the training data is gone
     calibration = train_examples[: config.calibration_size] or examples[: config.calibration_size]
     calibration_texts = [e.text for e in calibration]
@@ -186,48 +186,48 @@ def _onnx_graphs(
 
 
 def _label_head(
-    run: dict[str, Any], run_dir: Path, model_dir: Path, config: ExportConfig, log: Any
+    run: RunRecord, run_dir: Path, model_dir: Path, config: ExportConfig, log: Any
 ) -> LabelHead | None:
     """A description run's head (modeling.heads), with the --add-label rows embedded by the
     trained encoder; None for a linear or two-tower head."""
-    if run.get("head", {}).get("kind") != HEAD_KIND:
+    if run.head.get("kind") != HEAD_KIND:
         return None
-    head = LabelHead.load(run_dir / run["head"].get("file", HEAD_FILE))
+    head = LabelHead.load(run_dir / run.head.get("file", HEAD_FILE))
     if not config.add_labels:
         return head
     from transformers import AutoModel, AutoTokenizer
 
     encoder = AutoModel.from_pretrained(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    head = extend_head(head, encoder, tokenizer, config.add_labels, run["max_length"])
+    head = extend_head(head, encoder, tokenizer, config.add_labels, run.max_length)
     log(f"labels added without training: {', '.join(config.add_labels)}")
     return head
 
 
-def _bundle_labels(run: dict[str, Any], config: ExportConfig) -> list[str]:
+def _bundle_labels(run: RunRecord, config: ExportConfig) -> list[str]:
     """The run's labels and the --add-label ones (a description run's only)."""
     if not config.add_labels:
-        return list(run["labels"])
-    if run.get("head", {}).get("kind") != HEAD_KIND:
+        return list(run.labels)
+    if run.head.get("kind") != HEAD_KIND:
         raise ConfigError(
             f"--add-label needs a run trained with the description head (--head descriptions); "
-            f"{run['name']} has a {run.get('head', {}).get('kind', 'labels')!r} head."
+            f"{run.name} has a {run.head.get('kind', 'labels')!r} head."
         )
-    clash = sorted(set(config.add_labels) & set(run["labels"]))
+    clash = sorted(set(config.add_labels) & set(run.labels))
     if clash:
-        raise ConfigError(f"--add-label {clash}: already labels of the run {run['name']}.")
-    return list(run["labels"]) + list(config.add_labels)
+        raise ConfigError(f"--add-label {clash}: already labels of the run {run.name}.")
+    return list(run.labels) + list(config.add_labels)
 
 
-def _new_manifest(run: dict[str, Any], graph_path: Path, labels: list[str]) -> Manifest:
+def _new_manifest(run: RunRecord, graph_path: Path, labels: list[str]) -> Manifest:
     import onnx
 
     graph = onnx.load(str(graph_path), load_external_data=False).graph
     return Manifest(
-        task=run["task"],
+        task=run.task,
         labels=labels,
-        templates=run["templates"],
-        max_length=run["max_length"],
+        templates=run.templates,
+        max_length=run.max_length,
         inputs=[i.name for i in graph.input],
         outputs=[o.name for o in graph.output],
     )
@@ -317,7 +317,7 @@ def _run_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
 def _describe(
     manifest: Manifest,
     config: ExportConfig,
-    run: dict[str, Any],
+    run: RunRecord,
     run_dir: Path,
     merged: bool,
     graphs: _Graphs,
@@ -340,14 +340,14 @@ def _describe(
     dims = ("hidden_size", "num_hidden_layers", "intermediate_size", "num_attention_heads")
     manifest.source = {
         "run": str(run_dir.resolve()),
-        "run_name": run["name"],
-        "model": run["source_model"],
+        "run_name": run.name,
+        "model": run.source_model,
         "model_type": graphs.model_config.model_type,
         "merged_at_export": merged,  # the run held only a LoRA adapter
-        "head": head.to_dict() if head else run.get("head", {"kind": "labels"}),
+        "head": head.to_dict() if head else run.head or {"kind": "labels"},
         "added_labels": dict(config.add_labels),
-        "collaborative": run.get("collaborative") if manifest.items_file else None,
-        "run_metrics": _run_metrics(run.get("metrics", {})),
+        "collaborative": run.collaborative if manifest.items_file else None,
+        "run_metrics": _run_metrics(run.metrics),
         "export_config": config_to_dict(config),
         "dims": {k: getattr(graphs.model_config, k, None) for k in (*dims, "vocab_size")},
     }
@@ -370,7 +370,7 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
     Written in a staging folder beside ``out`` and renamed into place when complete."""
     run_dir = Path(config.run_dir)
     run = load_run(run_dir)
-    out = Path(config.out or Path("exports") / run["name"])
+    out = Path(config.out or Path("exports") / run.name)
     check_target(out, config.force, [run_dir])
     if config.quantize != "auto":
         _check_recipe(get_recipe(config.quantize), config)
@@ -380,7 +380,7 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
     work, staging = scratch_folders(out)
     try:
         model_dir = model_to_export(run_dir, run, work)  # merges the adapter if needed
-        tokenizer_file = _tokenizer_file(model_dir, run["max_length"])
+        tokenizer_file = _tokenizer_file(model_dir, run.max_length)
         head = _label_head(run, run_dir, model_dir, config, log)
         graphs = _onnx_graphs(model_dir, work, config, log, head)
         manifest = _new_manifest(run, graphs.fused, labels)
@@ -395,9 +395,9 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
         fp32 = _evaluate_fp32(evaluator, graphs.fused, data, log)
         predictor = evaluator.predictor(fp32.path)
         parity_figures = _check_parity(
-            model_dir, predictor, data.texts, run["max_length"], config.parity_atol, log, head
+            model_dir, predictor, data.texts, run.max_length, config.parity_atol, log, head
         )
-        tokenizer = BundleTokenizer(tokenizer_file, run["max_length"])
+        tokenizer = BundleTokenizer(tokenizer_file, run.max_length)
         calibration = _calibration(
             data.calibration_texts, tokenizer, predictor.render, manifest.inputs
         )
@@ -415,7 +415,7 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
 
         shutil.copy(chosen.path, staging / "model.onnx")
         shutil.copy(tokenizer_file, staging / "tokenizer.json")
-        if run["task"] == "rank":
+        if run.task == "rank":
             manifest.items_file = _item_index(
                 run, run_dir, evaluator.predictor(chosen.path), staging, log
             )
@@ -443,7 +443,7 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
 
 
 def _item_index(
-    run: dict[str, Any], run_dir: Path, predictor: Any, folder: Path, log: Any
+    run: RunRecord, run_dir: Path, predictor: Any, folder: Path, log: Any
 ) -> str | None:
     """Rank bundles: the vectors of every title in the run's catalog, so that serving never
     encodes a known item, and the run's collaborative tables if it has them (``collab.npz``, see
@@ -453,7 +453,7 @@ def _item_index(
     from rec_edge.data.interactions import read_interactions
     from rec_edge.train.collab import COLLAB_FILE
 
-    config = TrainConfig(**run["config"])
+    config = run.train_config()
     try:
         data = read_interactions(config.train_file, config.items_file, config.item_template)
     except DataError as error:

@@ -36,6 +36,10 @@ class Predictor:
 
     task: ClassVar[str | None] = None  # the subclass's task (see __init_subclass__)
 
+    def __new__(cls, bundle: Bundle, *args: Any, **options: Any) -> Predictor:
+        """``Predictor(bundle, config)`` builds the bundle's task's subclass, as ``load`` does."""
+        return super().__new__(cls._runtime(bundle))
+
     def __init__(self, bundle: Bundle, config: SessionConfig):
         self.bundle = bundle
         self.manifest = bundle.manifest

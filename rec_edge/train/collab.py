@@ -12,7 +12,6 @@ into the bundle's item index.
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -22,12 +21,12 @@ from typing import Any
 import numpy as np
 
 from rec_edge.bundle import sha256_file
-from rec_edge.config import TrainConfig
 from rec_edge.data.interactions import InteractionData
 from rec_edge.data.recommend import PointwiseExample
 from rec_edge.errors import ConfigError, RunError
 from rec_edge.runtime.collab import TABLES, CollaborativeTables
 from rec_edge.runtime.ranker import pair_scores
+from rec_edge.train.runs import RunRecord, load_run
 
 COLLAB_FILE = "collab.npz"
 TEXT_CACHE = "collab_text.npz"  # the frozen encoder's scores of the rows the tables fit on
@@ -60,7 +59,7 @@ class CollabConfig:
 
 def text_scores(
     run_dir: Path,
-    run: dict[str, Any],
+    run: RunRecord,
     rows: list[PointwiseExample],
     titles: list[str],
     cache: str = TEXT_CACHE,
@@ -71,11 +70,11 @@ def text_scores(
     engine and the model's weights, so refitting the tables with other settings costs seconds."""
     from rec_edge.data.templates import TemplateSet
 
-    render = TemplateSet.from_dict(run["templates"]).preference_renderer()
+    render = TemplateSet.from_dict(run.templates).preference_renderer()
     users = [render(r.preference.liked, r.preference.disliked) for r in rows]
     candidates = [r.candidate for r in rows]
     key = hashlib.sha256()
-    for part in (*users, "\0", *candidates, "\0", str(run["max_length"]), engine, "rows"):
+    for part in (*users, "\0", *candidates, "\0", str(run.max_length), engine, "rows"):
         key.update(part.encode("utf-8") + b"\n")
     for path in sorted((run_dir / "model").glob("*.safetensors")):
         key.update(sha256_file(path).encode())
@@ -88,11 +87,11 @@ def text_scores(
     if engine == "int8":
         from rec_edge.convert.bulk import int8_session_logits
 
-        encoded = int8_session_logits(model, texts, run["max_length"], batch_size=32)
+        encoded = int8_session_logits(model, texts, run.max_length, batch_size=32)
     else:
         from rec_edge.convert.onnx_export import torch_logits
 
-        encoded = torch_logits(model, texts, run["max_length"], batch_size=64)
+        encoded = torch_logits(model, texts, run.max_length, batch_size=64)
     user_rows, item_rows = encoded[: len(users)], encoded[len(users) :]
     index = {t: i for i, t in enumerate(titles)}
     scores = pair_scores(user_rows, item_rows[[index[c] for c in candidates]])
@@ -183,16 +182,15 @@ def fit_collaborative(run_dir: str | Path, config: CollabConfig = CollabConfig()
     """Fit the tables of the rank run in ``run_dir`` (its ``model`` frozen) and write
     ``collab.npz``; returns the stage's record, also kept in run.json under "collaborative"."""
     from rec_edge.data.tasks import rank_rows
-    from rec_edge.train.runs import RUN_FILE, load_run
 
     run_dir = Path(run_dir)
     run = load_run(run_dir)
-    if run["task"] != "rank" or not (run_dir / "model" / "config.json").is_file():
+    if run.task != "rank" or not (run_dir / "model" / "config.json").is_file():
         raise RunError(
             f"{run_dir} is not a finished rank run with a merged model (model/config.json): "
             "collaborative tables fit on a rank run's encoder (rec-edge train --task rank)."
         )
-    train_config = TrainConfig(**run["config"])
+    train_config = run.train_config()
     data, splits = rank_rows(train_config)
     train = splits["train"]
     validation = choosing_rows(splits["validation"], config, train_config.validation_limit)
@@ -226,8 +224,8 @@ def fit_collaborative(run_dir: str | Path, config: CollabConfig = CollabConfig()
         encode_seconds=round(encode_seconds, 1),
         fit_seconds=round(time.perf_counter() - started - encode_seconds, 1),
     )
-    run["collaborative"] = record
-    (run_dir / RUN_FILE).write_text(json.dumps(run, indent=2), encoding="utf-8")
+    run.collaborative = record
+    run.save(run_dir)
     return record
 
 

@@ -17,7 +17,6 @@ examples a label.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from dataclasses import replace
@@ -154,9 +153,10 @@ def train_compared(config: TrainConfig, train_one: Callable) -> Any:
     }
     run = load_run(folder / kept)
     # the kept candidate's config (its use_templates) under the run's own name and folder
-    run["config"].update(name=final.name, runs_dir=config.runs_dir)
-    run.update(name=final.name, templates_compared=record)
-    (folder / kept / RUN_FILE).write_text(json.dumps(run, indent=2), encoding="utf-8")
+    run.config.update(name=final.name, runs_dir=config.runs_dir)
+    run.name = final.name
+    run.extra["templates_compared"] = record
+    run.save(folder / kept)
     (folder / kept).rename(final)
     shutil.rmtree(folder)
     return replace(

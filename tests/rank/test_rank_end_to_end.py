@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from rec_edge.cli import main
 from rec_edge.errors import ConfigError, DataError
-from rec_edge.runtime import Predictor
+from rec_edge.runtime import Classifier, Predictor, Ranker
 from rec_edge.runtime.collab import CollaborativeTables, history_similarity
 from rec_edge.runtime.ranker import pair_scores
 
@@ -173,10 +173,13 @@ def test_rank_errors(rank_bundle, tiny_bundle) -> None:
         predictor.rank({"seen": []}, ["a"])
     with pytest.raises(DataError, match="texts\\[0\\] is None"):
         predictor.rank({"liked": ["x"]}, [None])  # type: ignore[list-item]
-    with pytest.raises(ConfigError, match="'classify' bundle; rank\\(\\) needs a 'rank' one"):
-        Predictor.load(tiny_bundle).rank({}, ["a"])
-    with pytest.raises(ConfigError, match="outputs are embeddings, not label scores"):
-        predictor.predict(["Movie 1"])
+    # tasks as types: each bundle opens as its task's Predictor, and each class only its own
+    assert isinstance(predictor, Ranker) and not hasattr(predictor, "predict")
+    assert isinstance(Predictor.load(tiny_bundle), Classifier)
+    with pytest.raises(ConfigError, match="is a 'classify' bundle: load it with Classifier.load"):
+        Ranker.load(tiny_bundle)
+    with pytest.raises(ConfigError, match="is a 'rank' bundle: load it with Ranker.load"):
+        Classifier.load(rank_bundle)
 
 
 def test_predict_cli_takes_json_requests(rank_bundle) -> None:

@@ -21,7 +21,8 @@ class Costly:
 
     def __init__(self, predictor: Predictor, per_run: float = 0.0, per_slot: float = 0.0):
         self.predictor, self.per_run, self.per_slot = predictor, per_run, per_slot
-        self.manifest, self.catalog = predictor.manifest, getattr(predictor, "catalog", [])
+        self.manifest, self.labels = predictor.manifest, predictor.manifest.labels
+        self.catalog = getattr(predictor, "catalog", [])
         self.sizes: set[int] = set()
 
     def _cost(self, items: list[Any]) -> None:
