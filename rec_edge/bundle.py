@@ -55,7 +55,7 @@ class Manifest:
     family: str = "encoder"  # encoder (a text -> scores graph) | decoder (a causal LM, KV cache)
     # decoder: the chat format rendered at export (prompt_prefix, prompt_suffix, end_of_turn),
     # stop_token_ids, the cache's shape (num_layers, num_kv_heads, head_dim), user_template,
-    # instruction and label_words (classify); see runtime.generator.DecoderSpec
+    # instruction and label_words (classify); see runtime.decoding.DecoderSpec
     decoder: dict[str, Any] = field(default_factory=dict)
     schema_version: str = SCHEMA_VERSION
 

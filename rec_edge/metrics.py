@@ -119,3 +119,21 @@ def pair_report(labels: Sequence[int], scores: Any) -> dict[str, Any]:
         "n": len(y),
         "positives": int(y.sum()),
     }
+
+
+def selection_report(logits: np.ndarray, label_ids: Any, labels: list[str]) -> dict[str, Any]:
+    """Accuracy, macro F1 and ``selection``: accuracy, ties broken by the mean log-likelihood of
+    the true labels. A validation set of 16 texts moves accuracy in steps of 6 points; the
+    likelihood still tells two checkpoints apart (what early stopping and the best model use)."""
+    report = classification_report(label_ids, np.argmax(logits, axis=-1), labels)
+    likelihood = float(true_log_probs(logits, label_ids).mean()) if len(logits) else 0
+    report["selection"] = report["accuracy"] + 0.01 * max(likelihood, -10.0)
+    return report
+
+
+def true_log_probs(logits: np.ndarray, label_ids: Any) -> np.ndarray:
+    """Each text's log-probability of its true label (a softmax over the logits)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    shifted = logits - logits.max(-1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    return log_probs[np.arange(len(logits)), np.asarray(label_ids)]

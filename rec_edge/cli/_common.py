@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import types
+import typing
 from typing import Any
 
 import click
@@ -45,7 +48,12 @@ def runtime_options(command: Any) -> Any:
         click.option(
             "--threads", type=int, help="intra-op threads. [default: onnxruntime's choice]"
         ),
-        click.option("--batch-size", default=32, show_default=True, help="Texts per session run."),
+        click.option(
+            "--batch-size",
+            default=32,
+            show_default=True,
+            help="At most this many texts per session run (shorter runs where they pay: run_length).",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -78,3 +86,67 @@ def input_options(command: Any) -> Any:
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def _split_csv(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+PARSERS = {"pairs": label_pairs, "csv": _split_csv}  # option(parse=...) -> the click callback
+
+
+def config_option(f: Any, hint: Any) -> Any:
+    """The click option of the config field ``f`` (declared with ``config.option``; ``hint``:
+    its resolved type): its name, type, default, choices, bounds and help, as declared."""
+    meta = f.metadata
+    flag = meta["flag"] or "--" + f.name.replace("_", "-")
+    decls = [flag] if flag == "--" + f.name.replace("_", "-") else [flag, f.name]
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        hint = next(t for t in typing.get_args(hint) if t is not type(None))  # X | None: X
+    kind = typing.get_origin(hint) or hint
+    settings: dict[str, Any] = {"help": meta["help"]}
+    default = None if f.default is dataclasses.MISSING else f.default
+    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+        settings["required"] = True
+    if meta["parse"] is not None:
+        settings.update(callback=PARSERS[meta["parse"]], multiple=kind is dict)
+    elif kind is list:
+        settings["multiple"] = True
+    elif kind is bool and default is False:
+        settings.update(is_flag=True, default=False)
+    elif kind is bool:  # on by default, or chosen by the run: --x/--no-x
+        decls = [f"{flag}/--no-{flag[2:]}"] + decls[1:]
+        settings.update(default=default, show_default=default is not None)
+    else:
+        settings.update(default=default, show_default=default is not None and meta["show_default"])
+        if meta["choices"] is not None:
+            settings["type"] = click.Choice(list(meta["choices"]))  # ints stay ints (click 8.2+)
+        elif meta["path"]:
+            settings["type"] = click.Path(dir_okay=False)
+        elif meta["minimum"] is not None:
+            bound = click.IntRange if kind is int else click.FloatRange
+            settings["type"] = bound(min=meta["minimum"])
+        else:
+            settings["type"] = kind
+    return click.option(*decls, **settings)
+
+
+def config_options(
+    config: type, skip: tuple[str, ...] = (), only: tuple[str, ...] | None = None
+) -> Any:
+    """Every option field of the dataclass ``config`` (those declared with ``config.option``;
+    ``only`` these, none of ``skip``) as click options, in the order of the fields: each option
+    is declared once, in its config."""
+    hints = typing.get_type_hints(config)
+    chosen = [
+        f
+        for f in dataclasses.fields(config)
+        if "help" in f.metadata and f.name not in skip and (only is None or f.name in only)
+    ]
+
+    def decorate(command: Any) -> Any:
+        for f in reversed(chosen):
+            command = config_option(f, hints[f.name])(command)
+        return command
+
+    return decorate

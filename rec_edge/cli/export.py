@@ -8,17 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from rec_edge.cli._common import echo_json, label_pairs
+from rec_edge.cli._common import config_options, echo_json
+from rec_edge.config import DecoderExportConfig, ExportConfig
 
 if TYPE_CHECKING:
     from rec_edge.train.runs import RunRecord
-
-RECIPE_HELP = (
-    "auto (accuracy-gated, batch-invariant int8), fp32, calibrated, calibrated-per-channel, "
-    "calibrated-per-channel-rr, dynamic, dynamic-per-channel, dynamic-per-channel-rr (these three "
-    "need --allow-batch-variance), static, fp16, or a CPU preset: avx512-vnni, avx2, arm64."
-)
-
 
 DECODER_OPTIONS = (
     "task",
@@ -38,102 +32,8 @@ DECODER_OPTIONS = (
     help="Export this causal language model (smollm2, a .gguf file, a Hugging Face folder or "
     "hub id) as a decoder bundle instead of a run: the options under 'decoder:' apply.",
 )
-@click.option("--out", help="Bundle folder. [default: exports/RUN_NAME, or exports/MODEL]")
-@click.option("--quantize", default="auto", show_default=True, help=RECIPE_HELP)
-@click.option(
-    "--optimize",
-    type=click.Choice(["none", "portable"]),
-    default="portable",
-    show_default=True,
-    help="Graph fusions that run on every CPU (never hardware-specific graphs).",
-)
-@click.option(
-    "--max-accuracy-drop",
-    default=1.0,
-    show_default=True,
-    help="Accuracy points the quantized model may lose against fp32 on the gate's texts, beyond "
-    "their noise (one standard error of the paired difference; 0: no loss and no allowance).",
-)
-@click.option(
-    "--allow-batch-variance",
-    is_flag=True,
-    help="Accept a graph whose scores depend on what a text is batched with (dynamic int8).",
-)
-@click.option(
-    "--fallback",
-    type=click.Choice(["fail", "fp32"]),
-    default="fail",
-    show_default=True,
-    help="When no recipe passes the gate: fail, or ship fp32.",
-)
-@click.option(
-    "--eval-file",
-    type=click.Path(dir_okay=False),
-    help="Labelled data for the gate. [default: the run's validation data]",
-)
-@click.option(
-    "--eval-limit", default=2000, show_default=True, help="At most this many evaluation examples."
-)
-@click.option(
-    "--calibration-size",
-    default=256,
-    show_default=True,
-    help="Training texts for static calibration.",
-)
-@click.option(
-    "--parity-atol",
-    default=1e-4,
-    show_default=True,
-    help="Largest allowed |logit difference| between PyTorch and the fp32 graph.",
-)
-@click.option(
-    "--add-label",
-    "add_labels",
-    multiple=True,
-    callback=label_pairs,
-    help="NAME=DESCRIPTION: a label the run never saw, scored by its description's embedding "
-    "(runs with the description head); repeatable.",
-)
-@click.option(
-    "--keep-fp32", is_flag=True, help="Also keep the fp32 model in the bundle (model_fp32.onnx)."
-)
-@click.option(
-    "--task",
-    type=click.Choice(["generate", "classify", "rank"]),
-    default="generate",
-    show_default=True,
-    help="decoder: write answers, classify by the likelihood of each label's words, or rank by "
-    "P(Yes) to TALLRec's question.",
-)
-@click.option(
-    "--label-name",
-    "labels",
-    multiple=True,
-    callback=label_pairs,
-    help="decoder, classify: LABEL=WORDS, the words that answer for the label; repeatable.",
-)
-@click.option("--instruction", help="decoder: said before each input in the user's turn.")
-@click.option(
-    "--weights",
-    type=click.Choice(["int4", "int8", "fp32"]),
-    default="int4",
-    show_default=True,
-    help="decoder: MatMulNBits weights; the gate widens them (int8, then fp32) if they disagree.",
-)
-@click.option("--block-size", default=32, show_default=True, help="decoder: weights per scale.")
-@click.option(
-    "--accuracy-level",
-    default=4,
-    show_default=True,
-    help="decoder: onnxruntime's MatMulNBits compute type (4: int8, the fastest on CPUs).",
-)
-@click.option(
-    "--min-agreement",
-    default=0.9,
-    show_default=True,
-    help="decoder: the share of fp32's greedy tokens the quantized graph must pick.",
-)
-@click.option("--force", is_flag=True, help="Replace an existing bundle.")
+@config_options(ExportConfig)  # declared there, with their help
+@config_options(DecoderExportConfig, only=DECODER_OPTIONS)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def command(as_json: bool, model: str | None, **options: Any) -> None:
     """Turn the training run RUN_DIR into a deployable, self-describing bundle.
@@ -164,7 +64,6 @@ def command(as_json: bool, model: str | None, **options: Any) -> None:
         out = options["out"] or str(Path("exports") / run.name)
         _export_decoder(model, out, options["force"], decoder, as_json)
         return
-    from rec_edge.config import ExportConfig
     from rec_edge.export import export
 
     result = export(ExportConfig(**options), log=(lambda _: None) if as_json else click.echo)
@@ -191,7 +90,6 @@ def _decoder_run(run_dir: str) -> RunRecord | None:
 def _export_decoder(
     model: str, out: str | None, force: bool, options: dict[str, Any], as_json: bool
 ) -> None:
-    from rec_edge.config import DecoderExportConfig
     from rec_edge.export.decoder import export_decoder
 
     out = out or str(Path("exports") / Path(model).stem)

@@ -18,6 +18,7 @@ same however the texts were batched (a server's micro-batches answer as the text
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,72 +62,16 @@ def append_head(path: Path, head: LabelHead) -> None:
         "norm_eps": np.array(NORM_EPS, np.float32),
     }
     graph.initializer.extend(numpy_helper.from_array(v, name(k)) for k, v in constants.items())
-    node = helper.make_node
+    outer = {"attention_mask", HIDDEN, OUTPUT, EMBEDDING}  # the graph's own names
     graph.node.extend(
-        [
-            node(
-                "Cast", ["attention_mask"], [name("mask")], to=TensorProto.DOUBLE, name=name("cast")
-            ),
-            node(
-                "Cast", [HIDDEN], [name("hidden64")], to=TensorProto.DOUBLE, name=name("hidden64")
-            ),
-            *(
-                node(
-                    "Cast", [name(k)], [name(k + "64")], to=TensorProto.DOUBLE, name=name(k + "64")
-                )
-                for k in ("rows", "bias", "mean_eps", "norm_eps")
-            ),
-            node(
-                "Unsqueeze",
-                [name("mask"), name("axis_last")],
-                [name("mask3")],
-                name=name("unsqueeze"),
-            ),
-            node("Mul", [name("hidden64"), name("mask3")], [name("masked")], name=name("masked")),
-            node(
-                "ReduceSum",
-                [name("masked"), name("axis_seq")],
-                [name("sum")],
-                keepdims=0,
-                name=name("sum"),
-            ),
-            node(
-                "ReduceSum",
-                [name("mask3"), name("axis_seq")],
-                [name("count")],
-                keepdims=0,
-                name=name("count"),
-            ),
-            node(
-                "Max",
-                [name("count"), name("mean_eps64")],
-                [name("count_eps")],
-                name=name("count_eps"),
-            ),
-            node("Div", [name("sum"), name("count_eps")], [name("mean")], name=name("mean")),
-            node("Mul", [name("mean"), name("mean")], [name("square")], name=name("square")),
-            node(
-                "ReduceSum",
-                [name("square"), name("axis_last")],
-                [name("sq_sum")],
-                keepdims=1,
-                name=name("sq_sum"),
-            ),
-            node("Sqrt", [name("sq_sum")], [name("norm")], name=name("norm")),
-            node(
-                "Max",
-                [name("norm"), name("norm_eps64")],
-                [name("norm_eps_max")],
-                name=name("norm_eps"),
-            ),
-            node("Div", [name("mean"), name("norm_eps_max")], [name("unit")], name=name("unit")),
-            node("MatMul", [name("unit"), name("rows64")], [name("scores")], name=name("matmul")),
-            node(
-                "Add", [name("scores"), name("bias64")], [name("logits64")], name=name("bias_add")
-            ),
-            node("Cast", [name("logits64")], [OUTPUT], to=TensorProto.FLOAT, name=name("logits")),
-            node("Cast", [name("unit")], [EMBEDDING], to=TensorProto.FLOAT, name=name("embedding")),
-        ]
+        helper.make_node(
+            kind,
+            [i if i in outer else name(i) for i in inputs],
+            [output if output in outer else name(output)],
+            name=name(step),
+            **attributes,
+        )
+        for kind, inputs, output, step, attributes in _head_steps()
     )
     del graph.output[:]
     graph.output.extend(
@@ -141,6 +86,36 @@ def append_head(path: Path, head: LabelHead) -> None:
     )
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
+
+
+def _head_steps() -> list[tuple[str, list[str], str, str, dict[str, Any]]]:
+    """The head as (op, inputs, output, node, attributes), in float64: the mean of the hidden
+    states over the mask, made unit length (the ``embedding``), times the rows plus the bias
+    (the ``logits``); both outputs cast back to float32."""
+    from onnx import TensorProto
+
+    double, single = {"to": TensorProto.DOUBLE}, {"to": TensorProto.FLOAT}
+    constants = ("rows", "bias", "mean_eps", "norm_eps")
+    return [
+        ("Cast", ["attention_mask"], "mask", "cast", double),
+        ("Cast", [HIDDEN], "hidden64", "hidden64", double),
+        *(("Cast", [k], k + "64", k + "64", double) for k in constants),
+        ("Unsqueeze", ["mask", "axis_last"], "mask3", "unsqueeze", {}),
+        ("Mul", ["hidden64", "mask3"], "masked", "masked", {}),
+        ("ReduceSum", ["masked", "axis_seq"], "sum", "sum", {"keepdims": 0}),
+        ("ReduceSum", ["mask3", "axis_seq"], "count", "count", {"keepdims": 0}),
+        ("Max", ["count", "mean_eps64"], "count_eps", "count_eps", {}),
+        ("Div", ["sum", "count_eps"], "mean", "mean", {}),
+        ("Mul", ["mean", "mean"], "square", "square", {}),
+        ("ReduceSum", ["square", "axis_last"], "sq_sum", "sq_sum", {"keepdims": 1}),
+        ("Sqrt", ["sq_sum"], "norm", "norm", {}),
+        ("Max", ["norm", "norm_eps64"], "norm_eps_max", "norm_eps", {}),
+        ("Div", ["mean", "norm_eps_max"], "unit", "unit", {}),
+        ("MatMul", ["unit", "rows64"], "scores", "matmul", {}),
+        ("Add", ["scores", "bias64"], "logits64", "bias_add", {}),
+        ("Cast", ["logits64"], OUTPUT, "logits", single),
+        ("Cast", ["unit"], EMBEDDING, "embedding", single),
+    ]
 
 
 def head_nodes(path: Path) -> list[str]:

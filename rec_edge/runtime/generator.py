@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -26,6 +24,14 @@ from rec_edge.bundle import MANIFEST_FILE, Bundle, load_bundle
 from rec_edge.config import GenerationConfig
 from rec_edge.data.prompts import fit_prompt, rank_history, render_chat
 from rec_edge.errors import BundleError, DataError
+from rec_edge.runtime.decoding import (
+    DecoderSpec,
+    Usage,
+    first_stop,
+    log_softmax,
+    next_token,
+    stop_prefix,
+)
 from rec_edge.runtime.outputs import (
     Prediction,
     check_history,
@@ -41,66 +47,6 @@ from rec_edge.runtime.session import SessionConfig, open_session
 OPTIONS_A_RUN = 16  # options of one length scored together over the prompt's cache
 KEEP_INPUT = "logits_to_keep"  # graphs exported since 2026-12: logits for the last N positions
 CANDIDATES_A_RUN = 8  # rank: candidates that share one run over a user's cached history
-DECODER_FIELDS = (
-    "prompt_prefix",
-    "prompt_suffix",
-    "end_of_turn",
-    "stop_token_ids",
-    "num_layers",
-    "num_kv_heads",
-    "head_dim",
-    "user_template",
-)
-
-
-@dataclass(frozen=True)
-class DecoderSpec:
-    """What a decoder bundle's manifest says of its model (``Manifest.decoder``)."""
-
-    prompt_prefix: str  # the chat format before the user's words
-    prompt_suffix: str  # after them, up to where the assistant's answer starts
-    end_of_turn: str  # what closes the answer ("<|im_end|>"); "" for a model without a chat format
-    stop_token_ids: tuple[int, ...]
-    num_layers: int
-    num_kv_heads: int
-    head_dim: int
-    user_template: str  # "{instruction}\n\n{text}" or "{text}"
-    instruction: str | None = None
-    label_words: dict[str, str] | None = None  # classify: label -> its answer words
-    rank_history: str | None = None  # rank: the user turn up to the candidate (data.prompts)
-    rank_candidate: str | None = None  # rank: from the candidate's title to the question's end
-    rank_answers: tuple[str, str] | None = None  # rank: the words for yes and for no
-    chat_template: str | None = None  # the model's (jinja2), for conversations (chat_prompt)
-    special_tokens: dict[str, str] | None = None  # bos_token, eos_token: the template names them
-
-    @classmethod
-    def from_manifest(cls, decoder: dict[str, Any], source: str) -> DecoderSpec:
-        missing = [name for name in DECODER_FIELDS if name not in decoder]
-        if missing:
-            raise BundleError(
-                f"{source}: field 'decoder' lacks {', '.join(missing)}. Re-export the bundle."
-            )
-        try:
-            return cls(
-                **{
-                    **{k: v for k, v in decoder.items() if k in cls.__dataclass_fields__},
-                    "stop_token_ids": tuple(int(i) for i in decoder["stop_token_ids"]),
-                    "rank_answers": tuple(decoder["rank_answers"])
-                    if decoder.get("rank_answers")
-                    else None,
-                }
-            )
-        except (TypeError, ValueError) as error:
-            raise BundleError(f"{source}: field 'decoder' is unusable ({error}).") from None
-
-
-@dataclass
-class Usage:
-    """What one answer cost and why it ended (filled in as it is written)."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    finish_reason: str | None = None  # "stop": the end of the turn or a stop string; "length"
 
 
 class Generator:
@@ -304,7 +250,7 @@ class Generator:
             raise DataError("options must be non-empty strings")
         ids = self._prompt_ids(prompt, max(len(a) for a in answers))
         logits, past = self._prompt_run(ids)
-        first = _log_softmax(logits[0, -1].astype(np.float64))
+        first = log_softmax(logits[0, -1].astype(np.float64))
         scores = np.array([first[a[0]] for a in answers])
         by_length: dict[int, list[int]] = {}
         for row, answer in enumerate(answers):
@@ -318,7 +264,7 @@ class Generator:
                 shared = [np.repeat(p, len(group), axis=0) for p in past]
                 steps, _ = self._run(tokens, mask, shared)
                 for i, r in enumerate(group):
-                    logp = _log_softmax(steps[i].astype(np.float64))
+                    logp = log_softmax(steps[i].astype(np.float64))
                     scores[r] += logp[np.arange(length - 1), answers[r][1:]].sum()
         return scores
 
@@ -451,7 +397,7 @@ class Generator:
         for _ in range(config.max_new_tokens):
             mask = np.ones((1, past[0].shape[2] + step.shape[1]))
             logits, past = self._run(step, mask, past, 1)
-            token = _next_token(logits[0, -1], config, rng)
+            token = next_token(logits[0, -1], config, rng)
             if token in stop:
                 usage.finish_reason = "stop"
                 return
@@ -473,7 +419,7 @@ class Generator:
         for token in self.tokens(prompt, config, usage):
             written.append(token)
             text = self.tokenizer.decode(written, skip_special_tokens=False)
-            cut = _first_stop(text, config.stop)
+            cut = first_stop(text, config.stop)
             if cut is not None:
                 usage.finish_reason = "stop"
                 if cut > sent:
@@ -481,47 +427,10 @@ class Generator:
                 return
             # hold back an unfinished character and what may still become a stop string
             ready = len(text) - (1 if text.endswith("\ufffd") else 0)
-            ready = min(ready, len(text) - _stop_prefix(text, config.stop))
+            ready = min(ready, len(text) - stop_prefix(text, config.stop))
             if ready > sent:
                 yield text[sent:ready]
                 sent = ready
         text = self.tokenizer.decode(written, skip_special_tokens=False)
         if len(text) > sent:
             yield text[sent:]
-
-
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-
-
-def _next_token(logits: np.ndarray, config: GenerationConfig, rng: np.random.Generator) -> int:
-    if config.temperature == 0:
-        return int(np.argmax(logits))
-    shifted = logits.astype(np.float64) - float(logits.max())  # <= 0: a tiny temperature
-    with np.errstate(over="ignore", divide="ignore"):  # sends the rest to -inf, never to nan
-        probabilities = np.exp(shifted / config.temperature)
-    probabilities /= probabilities.sum()
-    if config.top_p < 1.0:  # the smallest set of tokens holding top_p of the mass
-        order = np.argsort(-probabilities, kind="stable")
-        keep = np.cumsum(probabilities[order]) - probabilities[order] < config.top_p
-        kept = order[keep]
-        probabilities = probabilities[kept] / probabilities[kept].sum()
-        return int(kept[rng.choice(len(kept), p=probabilities)])
-    return int(rng.choice(len(probabilities), p=probabilities))
-
-
-def _first_stop(text: str, stops: Sequence[str]) -> int | None:
-    found = [i for i in (text.find(s) for s in stops) if i >= 0]
-    return min(found) if found else None
-
-
-def _stop_prefix(text: str, stops: Sequence[str]) -> int:
-    """How many characters at the end of ``text`` could be the start of a stop string."""
-    longest = 0
-    for stop in stops:
-        for size in range(min(len(stop) - 1, len(text)), longest, -1):
-            if text.endswith(stop[:size]):
-                longest = size
-                break
-    return longest

@@ -26,7 +26,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from rec_edge._version import __version__
 from rec_edge.config import ServeConfig
 from rec_edge.errors import ConfigError, DataError, RecEdgeError
-from rec_edge.runtime.generator import Generator, Usage
+from rec_edge.runtime.decoding import Usage
+from rec_edge.runtime.generator import Generator
 from rec_edge.serve.batcher import Overloaded
 from rec_edge.serve.embeddings import (
     check_dimensions,

@@ -21,7 +21,8 @@ from typing import Any
 
 from rec_edge.config import GenerationConfig, ServeConfig
 from rec_edge.errors import BundleError, ConfigError, DataError
-from rec_edge.runtime.generator import Generator, Usage
+from rec_edge.runtime.decoding import Usage
+from rec_edge.runtime.generator import Generator
 from rec_edge.runtime.requests import whole_number
 from rec_edge.serve.schema import RequestError, _invalid
 

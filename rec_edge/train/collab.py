@@ -242,7 +242,6 @@ def fit_tables(
     each training and validation row; the best epoch by validation AUC of the like logits."""
     import torch
 
-    from rec_edge.data.recommend import ranking_targets, rated_items
     from rec_edge.metrics import roc_auc
 
     titles = sorted(set(data.titles.values()))
@@ -251,18 +250,11 @@ def fit_tables(
     rng = np.random.default_rng(config.seed)
     module = collab_module(len(titles), config.dim)
     optimizer = torch.optim.Adam(module.parameters(), lr=config.learning_rate)
-    liked, disliked = _history_rows(train, index, history)
-    target = torch.tensor([index[r.candidate] for r in train])
-    label = torch.tensor([float(r.label == "yes") for r in train])
+    liked, disliked, target, label = _tensors(train, index, history)
     base = torch.from_numpy(np.asarray(text_train, dtype=np.float32))
-    rated = rated_items(data, ranking_targets(data, history))  # a target may be a negative
-    unrated = {}  # user -> [N] True where the user rated no item of that title
-    for user in {r.preference.user for r in train}:
-        seen = {data.titles[item] for item in rated.get(user, set())}
-        unrated[user] = torch.tensor([t not in seen for t in titles])
+    unrated = _unrated(data, train, titles, history)
     owners = [r.preference.user for r in train]
-    v_liked, v_disliked = _history_rows(validation, index, history)
-    v_target = torch.tensor([index[r.candidate] for r in validation])
+    v_liked, v_disliked, v_target, _ = _tensors(validation, index, history)
     v_labels = [int(r.label == "yes") for r in validation]
     bce = torch.nn.functional.binary_cross_entropy_with_logits
 
@@ -315,6 +307,33 @@ def fit_tables(
         "validation_auc_text_only": roc_auc(v_labels, np.asarray(text_validation).tolist()),
     }
     return module.tables(titles), record
+
+
+def _tensors(rows: list[PointwiseExample], index: dict[str, int], history: int) -> tuple[Any, ...]:
+    """The rows' liked and disliked history rows, candidates (catalog positions) and labels."""
+    import torch
+
+    liked, disliked = _history_rows(rows, index, history)
+    target = torch.tensor([index[r.candidate] for r in rows])
+    label = torch.tensor([float(r.label == "yes") for r in rows])
+    return liked, disliked, target, label
+
+
+def _unrated(
+    data: InteractionData, train: list[PointwiseExample], titles: list[str], history: int
+) -> dict[str, Any]:
+    """user -> [catalog] True where the user rated no item of that title (a training target
+    may be a negative, so the ranking targets count as rated)."""
+    import torch
+
+    from rec_edge.data.recommend import ranking_targets, rated_items
+
+    rated = rated_items(data, ranking_targets(data, history))
+    unrated = {}
+    for user in {r.preference.user for r in train}:
+        seen = {data.titles[item] for item in rated.get(user, set())}
+        unrated[user] = torch.tensor([t not in seen for t in titles])
+    return unrated
 
 
 def _snapshot(module: Any) -> dict[str, Any]:

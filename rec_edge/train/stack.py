@@ -186,30 +186,11 @@ def fit_stack(
     counted = replace(tables, stack=unfitted)
     similarity = _similarity(item_rows)
     # like: each validation row's parts against its label
-    like_x = np.vstack(
-        [
-            like_features(
-                counted,
-                r.preference.liked,
-                r.preference.disliked,
-                [r.candidate],
-                np.array([t]),
-                similarity(r.preference.liked, r.candidate),
-            )
-            for r, t in zip(validation, text_validation, strict=True)
-        ]
-    )
+    like_x = _like_rows(counted, validation, text_validation, similarity)
     like_y = np.array([float(r.label == "yes") for r in validation])
     like_weights, like_record = choose(like_x, like_y, LIKE_FEATURES, seed, base=COUNTS)
     # exposure: each validation pair (rated) against titles its user never rated
-    pairs = [
-        (r, item, label)
-        for r in validation
-        for item, label in [
-            (r.candidate, 1.0),
-            *((titles[draw_unrated(r.preference.user)], 0.0) for _ in range(negatives)),
-        ]
-    ]
+    pairs = _exposure_pairs(validation, titles, draw_unrated, negatives)
     exposure_y = np.array([label for _, _, label in pairs])
     exposure_x = np.vstack(
         [
@@ -253,6 +234,46 @@ def fit_stack(
         },
     }
     return replace(tables, stack=stack), record
+
+
+def _like_rows(
+    counted: CollaborativeTables,
+    rows: Sequence[PointwiseExample],
+    text: np.ndarray,
+    similarity: Callable[[list[str], str], Any],
+) -> np.ndarray:
+    """``like_features`` of each row (its text logit from ``text``), one row each."""
+    return np.vstack(
+        [
+            like_features(
+                counted,
+                r.preference.liked,
+                r.preference.disliked,
+                [r.candidate],
+                np.array([t]),
+                similarity(r.preference.liked, r.candidate),
+            )
+            for r, t in zip(rows, text, strict=True)
+        ]
+    )
+
+
+def _exposure_pairs(
+    rows: Sequence[PointwiseExample],
+    titles: dict[str, str],
+    draw_unrated: Callable[[str], str],
+    negatives: int,
+) -> list[tuple[PointwiseExample, str, float]]:
+    """(row, title, 1.0) for each row's rated candidate and (row, title, 0.0) for ``negatives``
+    titles its user never rated."""
+    return [
+        (r, item, label)
+        for r in rows
+        for item, label in [
+            (r.candidate, 1.0),
+            *((titles[draw_unrated(r.preference.user)], 0.0) for _ in range(negatives)),
+        ]
+    ]
 
 
 def _unfitted(tables: CollaborativeTables, train: Sequence[PointwiseExample]) -> Stack:

@@ -26,7 +26,7 @@ from rec_edge.config import TrainConfig, config_to_dict
 from rec_edge.data.tasks import ClassificationData, Split, build_classification, run_name
 from rec_edge.data.templates import RAW_TEMPLATES
 from rec_edge.errors import ConfigError
-from rec_edge.metrics import classification_report, pair_report
+from rec_edge.metrics import pair_report, selection_report, true_log_probs
 from rec_edge.modeling.heads import HEAD_FILE, LabelHead, description_classifier, initial_head
 from rec_edge.models import default_max_length, is_decoder, resolve_model
 from rec_edge.train.pairs import (
@@ -85,25 +85,7 @@ def _log_callback(path: Path) -> Any:
 def _metrics(prediction: Any, labels: list[str], rank: bool) -> dict[str, Any]:
     if rank:  # predictions: one score per (user, item) pair; labels: 1 = yes
         return pair_report(prediction.label_ids, prediction.predictions)
-    return _label_report(prediction.predictions, prediction.label_ids, labels)
-
-
-def _label_report(logits: np.ndarray, label_ids: Any, labels: list[str]) -> dict[str, Any]:
-    """Accuracy, macro F1 and ``selection``: accuracy, ties broken by the mean log-likelihood of
-    the true labels. A validation set of 16 texts moves accuracy in steps of 6 points; the
-    likelihood still tells two checkpoints apart (what early stopping and the best model use)."""
-    report = classification_report(label_ids, np.argmax(logits, axis=-1), labels)
-    likelihood = float(_true_log_probs(logits, label_ids).mean()) if len(logits) else 0
-    report["selection"] = report["accuracy"] + 0.01 * max(likelihood, -10.0)
-    return report
-
-
-def _true_log_probs(logits: np.ndarray, label_ids: Any) -> np.ndarray:
-    """Each text's log-probability of its true label (a softmax over the logits)."""
-    logits = np.asarray(logits, dtype=np.float64)
-    shifted = logits - logits.max(-1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
-    return log_probs[np.arange(len(logits)), np.asarray(label_ids)]
+    return selection_report(prediction.predictions, prediction.label_ids, labels)
 
 
 def _report(trainer: Any, dataset: Any, labels: list[str], rank: bool) -> dict[str, Any]:
@@ -302,7 +284,7 @@ def _head_report(built: _Model, dataset: Any, tokenizer: Any, labels: list[str])
             batch = collate([dataset[i] for i in range(start, min(start + 64, len(dataset)))])
             ids.append(batch.pop("labels").numpy())
             rows.append(built.module(**batch)["logits"].float().numpy())
-    return _label_report(np.concatenate(rows), np.concatenate(ids), labels)
+    return selection_report(np.concatenate(rows), np.concatenate(ids), labels)
 
 
 def _save_model(
@@ -344,7 +326,7 @@ def _validation_report(trainer: Any, dataset: Any, labels: list[str], rank: bool
         logits, truth = prediction.predictions, np.asarray(prediction.label_ids)
         hits = np.argmax(logits, axis=-1) == truth
         report["correct"] = "".join("1" if hit else "0" for hit in hits)
-        report["true_log_prob"] = [round(float(x), 4) for x in _true_log_probs(logits, truth)]
+        report["true_log_prob"] = [round(float(x), 4) for x in true_log_probs(logits, truth)]
     return report
 
 

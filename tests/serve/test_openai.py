@@ -13,7 +13,7 @@ import pytest
 
 from rec_edge.config import GenerationConfig
 from rec_edge.runtime import Generator
-from rec_edge.runtime.generator import Usage
+from rec_edge.runtime.decoding import Usage
 from tests.helpers import LiveServer, live_server
 
 CHAT = [{"role": "user", "content": "Tell me about the sea."}]
