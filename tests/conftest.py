@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from tests.helpers import DECODER_LABELS, make_examples, tiny_train_config, writ
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# measured run lengths (runtime.runs) go to a folder of this test session, not the user's cache
+os.environ.setdefault("REC_EDGE_CACHE_DIR", tempfile.mkdtemp(prefix="rec-edge-cache-"))
 
 
 @pytest.fixture(scope="session")

@@ -38,6 +38,7 @@ from rec_edge.runtime.outputs import sigmoid, softmax
 from rec_edge.runtime.ranker import pair_scores
 
 SENSITIVITY_STEPS = (2, 4, 8, 16)
+GATE_RUN_LENGTH = 64  # the longest session run the gate asks for
 INVARIANCE_ATOL = 1e-3  # largest probability change allowed between batchings of the same text
 CHOICE_RULE = (
     "closest to fp32 (smallest mean probability shift on the evaluation texts) among the "
@@ -185,7 +186,9 @@ class Evaluator:
         if not (folder / self.manifest.tokenizer_file).exists():
             shutil.copy(self.tokenizer, folder / self.manifest.tokenizer_file)
         manifest = Manifest(**{**self.manifest.__dict__, "model_file": model.name})
-        return Predictor(Bundle(folder, manifest), SessionConfig(graph_optimization_level="all"))
+        config = SessionConfig(graph_optimization_level="all")
+        # runs of the batch sizes asked, never shorter: the invariance check must batch for real
+        return Predictor(Bundle(folder, manifest), config, run_length=GATE_RUN_LENGTH)
 
     def evaluate(self, recipe: Recipe, model: Path, note: str = "") -> Candidate:
         predictor = self.predictor(model)

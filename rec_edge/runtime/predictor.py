@@ -17,12 +17,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from rec_edge._version import __version__
 from rec_edge.bundle import MANIFEST_FILE, Bundle, load_bundle, verify_files
 from rec_edge.data.templates import TemplateSet
 from rec_edge.errors import BundleError, ConfigError
 from rec_edge.runtime.outputs import check_texts
+from rec_edge.runtime.runs import RUN_LENGTHS, cached, calibration_texts, fastest, remember
 from rec_edge.runtime.session import SessionConfig, open_session
 from rec_edge.runtime.tokenize import BundleTokenizer, pad_batch
+from rec_edge.versions import machine
 
 EMBEDDING_OUTPUT = "embedding"  # classify bundles since 2026-12 (convert.head_graph)
 log = logging.getLogger("rec_edge")
@@ -40,7 +43,7 @@ class Predictor:
         """``Predictor(bundle, config)`` builds the bundle's task's subclass, as ``load`` does."""
         return super().__new__(cls._runtime(bundle))
 
-    def __init__(self, bundle: Bundle, config: SessionConfig):
+    def __init__(self, bundle: Bundle, config: SessionConfig, *, run_length: int | None = None):
         self.bundle = bundle
         self.manifest = bundle.manifest
         self.config = config
@@ -69,6 +72,10 @@ class Predictor:
         self._io_binding = self.provider == "CUDAExecutionProvider"
         self._lock = threading.Lock()
         self.truncated = 0  # inputs cut to max_length since load
+        if run_length is not None and run_length < 1:
+            raise ConfigError(f"run_length={run_length} (must be >= 1, or None: measured)")
+        self._run_length = run_length  # None: measured on first use (runtime.runs)
+        self._measuring = threading.Lock()
 
     def __init_subclass__(cls, task: str | None = None, **options: Any) -> None:
         """``class Ranker(Predictor, task="rank")``: the runtime ``Predictor.load`` opens for
@@ -88,10 +95,15 @@ class Predictor:
 
     @classmethod
     def _open(
-        cls, bundle: Bundle, config: SessionConfig, item_cache: int, catalog: bool
+        cls,
+        bundle: Bundle,
+        config: SessionConfig,
+        item_cache: int,
+        catalog: bool,
+        run_length: int | None,
     ) -> Predictor:
         """The runtime for ``bundle`` (``item_cache`` and ``catalog``: the rank task's)."""
-        return cls(bundle, config)
+        return cls(bundle, config, run_length=run_length)
 
     @classmethod
     def load(
@@ -108,11 +120,13 @@ class Predictor:
         verify: bool = True,
         item_cache: int = 10_000,
         catalog: bool = True,
+        run_length: int | None = None,
     ) -> Predictor:
         """Load and check an encoder bundle (schema, files, sha256, graph inputs), open its
         session, and return its task's runtime: a ``Classifier`` or a ``Ranker`` (both
         Predictors). ``Classifier.load`` and ``Ranker.load`` refuse the other task's bundles.
-        ``item_cache`` and ``catalog`` concern rank bundles' item index."""
+        ``item_cache`` and ``catalog`` concern rank bundles' item index. ``run_length``: texts
+        per session run (see ``run_length``); None measures the length that pays here."""
         config = SessionConfig(
             provider,
             threads,
@@ -130,7 +144,7 @@ class Predictor:
             )
         runtime = cls._runtime(bundle)
         if not verify:
-            return runtime._open(bundle, config, item_cache, catalog)
+            return runtime._open(bundle, config, item_cache, catalog, run_length)
         # Hash the two files the runtime reads while onnxruntime builds the session (both release
         # the GIL); other files (model card, --keep-fp32 copy) are checked for presence only.
         used = (bundle.manifest.model_file, bundle.manifest.tokenizer_file) + (
@@ -149,7 +163,7 @@ class Predictor:
         checker = threading.Thread(target=check, name="rec-edge-verify")
         checker.start()
         try:
-            predictor = runtime._open(bundle, config, item_cache, catalog)
+            predictor = runtime._open(bundle, config, item_cache, catalog, run_length)
         finally:
             checker.join()  # an altered file explains a load failure better than onnxruntime
             if failure:
@@ -244,12 +258,54 @@ class Predictor:
                 "run again with this version of rec-edge."
             )
 
-    def _rows(self, texts: Sequence[str], batch_size: int, outputs: list[str]) -> list[np.ndarray]:
+    @property
+    def run_length(self) -> int | None:
+        """Texts per session run: ``run_length`` as loaded, else measured here on first use (the
+        fastest of ``runs.RUN_LENGTHS`` on texts of mixed lengths, kept per bundle and CPU in
+        the user's cache folder); None on other providers than the CPU: runs of ``batch_size``.
+        A call of any ``batch_size`` runs in length-sorted runs of at most this many, so that
+        passing a whole list at once costs no more than the best batching (the answers are the
+        same whatever the runs: batch invariance)."""
+        if self._run_length is None and self.provider == "CPUExecutionProvider":
+            with self._measuring:
+                if self._run_length is None:
+                    self._run_length = self._measure_run_length()
+        return self._run_length
+
+    def _measure_run_length(self) -> int:
+        key = "|".join(
+            (
+                self.manifest.files.get(self.manifest.model_file, str(self.bundle.path)),
+                str(machine().get("cpu")),
+                str(self.config.threads),
+                str(self.config.spinning),
+                __version__,
+            )
+        )
+        length = cached(key)
+        if length is None:
+            texts = calibration_texts(max(RUN_LENGTHS))
+            length = fastest(
+                lambda chunk, size: self._rows(chunk, size, [self.output_name], size), texts
+            )
+            remember(key, length)
+        log.info("%s: session runs of %d texts", self.bundle.path, length)
+        return length
+
+    def _rows(
+        self,
+        texts: Sequence[str],
+        batch_size: int,
+        outputs: list[str],
+        run_length: int | None = None,
+    ) -> list[np.ndarray]:
         """One row of each of ``outputs`` per text, in the order of ``texts``: length-sorted
-        session runs of ``batch_size``, the rows scattered back."""
+        session runs of ``batch_size`` or the run length if shorter, the rows scattered back."""
         items = check_texts(texts)
         if batch_size < 1:
             raise ConfigError(f"batch_size={batch_size} (must be >= 1)")
+        if len(items) > 1:
+            batch_size = min(batch_size, run_length or self.run_length or batch_size)
         if not items:
             shapes = {o.name: o.shape for o in self.session.get_outputs()}
             widths = [shapes[name][-1] for name in outputs]

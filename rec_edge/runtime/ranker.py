@@ -75,9 +75,15 @@ class Ranker(Predictor, task="rank"):
     threads at once."""
 
     def __init__(
-        self, bundle: Bundle, config: SessionConfig, item_cache: int = 10_000, catalog: bool = True
+        self,
+        bundle: Bundle,
+        config: SessionConfig,
+        item_cache: int = 10_000,
+        catalog: bool = True,
+        *,
+        run_length: int | None = None,
     ):
-        super().__init__(bundle, config)
+        super().__init__(bundle, config, run_length=run_length)
         self._user_text = self.templates.preference_renderer()
         self.item_cache_size = item_cache
         self._items: dict[str, np.ndarray] = {}  # item text -> output row, oldest first
@@ -90,8 +96,15 @@ class Ranker(Predictor, task="rank"):
             )
 
     @classmethod
-    def _open(cls, bundle: Bundle, config: SessionConfig, item_cache: int, catalog: bool) -> Ranker:
-        return cls(bundle, config, item_cache, catalog)
+    def _open(
+        cls,
+        bundle: Bundle,
+        config: SessionConfig,
+        item_cache: int,
+        catalog: bool,
+        run_length: int | None,
+    ) -> Ranker:
+        return cls(bundle, config, item_cache, catalog, run_length=run_length)
 
     def _output_problems(self, width: Any) -> list[str]:
         dim = self.manifest.source.get("head", {}).get("dim")

@@ -20,7 +20,7 @@ RUNTIMES: dict[str, type[Predictor] | type[Generator]] = {
     "encoder": Predictor,
     "decoder": Generator,
 }
-ENCODER_ONLY = ("item_cache", "catalog")  # options of rank bundles' item index
+ENCODER_ONLY = ("item_cache", "catalog", "run_length")  # a decoder runs one text a run
 
 
 def load(
@@ -28,8 +28,8 @@ def load(
 ) -> Any:
     """The runtime object for the bundle at ``path`` (checked as its class's ``load`` checks it):
     a ``Predictor`` (encoder bundles) or a ``Generator`` (decoder bundles). ``options`` are
-    those of ``Predictor.load``; a decoder bundle ignores the rank-only ``item_cache`` and
-    ``catalog``."""
+    those of ``Predictor.load``; a decoder bundle ignores the encoder-only ``item_cache``,
+    ``catalog`` and ``run_length``."""
     family = load_bundle(path, verify=False).manifest.family  # its files: checked by the runtime
     runtime = RUNTIMES[family]
     if runtime is Generator:

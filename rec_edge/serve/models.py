@@ -4,7 +4,6 @@ swap a checked and warmed Predictor in without failing a request in flight."""
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,23 +18,17 @@ from rec_edge.errors import BundleError
 from rec_edge.runtime import Generator, Predictor, load
 from rec_edge.runtime.outputs import softmax
 from rec_edge.runtime.requests import RankRequest
+from rec_edge.runtime.runs import RUN_LENGTHS, calibration_texts, fastest
 from rec_edge.serve.batcher import MicroBatcher
 
 # Texts of a few lengths: the first runs size onnxruntime's arena before any client waits on it.
 WARM_TEXTS = ["warm up", "a longer text to warm up the session with a few more tokens " * 4]
-# The session-run lengths tried at load on the CPU (benchmarks/RESULTS.md: of these, runs of 4 were
-# the fastest per text on an AVX2 EPYC, runs of 1 on an AVX-512 VNNI one)
-SESSION_BATCHES = (1, 2, 4, 8, 16, 32)
-SENTENCE = (
-    "please tell me why the payment I made yesterday to my landlord has not arrived yet and what "
-    "I should do about the card that was declined at the shop this morning"
-)  # 32 words
+SESSION_BATCHES = RUN_LENGTHS  # the session-run lengths tried at load on the CPU (runtime.runs)
 
 
 def _texts(predictor: Any, size: int) -> list[str]:
     """Texts of 4 to 32 words (the inputs of classify runs)."""
-    words = SENTENCE.split()
-    return [" ".join(words[: 4 + (7 * i) % 29]) for i in range(size)]
+    return calibration_texts(size)
 
 
 def _rank_requests(predictor: Any, size: int) -> list[RankRequest]:
@@ -74,11 +67,12 @@ class ServedTask:
     inputs: Callable[[Any, int], list[Any]]
     run: Callable[[Any, list[Any], int], Sequence[Any]] | None
     calibrate: int = 32  # the most inputs a calibration (and warm-up) batch holds
+    runtime_measures: bool = False  # the runtime's own run length is this task's session batch
     warm: Callable[[Any], None] | None = None  # instead of a run of the inputs
 
 
 SERVED_TASKS = {  # a bundle's task -> how it is served: the one place serving branches on it
-    "classify": ServedTask("/v1/models/{name}/predict", _texts, _classify),
+    "classify": ServedTask("/v1/models/{name}/predict", _texts, _classify, runtime_measures=True),
     "rank": ServedTask("/v1/models/{name}/rank", _rank_requests, _rank, calibrate=8),
     "generate": ServedTask("/v1/chat/completions", _texts, None, warm=_warm_generate),
 }
@@ -103,7 +97,13 @@ def calibration_batch(predictor: Predictor | Generator, size: int) -> list[Any]:
 def load_predictor(path: str | Path, config: ServeConfig) -> Predictor | Generator:
     """Load and check a bundle (manifest, sha256 of its files), then warm it up: a few runs of
     mixed lengths size onnxruntime's arena before any client waits on it."""
-    predictor = load(path, config.provider, config.threads, spinning=config.spinning)
+    predictor = load(
+        path,
+        config.provider,
+        config.threads,
+        spinning=config.spinning,
+        run_length=config.session_batch,  # None: the runtime measures it (runtime.runs)
+    )
     served = served_task(predictor)
     if served.warm is not None:
         served.warm(predictor)
@@ -119,9 +119,8 @@ def load_predictor(path: str | Path, config: ServeConfig) -> Predictor | Generat
 def session_batch(predictor: Predictor | Generator, config: ServeConfig, repeats: int = 3) -> int:
     """How many inputs a session run takes: ``config.session_batch`` if given; on other providers
     than the CPU, ``max_batch``; on the CPU, of SESSION_BATCHES up to ``max_batch``, the one that
-    runs a calibration batch fastest on this machine (``repeats`` interleaved timings, medians).
-    On a CPU a padded batch is often slower per text than short runs, by a factor that depends on
-    the CPU, so it is measured rather than assumed."""
+    runs a calibration batch fastest on this machine (``runtime.runs.fastest``): for texts the
+    Predictor's own ``run_length``, for rank requests measured here on requests."""
     if config.session_batch is not None:
         return config.session_batch
     served = served_task(predictor)
@@ -129,16 +128,12 @@ def session_batch(predictor: Predictor | Generator, config: ServeConfig, repeats
         return 1
     if not config.on_cpu:
         return config.max_batch
+    runtime_length = getattr(predictor, "run_length", None) if served.runtime_measures else None
+    if runtime_length is not None:  # the Predictor measured it on texts, as this would
+        return int(min(runtime_length, config.max_batch))
     items = served.inputs(predictor, min(config.max_batch, served.calibrate))
-    sizes = [s for s in SESSION_BATCHES if s <= len(items)]
-    seconds: dict[int, list[float]] = {s: [] for s in sizes}
-    for _ in range(repeats):
-        for size in sizes:
-            started = time.perf_counter()
-            for start in range(0, len(items), size):
-                served.run(predictor, items[start : start + size], size)
-            seconds[size].append(time.perf_counter() - started)
-    return min(sizes, key=lambda s: statistics.median(seconds[s]))
+    run = served.run
+    return fastest(lambda chunk, size: run(predictor, list(chunk), size), items, repeats=repeats)
 
 
 # the manifest's source fields that may hold this machine's paths: shown with --show-paths only
