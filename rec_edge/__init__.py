@@ -39,6 +39,8 @@ __all__ = [
     "ExportConfig",
     "ExportError",
     "GenerationConfig",
+    "GenerativeClassifier",
+    "GenerativeRanker",
     "Generator",
     "MissingDependencyError",
     "ModelNotFoundError",
@@ -83,9 +85,20 @@ def score(config: ScoreConfig) -> ScoreResult:
     return _score(config)
 
 
+RUNTIME_NAMES = (
+    "Predictor",
+    "Classifier",
+    "Ranker",
+    "Generator",
+    "GenerativeClassifier",
+    "GenerativeRanker",
+    "load",
+)
+
+
 def __getattr__(name: str) -> Any:
     # Lazy so that `import rec_edge` stays cheap; none of these import torch.
-    if name in ("Predictor", "Classifier", "Ranker", "Generator", "load"):
+    if name in RUNTIME_NAMES:
         from rec_edge import runtime
 
         return getattr(runtime, name)

@@ -14,7 +14,7 @@ from rec_edge.cli._common import input_options, runtime_options
 from rec_edge.data.readers import read_lines
 
 if TYPE_CHECKING:
-    from rec_edge.runtime import Generator, Ranker
+    from rec_edge.runtime import GenerativeRanker, Ranker
 
 REQUEST_TASKS = ("rank",)  # bundles asked with JSON requests, not texts
 
@@ -112,7 +112,7 @@ def command(
 
 
 def _rank_requests(
-    predictor: Ranker | Generator, requests: list[tuple[str, str]], output: Path | None
+    predictor: Ranker | GenerativeRanker, requests: list[tuple[str, str]], output: Path | None
 ) -> None:
     """Each request: {"liked": [...], "disliked": [...], "candidates": [...], "k": 10}; JSONL out."""
     from rec_edge.runtime.requests import parse_rank_request

@@ -44,7 +44,7 @@ from rec_edge.errors import AccuracyGateError
 from rec_edge.export.folders import check_target, replace_folder, scratch_folders
 from rec_edge.metrics import roc_auc
 from rec_edge.models import resolve_model
-from rec_edge.runtime.generator import Generator
+from rec_edge.runtime.generator import GenerativeClassifier, GenerativeRanker, Generator
 from rec_edge.runtime.requests import RankRequest
 from rec_edge.versions import versions
 
@@ -229,9 +229,10 @@ def _validation_rows(config: DecoderExportConfig) -> list[Any]:
 
 def _measure(generator: Generator, rows: list[Any]) -> float:
     """Label accuracy (classify) or AUC of P(yes) (rank) of ``generator`` on ``rows``."""
-    if generator.manifest.task == "rank":
+    if isinstance(generator, GenerativeRanker):
         scores = [float(generator.rank_logits(r.history, r.candidates)[0]) for r, _ in rows]
         return round(roc_auc([int(yes) for _, yes in rows], scores), 4)
+    assert isinstance(generator, GenerativeClassifier), "a run's rows judge classify or rank"
     predicted = generator.predict([text for text, _ in rows])
     hits = sum(p.label == label for p, (_, label) in zip(predicted, rows, strict=True))
     return round(hits / len(rows), 4)

@@ -16,7 +16,7 @@ import rec_edge
 from rec_edge.cli import main
 from rec_edge.config import DecoderExportConfig, ScoreConfig
 from rec_edge.errors import BundleError, ConfigError
-from rec_edge.runtime import Generator, Predictor, load
+from rec_edge.runtime import GenerativeClassifier, GenerativeRanker, Generator, Predictor, load
 from rec_edge.scoring import score
 from tests.helpers import DECODER_LABELS, live_server, write_jsonl
 
@@ -29,9 +29,18 @@ REVIEWS = [
 ]
 
 
-def test_load_opens_each_family_as_its_own_type(decoder_bundle: Path, tiny_bundle: Path) -> None:
+def test_load_opens_each_family_as_its_own_type(
+    decoder_bundle: Path, tiny_bundle: Path, writer_bundle: Path
+) -> None:
     generator = load(decoder_bundle)
-    assert isinstance(generator, Generator) and rec_edge.load is load
+    assert isinstance(generator, GenerativeClassifier) and rec_edge.load is load
+    assert isinstance(generator, Generator)  # it writes as well
+    writer = Generator.load(writer_bundle)  # a generate bundle: it writes, it has no labels
+    assert type(writer) is Generator and not hasattr(writer, "predict")
+    with pytest.raises(
+        ConfigError, match="is a 'classify' bundle: load it with GenerativeClassifier"
+    ):
+        GenerativeRanker.load(decoder_bundle)
     assert generator.labels == list(DECODER_LABELS) and generator.provider == "CPUExecutionProvider"
     assert isinstance(load(tiny_bundle, threads=1, catalog=False), Predictor)
     with pytest.raises(BundleError, match="decoder bundle.*rec_edge.load"):
