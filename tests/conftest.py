@@ -14,8 +14,10 @@ from tests.helpers import DECODER_LABELS, make_examples, tiny_train_config, writ
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# measured run lengths (runtime.runs) go to a folder of this test session, not the user's cache
+# measured run lengths (runtime.runs) go to a folder of this test session, not the user's cache;
+# every Predictor runs 4 texts a run unless a test measures (tests/runtime/test_run_length.py)
 os.environ.setdefault("REC_EDGE_CACHE_DIR", tempfile.mkdtemp(prefix="rec-edge-cache-"))
+os.environ.setdefault("REC_EDGE_RUN_LENGTH", "4")
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,7 +23,15 @@ from rec_edge.bundle import MANIFEST_FILE, Bundle, load_bundle, verify_files
 from rec_edge.data.templates import TemplateSet
 from rec_edge.errors import BundleError, ConfigError
 from rec_edge.runtime.outputs import check_texts
-from rec_edge.runtime.runs import RUN_LENGTHS, cached, calibration_texts, fastest, remember
+from rec_edge.runtime.runs import (
+    MAX_RUN,
+    SENTENCE,
+    cached,
+    fit_overhead,
+    fixed_run_length,
+    plan_runs,
+    remember,
+)
 from rec_edge.runtime.session import SessionConfig, open_session
 from rec_edge.runtime.tokenize import BundleTokenizer, pad_batch
 from rec_edge.versions import machine
@@ -73,8 +82,9 @@ class Predictor:
         self._lock = threading.Lock()
         self.truncated = 0  # inputs cut to max_length since load
         if run_length is not None and run_length < 1:
-            raise ConfigError(f"run_length={run_length} (must be >= 1, or None: measured)")
-        self._run_length = run_length  # None: measured on first use (runtime.runs)
+            raise ConfigError(f"run_length={run_length} (must be >= 1, or None: planned)")
+        self._run_length = run_length or fixed_run_length()  # None: each call planned
+        self._overhead: float | None = None  # measured on first use (runtime.runs)
         self._measuring = threading.Lock()
 
     def __init_subclass__(cls, task: str | None = None, **options: Any) -> None:
@@ -126,7 +136,7 @@ class Predictor:
         session, and return its task's runtime: a ``Classifier`` or a ``Ranker`` (both
         Predictors). ``Classifier.load`` and ``Ranker.load`` refuse the other task's bundles.
         ``item_cache`` and ``catalog`` concern rank bundles' item index. ``run_length``: texts
-        per session run (see ``run_length``); None measures the length that pays here."""
+        per session run; None cuts each call where it pays (see ``run_overhead``)."""
         config = SessionConfig(
             provider,
             threads,
@@ -260,19 +270,25 @@ class Predictor:
 
     @property
     def run_length(self) -> int | None:
-        """Texts per session run: ``run_length`` as loaded, else measured here on first use (the
-        fastest of ``runs.RUN_LENGTHS`` on texts of mixed lengths, kept per bundle and CPU in
-        the user's cache folder); None on other providers than the CPU: runs of ``batch_size``.
-        A call of any ``batch_size`` runs in length-sorted runs of at most this many, so that
-        passing a whole list at once costs no more than the best batching (the answers are the
-        same whatever the runs: batch invariance)."""
-        if self._run_length is None and self.provider == "CPUExecutionProvider":
-            with self._measuring:
-                if self._run_length is None:
-                    self._run_length = self._measure_run_length()
+        """Texts per session run when fixed (``run_length=`` at load, or
+        ``$REC_EDGE_RUN_LENGTH``); None: each call is cut where it pays (``run_overhead``)."""
         return self._run_length
 
-    def _measure_run_length(self) -> int:
+    @property
+    def run_overhead(self) -> float:
+        """A session run's fixed cost in tokens' worth of work on this CPU, measured on first
+        use (``runs.fit_overhead``) and kept per bundle and CPU in the user's cache folder. A
+        call's texts, sorted by length, are cut into runs (at most ``batch_size``, at most
+        ``runs.MAX_RUN``) with the fewest padded tokens plus this per run, so that a whole list
+        in one call and any ``batch_size`` run near the best; the answers are the same bit for
+        bit whatever the runs (batch invariance)."""
+        if self._overhead is None:
+            with self._measuring:
+                if self._overhead is None:
+                    self._overhead = self._measure_overhead()
+        return self._overhead
+
+    def _measure_overhead(self) -> float:
         key = "|".join(
             (
                 self.manifest.files.get(self.manifest.model_file, str(self.bundle.path)),
@@ -282,15 +298,41 @@ class Predictor:
                 __version__,
             )
         )
-        length = cached(key)
-        if length is None:
-            texts = calibration_texts(max(RUN_LENGTHS))
-            length = fastest(
-                lambda chunk, size: self._rows(chunk, size, [self.output_name], size), texts
-            )
-            remember(key, length)
-        log.info("%s: session runs of %d texts", self.bundle.path, length)
-        return length
+        overhead = cached(key)
+        if overhead is None:
+            ids = self.tokenizer.encode([" ".join([SENTENCE] * 8)])[0].ids
+
+            def seconds(texts: int, tokens: int) -> float:
+                size = max(2, min(tokens, len(ids)))
+                row = np.array(ids[: size - 1] + ids[-1:], np.int64)
+                feed = {
+                    "input_ids": np.tile(row, (texts, 1)),
+                    "attention_mask": np.ones((texts, size), np.int64),
+                    "token_type_ids": np.zeros((texts, size), np.int64),
+                }
+                feed = {name: feed[name] for name in self.input_names}
+                started = time.perf_counter()
+                self._run(feed, [self.output_name])
+                return time.perf_counter() - started
+
+            seconds(1, 8)  # the arena, before any timing
+            overhead = fit_overhead(seconds)
+            remember(key, overhead)
+        log.info("%s: a session run costs %.0f tokens' worth", self.bundle.path, overhead)
+        return overhead
+
+    def _runs(self, lengths: list[int], batch_size: int, run_length: int | None) -> list[Any]:
+        """The texts' indices run by run: sorted by length, cut into runs of ``run_length``
+        (or the Predictor's fixed one) if any, of ``batch_size`` on other providers than the
+        CPU, else where the padded tokens plus the runs' overhead are least."""
+        order = np.argsort(lengths, kind="stable")
+        fixed = run_length or self._run_length
+        if fixed is not None or self.provider != "CPUExecutionProvider":
+            size = min(batch_size, fixed or batch_size)
+            return [order[i : i + size] for i in range(0, len(order), size)]
+        sorted_lengths = [lengths[i] for i in order]
+        ends = plan_runs(sorted_lengths, min(batch_size, MAX_RUN), self.run_overhead)
+        return [order[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
 
     def _rows(
         self,
@@ -300,12 +342,10 @@ class Predictor:
         run_length: int | None = None,
     ) -> list[np.ndarray]:
         """One row of each of ``outputs`` per text, in the order of ``texts``: length-sorted
-        session runs of ``batch_size`` or the run length if shorter, the rows scattered back."""
+        session runs (``_runs``), the rows scattered back."""
         items = check_texts(texts)
         if batch_size < 1:
             raise ConfigError(f"batch_size={batch_size} (must be >= 1)")
-        if len(items) > 1:
-            batch_size = min(batch_size, run_length or self.run_length or batch_size)
         if not items:
             shapes = {o.name: o.shape for o in self.session.get_outputs()}
             widths = [shapes[name][-1] for name in outputs]
@@ -321,13 +361,11 @@ class Predictor:
                 len(items),
                 self.manifest.max_length,
             )
-        if len(encodings) <= batch_size:  # one batch: no sorting or scattering needed
+        if len(encodings) == 1:  # one text: no sorting or scattering needed
             batch = pad_batch(encodings, self.tokenizer.pad_id)
             return self._run({name: batch[name] for name in self.input_names}, outputs)
-        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
         out: list[np.ndarray] = []
-        for start in range(0, len(order), batch_size):
-            index = order[start : start + batch_size]
+        for index in self._runs([len(e.ids) for e in encodings], batch_size, run_length):
             batch = pad_batch([encodings[i] for i in index], self.tokenizer.pad_id)
             rows = self._run({name: batch[name] for name in self.input_names}, outputs)
             if not out:

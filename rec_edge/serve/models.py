@@ -67,7 +67,7 @@ class ServedTask:
     inputs: Callable[[Any, int], list[Any]]
     run: Callable[[Any, list[Any], int], Sequence[Any]] | None
     calibrate: int = 32  # the most inputs a calibration (and warm-up) batch holds
-    runtime_measures: bool = False  # the runtime's own run length is this task's session batch
+    runtime_measures: bool = False  # the Predictor cuts a gathered batch into runs itself
     warm: Callable[[Any], None] | None = None  # instead of a run of the inputs
 
 
@@ -102,7 +102,7 @@ def load_predictor(path: str | Path, config: ServeConfig) -> Predictor | Generat
         config.provider,
         config.threads,
         spinning=config.spinning,
-        run_length=config.session_batch,  # None: the runtime measures it (runtime.runs)
+        run_length=config.session_batch,  # None: the runtime plans each batch's runs
     )
     served = served_task(predictor)
     if served.warm is not None:
@@ -118,9 +118,10 @@ def load_predictor(path: str | Path, config: ServeConfig) -> Predictor | Generat
 
 def session_batch(predictor: Predictor | Generator, config: ServeConfig, repeats: int = 3) -> int:
     """How many inputs a session run takes: ``config.session_batch`` if given; on other providers
-    than the CPU, ``max_batch``; on the CPU, of SESSION_BATCHES up to ``max_batch``, the one that
-    runs a calibration batch fastest on this machine (``runtime.runs.fastest``): for texts the
-    Predictor's own ``run_length``, for rank requests measured here on requests."""
+    than the CPU, ``max_batch``; for texts on the CPU, ``max_batch`` too: the Predictor cuts each
+    gathered batch into the runs that pay (``runtime.runs.plan_runs``); for rank requests, of
+    SESSION_BATCHES up to ``max_batch``, the one that runs a calibration batch of requests
+    fastest on this machine (``runtime.runs.fastest``)."""
     if config.session_batch is not None:
         return config.session_batch
     served = served_task(predictor)
@@ -128,12 +129,11 @@ def session_batch(predictor: Predictor | Generator, config: ServeConfig, repeats
         return 1
     if not config.on_cpu:
         return config.max_batch
-    runtime_length = getattr(predictor, "run_length", None) if served.runtime_measures else None
-    if runtime_length is not None:  # the Predictor measured it on texts, as this would
-        return int(min(runtime_length, config.max_batch))
+    if served.runtime_measures and isinstance(predictor, Predictor):  # it plans its own runs
+        return min(predictor.run_length or config.max_batch, config.max_batch)
     items = served.inputs(predictor, min(config.max_batch, served.calibrate))
     run = served.run
-    return fastest(lambda chunk, size: run(predictor, list(chunk), size), items, repeats=repeats)
+    return fastest(lambda batch, size: run(predictor, list(batch), size), items, repeats=repeats)
 
 
 # the manifest's source fields that may hold this machine's paths: shown with --show-paths only

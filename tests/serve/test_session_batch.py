@@ -25,17 +25,21 @@ class Costly:
         self.catalog = getattr(predictor, "catalog", [])
         self.sizes: set[int] = set()
 
-    def _cost(self, items: list[Any]) -> None:
-        self.sizes.add(len(items))
-        longest = max(len(str(i).split()) for i in items)
-        time.sleep(self.per_run + self.per_slot * len(items) * longest)
+    def _cost(self, items: list[Any], size: int) -> None:
+        """The cost of a call cut as the runtime cuts it: sorted by length, runs of ``size``."""
+        self.sizes.add(size)
+        ordered = sorted(items, key=lambda i: len(str(i).split()))
+        for start in range(0, len(ordered), size):
+            run = ordered[start : start + size]
+            longest = max(len(str(i).split()) for i in run)
+            time.sleep(self.per_run + self.per_slot * len(run) * longest)
 
     def logits(self, texts: list[str], batch_size: int = 32) -> Any:
-        self._cost(texts)
+        self._cost(texts, batch_size)
         return self.predictor.logits(texts, batch_size)
 
     def rank_batch(self, requests: list[Any], batch_size: int = 32) -> Any:
-        self._cost(requests)
+        self._cost(requests, batch_size)
         return self.predictor.rank_batch(requests, batch_size)
 
 
