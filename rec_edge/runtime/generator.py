@@ -371,6 +371,9 @@ class Generator:
             yield text[sent:]
 
 
+DECODER_TASKS[Generator.task] = Generator  # a generate bundle: the base, it writes
+
+
 class GenerativeClassifier(Generator, task="classify"):
     """A classify decoder bundle: each label's words scored as the answer to the bundle's
     instruction (``predict``, ``predict_proba``, ``logits``, ``predictions``, as a

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from rec_edge.cli import main
 from rec_edge.config import DecoderExportConfig, GenerationConfig
 from rec_edge.errors import BundleError, ConfigError
-from rec_edge.runtime import Generator, Predictor
+from rec_edge.runtime import GenerativeClassifier, Generator, Predictor
 from tests.helpers import BLOCK_TORCH
 from tests.helpers import DECODER_LABELS as LABELS
 
@@ -147,9 +147,10 @@ def test_streamed_pieces_are_the_text_and_stop_strings_end_it(bundles: dict[str,
 
 
 def test_bad_calls_and_bundles_are_clear_errors(bundles: dict[str, Path]) -> None:
-    generator = Generator.load(bundles["int4"])
-    with pytest.raises(BundleError, match="'generate' bundle: it has no labels"):
-        generator.predict(["x"])
+    generator = Generator.load(bundles["int4"])  # a generate bundle: it writes, no labels
+    assert type(generator) is Generator and not hasattr(generator, "predict")
+    with pytest.raises(ConfigError, match="is a 'generate' bundle: load it with Generator.load"):
+        GenerativeClassifier.load(bundles["int4"])
     with pytest.raises(Exception, match="wrap it"):
         Generator.load(bundles["fp32"]).predict_proba("a single string")  # type: ignore[arg-type]
     with pytest.raises(BundleError, match="decoder bundle.*Generator.load"):
