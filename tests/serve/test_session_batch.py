@@ -59,8 +59,10 @@ def test_the_fastest_length_is_kept(tiny_bundle: Path) -> None:
     overhead = Costly(predictor, per_run=0.002)  # every run costs the same: the longest wins
     assert session_batch(overhead, config()) == 32  # type: ignore[arg-type]
     assert overhead.sizes == set(SESSION_BATCHES)
-    padding = Costly(predictor, per_slot=0.0002)  # padded slots cost: one text a run wins
-    assert session_batch(padding, config()) == 1  # type: ignore[arg-type]
+    # padded slots cost: short runs win (sorted by length, runs of 1, 2 and 4 pad a few words
+    # at most, a tie within the real model's own time; 32 pads to the longest text)
+    padding = Costly(predictor, per_slot=0.0002)
+    assert session_batch(padding, config()) in (1, 2, 4)  # type: ignore[arg-type]
     assert session_batch(overhead, config(max_batch=8)) == 8  # type: ignore[arg-type]
 
 
