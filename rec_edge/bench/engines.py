@@ -4,12 +4,21 @@ onnx      the rec-edge Predictor: text in, label out (template, tokenize, batch,
 ort-raw   a bare onnxruntime session.run on pre-tokenized, padded inputs: our overhead's floor
 torch     transformers eager PyTorch on the fp32 source model: tokenize + forward + argmax
 optimum   optimum's ORTModelForSequenceClassification in a transformers pipeline, same ONNX file
+fastembed fastembed's TextEmbedding on the same ONNX file (its output: the logits), argmax
+st-onnx   sentence-transformers' ONNX backend on the fp32 source encoder (the ONNX file it
+          exports itself), then the run's label head in numpy
+
+The "whole list" workload times each engine on every text in one call, as its library takes a
+list (``Engine.whole``): rec-edge's ``predict(texts)``, fastembed's ``embed(texts)``,
+sentence-transformers' ``encode(texts)`` and optimum's pipeline with their default batch sizes;
+PyTorch and bare onnxruntime in length-sorted runs of 32 (the best fixed run on BANKING77).
 
 With a rank bundle each text is a JSON request (liked, disliked, candidates) and a call ranks
 every candidate of its requests: the user's text and the candidates are encoded (two runs, no
 item cache) and scored; predict() returns each request's top item.
 
-torch and optimum are imported only inside their worker (they need the [train] extra).
+torch, optimum, fastembed and sentence-transformers are imported only inside their worker
+(the [train] and [peers] extras).
 """
 
 from __future__ import annotations
@@ -40,7 +49,11 @@ from rec_edge.runtime.requests import RankRequest, parse_rank_request
 NEEDS = {
     "torch": ("torch", "transformers"),
     "optimum": ("optimum.onnxruntime", "transformers", "torch"),
+    "fastembed": ("fastembed",),
+    "st-onnx": ("sentence_transformers", "optimum.onnxruntime", "torch"),
 }
+SOURCE_MODEL = ("torch", "optimum", "st-onnx")  # engines that read the run's fp32 model
+RUN = 32  # the fixed run of the engines that batch a whole list themselves (torch, ort-raw)
 
 
 def _importable(name: str) -> bool:
@@ -54,8 +67,9 @@ def unavailable_reason(kind: str, bundle: Path) -> str | None:
     """Why an engine cannot run here (None: it can)."""
     missing = [m for m in NEEDS.get(kind, ()) if not _importable(m)]
     if missing:
-        return f"engine '{kind}' skipped: {', '.join(missing)} not installed (pip install 'rec-edge[train]')"
-    if kind in ("torch", "optimum") and not source_model_dir(bundle).is_dir():
+        extra = "peers" if kind in ("fastembed", "st-onnx") else "train"
+        return f"engine '{kind}' skipped: {', '.join(missing)} not installed (pip install 'rec-edge[{extra}]')"
+    if kind in SOURCE_MODEL and not source_model_dir(bundle).is_dir():
         return f"engine '{kind}' skipped: the source model {source_model_dir(bundle)} of {bundle} is not on this machine"
     return None
 
@@ -95,6 +109,7 @@ class Engine:
         else:
             self._render = self.templates.renderer(self.labels)
         self.batches: list[Any] = []
+        self.whole_list = False  # prepare(..., whole=True): each batch is the user's whole list
 
     @property
     def stacked(self) -> bool:
@@ -104,11 +119,24 @@ class Engine:
     def render(self, texts: Sequence[str]) -> list[str]:
         return [self._render(t) for t in texts]
 
-    def prepare(self, batches: list[list[str]]) -> None:
-        self.batches = batches
+    def prepare(self, batches: list[list[str]], whole: bool = False) -> None:
+        self.batches, self.whole_list = batches, whole
 
     def run(self, index: int) -> None:
-        self.predict(self.batches[index])
+        if self.whole_list:
+            self.whole(self.batches[index])
+        else:
+            self.predict(self.batches[index])
+
+    def whole(self, texts: list[str]) -> list[str]:
+        """Every text in one call, as the engine's library takes a list (classify bundles)."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        labels: list[str] = [""] * len(texts)
+        for start in range(0, len(order), RUN):
+            run = order[start : start + RUN]
+            for i, label in zip(run, self.classify([texts[i] for i in run]), strict=True):
+                labels[i] = label
+        return labels
 
     def predict(self, texts: list[str]) -> list[str]:
         if not self.rank:
@@ -153,6 +181,9 @@ class OnnxEngine(Engine):
     def classify(self, texts: list[str]) -> list[str]:
         return [p.label for p in self.predictor.predict(texts, batch_size=max(1, len(texts)))]
 
+    def whole(self, texts: list[str]) -> list[str]:
+        return [p.label for p in self.predictor.predict(texts)]
+
     def top_item(self, request: RankRequest) -> str:
         return self.predictor.rank(request.history, request.candidates, k=1)[0].item
 
@@ -160,7 +191,7 @@ class OnnxEngine(Engine):
 class OrtRawEngine(OnnxEngine):
     """Pre-tokenized and padded outside the timed call: session.run alone."""
 
-    def prepare(self, batches: list[list[str]]) -> None:
+    def prepare(self, batches: list[list[str]], whole: bool = False) -> None:
         from rec_edge.runtime.tokenize import pad_batch
 
         p = self.predictor
@@ -168,6 +199,14 @@ class OrtRawEngine(OnnxEngine):
         def feed(encodings: list[Any]) -> dict[str, Any]:
             batch = pad_batch(encodings, p.tokenizer.pad_id)
             return {name: batch[name] for name in p.input_names}
+
+        if whole:  # pre-tokenized, sorted by length, runs of RUN: the floor of a whole list
+            self.batches = []
+            for texts in batches:
+                encodings = sorted(p.tokenizer.encode(p.render(texts)), key=lambda e: len(e.ids))
+                runs = [encodings[i : i + RUN] for i in range(0, len(encodings), RUN)]
+                self.batches.append([feed(run) for run in runs])
+            return
 
         self.batches = []
         for texts in batches:
@@ -261,6 +300,10 @@ class OptimumEngine(Engine):
         )
         return [row["label"] for row in out]
 
+    def whole(self, texts: list[str]) -> list[str]:  # the pipeline's own batch size (1)
+        out = self.pipe(self.render(texts), truncation=True, max_length=self.max_length)
+        return [row["label"] for row in out]
+
     def outputs(self, texts: list[str]) -> np.ndarray:
         # the pipeline's raw scores (no softmax), every output, put back in the model's order
         index: dict[str, int] = dict(self.pipe.model.config.label2id or {})
@@ -285,11 +328,131 @@ class OptimumEngine(Engine):
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def _no_spinning(session: Any, threads: int) -> Any:
+    """The same model file in a session without spinning threads (the bench's isolation: a
+    spinning pool would take the next engine's cores between interleaved calls)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(session._model_path, options, providers=["CPUExecutionProvider"])
+
+
+class FastembedEngine(Engine):
+    """fastembed's TextEmbedding over the bundle's own ONNX file, registered as a custom model
+    whose "embedding" is the classify output (no pooling, no normalization): a label is its
+    argmax. Classify bundles only; fastembed tokenizes and batches as it does for any model."""
+
+    def __init__(self, bundle: Path, threads: int):
+        super().__init__(bundle, threads)
+        if self.rank:
+            raise ValueError("fastembed runs classify bundles only")
+        from fastembed import TextEmbedding
+        from fastembed.common.model_description import ModelSource, PoolingType
+
+        self.folder = _model_folder(bundle)
+        name = f"rec-edge/{bundle.name}"
+        if name not in {m["model"] for m in TextEmbedding.list_supported_models()}:
+            TextEmbedding.add_custom_model(
+                name,
+                pooling=PoolingType.DISABLED,
+                normalization=False,
+                sources=ModelSource(hf=name),
+                dim=len(self.labels),
+                model_file="model.onnx",  # its first output, read as the Predictor reads it
+            )
+        self.model = TextEmbedding(name, specific_model_path=str(self.folder), threads=threads)
+        inner: Any = self.model.model
+        inner.model = _no_spinning(inner.model, threads)
+
+    def classify(self, texts: list[str]) -> list[str]:
+        return self.whole(texts) if len(texts) <= 256 else self._labels(texts, len(texts))
+
+    def whole(self, texts: list[str]) -> list[str]:  # embed()'s own batch size (256)
+        return self._labels(texts, None)
+
+    def _labels(self, texts: list[str], batch_size: int | None) -> list[str]:
+        kwargs = {} if batch_size is None else {"batch_size": batch_size}
+        rows = np.stack(list(self.model.embed(self.render(texts), **kwargs)))
+        return [self.labels[i] for i in rows.argmax(-1)]
+
+    def close(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class SentenceTransformersEngine(Engine):
+    """sentence-transformers with its ONNX backend on the run's fp32 encoder (the ONNX file it
+    exports itself, at load), mean-pooled unit vectors as the bundle's graph computes them, then
+    the run's label head (numpy). Classify bundles with a description head only."""
+
+    def __init__(self, bundle: Path, threads: int):
+        super().__init__(bundle, threads)
+        head = self.bundle.manifest.source.get("head", {})
+        if self.rank or head.get("kind") != "descriptions":
+            raise ValueError("st-onnx runs classify bundles with a description head only")
+        from sentence_transformers import SentenceTransformer
+        from sentence_transformers.models import Normalize, Pooling, Transformer
+
+        from rec_edge.modeling.heads import LabelHead
+
+        self.folder = Path(tempfile.mkdtemp(prefix="rec-edge-st-"))
+        shutil.copytree(source_model_dir(bundle), self.folder, dirs_exist_ok=True)
+        options = {"provider": "CPUExecutionProvider"}
+        encoder = Transformer(
+            str(self.folder),
+            max_seq_length=self.bundle.manifest.max_length,
+            backend="onnx",
+            model_args=options,
+        )
+        pooling = Pooling(encoder.get_word_embedding_dimension(), "mean")
+        self.model = SentenceTransformer(
+            modules=[encoder, pooling, Normalize()], device="cpu", backend="onnx"
+        )
+        ort_model = encoder.auto_model
+        ort_model.model = _no_spinning(ort_model.model, threads)
+        self.head = LabelHead.load(source_model_dir(bundle).parent / head["file"])
+
+    def classify(self, texts: list[str]) -> list[str]:
+        return self._labels(texts, len(texts))
+
+    def whole(self, texts: list[str]) -> list[str]:  # encode()'s own batch size (32)
+        return self._labels(texts, None)
+
+    def _labels(self, texts: list[str], batch_size: int | None) -> list[str]:
+        kwargs = {} if batch_size is None else {"batch_size": batch_size}
+        vectors = self.model.encode(self.render(texts), convert_to_numpy=True, **kwargs)
+        return [self.labels[i] for i in self.head.logits(vectors).argmax(-1)]
+
+    def close(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _model_folder(bundle: Path) -> Path:
+    """A temporary folder as fastembed reads a local model: the bundle's ONNX file (linked),
+    its tokenizer.json, and a tokenizer_config.json with the bundle's max_length."""
+    loaded = load_bundle(bundle, verify=False)
+    folder = Path(tempfile.mkdtemp(prefix="rec-edge-fastembed-"))
+    (folder / "model.onnx").symlink_to(loaded.model_path.resolve())
+    shutil.copy(loaded.tokenizer_path, folder / "tokenizer.json")
+    source = source_model_dir(bundle)
+    config = json.loads((source / "tokenizer_config.json").read_text()) if source.is_dir() else {}
+    config["model_max_length"] = loaded.manifest.max_length
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    for name in ("config.json", "special_tokens_map.json"):
+        if (source / name).is_file():
+            shutil.copy(source / name, folder / name)
+    return folder
+
+
 ENGINES: dict[str, type[Engine]] = {
     "onnx": OnnxEngine,
     "ort-raw": OrtRawEngine,
     "torch": TorchEngine,
     "optimum": OptimumEngine,
+    "fastembed": FastembedEngine,
+    "st-onnx": SentenceTransformersEngine,
 }
 
 

@@ -64,7 +64,10 @@ def total_rounds(config: BenchConfig) -> int:
     """Interleaved rounds run_benchmark will make (for a progress bar)."""
     workloads = 1 if config.text_file else len(config.seq_lengths)
     threads = len(config.threads) or 1
-    return threads * workloads * len(config.batch_sizes) * (config.warmup + config.iterations)
+    whole = 1 + config.whole_list if config.whole_list and config.text_file else 0
+    return threads * (
+        workloads * len(config.batch_sizes) * (config.warmup + config.iterations) + whole
+    )
 
 
 def run_benchmark(
@@ -149,8 +152,9 @@ def _plan(kinds: list[str], bundles: list[Path], notes: list[str]) -> list[_Engi
 def _engine_info(engine: _Engine, worker: _Worker) -> dict[str, Any]:
     """What bench.json says of an engine: its bundle, load time, weights' size and recipe."""
     recipe: str | None
-    if engine.kind == "torch":
-        size, recipe = _dir_weight_bytes(source_model_dir(engine.bundle)), "fp32 (PyTorch)"
+    if engine.kind in ("torch", "st-onnx"):  # the run's fp32 model, not the bundle's graph
+        size = _dir_weight_bytes(source_model_dir(engine.bundle))
+        recipe = "fp32 (PyTorch)" if engine.kind == "torch" else "fp32 (its own ONNX export)"
     else:
         loaded = load_bundle(engine.bundle, verify=False)
         size, recipe = loaded.model_path.stat().st_size, loaded.manifest.recipe.get("name")
@@ -197,18 +201,16 @@ def _time_engines(
                 )
                 for w, samples in _interleaved(workers, timed, config.warmup, tick).items():
                     rows.append(
-                        {
-                            "engine": w.name,
-                            "kind": w.kind,
-                            "workload": workload,
-                            "threads": threads,
-                            "batch_size": batch_size,
-                            "mean_tokens": mean_tokens,
-                            **({"macs_per_item": request_macs} if workloads.rank else {}),
-                            "stats": LatencyStats.from_samples(samples, batch_size).to_dict(),
-                            "samples": samples,
-                        }
+                        _row(w, workload, batch_size, threads, samples, mean_tokens)
+                        | ({"macs_per_item": request_macs} if workloads.rank else {})
                     )
+        if config.whole_list and config.text_file and not workloads.rank:
+            pool = workloads.texts
+            say(f"whole list: {len(pool)} texts in one call, {config.whole_list} times per engine")
+            timed = [pool] * (1 + config.whole_list)
+            mean_tokens, _ = workloads.cost(pool)
+            for w, samples in _interleaved(workers, timed, 1, tick, whole=True).items():
+                rows.append(_row(w, "whole list", len(pool), threads, samples, mean_tokens))
         for w in workers:
             info = engines[w.name]
             info["peak_rss_bytes"] = max(info.get("peak_rss_bytes", 0), w.call("rss"))
@@ -220,6 +222,26 @@ def _time_engines(
         for w in workers:
             w.stop()
     return rows
+
+
+def _row(
+    w: _Worker,
+    workload: str,
+    batch_size: int,
+    threads: int,
+    samples: list[float],
+    mean_tokens: float,
+) -> dict[str, Any]:
+    return {
+        "engine": w.name,
+        "kind": w.kind,
+        "workload": workload,
+        "threads": threads,
+        "batch_size": batch_size,
+        "mean_tokens": mean_tokens,
+        "stats": LatencyStats.from_samples(samples, batch_size).to_dict(),
+        "samples": samples,
+    }
 
 
 def _accuracy(worker: _Worker, texts: list[str], gold: list[str]) -> float:
@@ -305,7 +327,7 @@ def _against_peak(
         row["macs_per_item"] = macs
         if macs and str(row["threads"]) in peak:
             recipe = engines[row["engine"]].get("recipe", "")
-            int8 = recipe not in ("fp32", "fp32 (PyTorch)", "fp16")
+            int8 = not recipe.startswith(("fp32", "fp16"))
             limit = peak[str(row["threads"])]["int8_macs" if int8 else "fp32_macs"]
             achieved = macs * row["stats"]["throughput"]
             row["achieved_macs"] = achieved
@@ -314,11 +336,16 @@ def _against_peak(
 
 
 def _interleaved(
-    workers: list[_Worker], batches: list[list[str]], warmup: int, tick: Callable[[], None] | None
+    workers: list[_Worker],
+    batches: list[list[str]],
+    warmup: int,
+    tick: Callable[[], None] | None,
+    whole: bool = False,
 ) -> dict[_Worker, list[float]]:
-    """Round-robin timed calls, rotating who goes first; each worker times its own call."""
+    """Round-robin timed calls, rotating who goes first; each worker times its own call
+    (``whole``: each batch is a user's whole list, in one call as the engine takes a list)."""
     for w in workers:
-        w.call("prepare", batches)
+        w.call("prepare", (batches, whole))
     samples: dict[_Worker, list[float]] = {w: [] for w in workers}
     for i in range(len(batches)):
         for w in workers[i % len(workers) :] + workers[: i % len(workers)]:

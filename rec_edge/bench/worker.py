@@ -32,7 +32,7 @@ def serve(conn: Connection, kind: str, bundle: str, threads: int) -> None:
         command, argument = conn.recv()
         result: Any = None
         if command == "prepare":
-            engine.prepare(argument)
+            engine.prepare(*argument)  # (batches, whole)
         elif command == "run":
             start = time.perf_counter()
             engine.run(argument)

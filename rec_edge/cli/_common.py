@@ -92,7 +92,22 @@ def _split_csv(ctx: click.Context, param: click.Parameter, value: str | None) ->
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
-PARSERS = {"pairs": label_pairs, "csv": _split_csv}  # option(parse=...) -> the click callback
+def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def _ints(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int]:
+    try:
+        return [int(v) for v in _names(ctx, param, value)]
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r}: expected comma-separated integers, e.g. 1,8,32"
+        ) from None
+
+
+# option(parse=...) -> the click callback: "csv" gives None when not given, "names" and "ints"
+# a list (the field's own default list, written comma-separated, when not given)
+PARSERS = {"pairs": label_pairs, "csv": _split_csv, "names": _names, "ints": _ints}
 
 
 def config_option(f: Any, hint: Any) -> Any:
@@ -108,7 +123,10 @@ def config_option(f: Any, hint: Any) -> Any:
     default = None if f.default is dataclasses.MISSING else f.default
     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
         settings["required"] = True
-    if meta["parse"] is not None:
+    if meta["parse"] in ("names", "ints"):  # a list field: its default list, comma-separated
+        listed = ",".join(map(str, f.default_factory()))
+        settings.update(callback=PARSERS[meta["parse"]], default=listed, show_default=bool(listed))
+    elif meta["parse"] is not None:
         settings.update(callback=PARSERS[meta["parse"]], multiple=kind is dict)
     elif kind is list:
         settings["multiple"] = True

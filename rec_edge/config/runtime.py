@@ -5,11 +5,11 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from rec_edge.config._base import _check, option, option_problems
 
-BENCH_ENGINES = ("onnx", "ort-raw", "torch", "optimum")
+BENCH_ENGINES = ("onnx", "ort-raw", "torch", "optimum", "fastembed", "st-onnx")
 
 
 @dataclass
@@ -17,23 +17,51 @@ class BenchConfig:
     """Everything `rec-edge bench` needs. Engines run in worker processes, interleaved."""
 
     bundles: list[str]
-    engines: list[str] = field(default_factory=lambda: ["onnx", "ort-raw"])
-    batch_sizes: list[int] = field(default_factory=lambda: [1, 32])
-    seq_lengths: list[int] = field(default_factory=list)  # synthetic mode (no text_file)
-    text_file: str | None = None  # realistic mode: real texts, dynamic padding
-    text_field: str = "text"
-    label_field: str | None = None  # when set, accuracy is measured on text_file
-    threads: list[int] = field(default_factory=list)  # empty: the usable cores
-    warmup: int = 5
-    iterations: int = 50  # timed calls per engine and batch size
-    max_texts: int = 2000  # texts read from text_file (and scored for accuracy)
-    baseline: str | None = (
-        None  # engine kind the ratios refer to; default torch if run, else the first
+    engines: list[str] = option(
+        factory=lambda: ["onnx", "ort-raw"],
+        help="Comma-separated: onnx (rec-edge), ort-raw (bare session.run), torch, optimum "
+        "([train] extra), fastembed and st-onnx (sentence-transformers' ONNX backend; the "
+        "[peers] extra).",
+        parse="names",
     )
-    cold_start_runs: int = 3  # fresh processes per engine; 0 skips
-    peak: bool = True  # measure the machine's matmul peak through onnxruntime
-    out: str | None = None  # folder for bench.json, bench.md, bench.png
-    plot: bool = True
+    batch_sizes: list[int] = option(
+        factory=lambda: [1, 32], help="Comma-separated batch sizes.", parse="ints"
+    )
+    seq_lengths: list[int] = option(  # synthetic mode (no text_file)
+        factory=list,
+        help="Synthetic inputs of these token lengths (without --text-file). [default: 32,128]",
+        parse="ints",
+    )
+    text_file: str | None = option(  # realistic mode: real texts, dynamic padding
+        None, "Real texts (JSONL/CSV/TSV or plain lines): the realistic mode.", path=True
+    )
+    text_field: str = option("text", "Field of the text in --text-file.")
+    label_field: str | None = option(
+        None, "Field of the label in --text-file: accuracy is measured too."
+    )
+    threads: list[int] = option(
+        factory=list,
+        help="Comma-separated thread counts to sweep. [default: usable cores]",
+        parse="ints",
+    )
+    warmup: int = option(5, "Untimed calls per engine and batch size.", minimum=0)
+    iterations: int = option(50, "Timed calls per engine and batch size.", minimum=3)
+    max_texts: int = option(2000, "At most this many texts from --text-file.", minimum=1)
+    whole_list: int = option(
+        3,
+        "With --text-file (classify): time each engine on every text in one call, as a user "
+        "with a list writes it, this many times after one untimed call (0: skip).",
+        minimum=0,
+    )
+    baseline: str | None = option(
+        None, "Engine kind the speedups refer to. [default: torch if run, else the first]"
+    )
+    cold_start_runs: int = option(
+        3, "Fresh processes per engine for cold start (0: skip).", minimum=0
+    )
+    peak: bool = option(True, "Measure the machine's matmul peak through onnxruntime.")
+    out: str | None = option(None, "Write bench.json, bench.md and bench.png here.")
+    plot: bool = option(True, "A PNG chart too, where matplotlib is installed.")
 
     def __post_init__(self) -> None:
         p: list[str] = []
@@ -50,10 +78,7 @@ class BenchConfig:
             self.seq_lengths = [32, 128]
         if any(t < 1 for t in self.threads):
             p.append(f"threads={self.threads} (positive integers)")
-        if self.iterations < 3 or self.warmup < 0:
-            p.append(
-                f"iterations={self.iterations}, warmup={self.warmup} (iterations >= 3, warmup >= 0)"
-            )
+        p += option_problems(self)
         if self.baseline is not None and self.baseline not in self.engines:
             p.append(f"baseline={self.baseline!r} is not among the engines {self.engines}")
         _check(p, "BenchConfig")

@@ -27,6 +27,7 @@ def test_all_engines_and_reports(tiny_bundle, tmp_path) -> None:
         label_field="label",
         warmup=1,
         iterations=5,
+        whole_list=2,
         cold_start_runs=1,
     )
     data = run_benchmark(config).data
@@ -43,9 +44,11 @@ def test_all_engines_and_reports(tiny_bundle, tmp_path) -> None:
     } <= set(data)
     assert data["machine"]["cores"] and data["versions"]["onnxruntime"]
     assert set(data["engines"]) == {"onnx:tiny", "ort-raw:tiny", "torch:tiny-fp32", "optimum:tiny"}
-    assert len(data["results"]) == 8
+    assert len(data["results"]) == 12  # 4 engines x (2 batch sizes + the whole list)
     for row in data["results"]:
-        assert len(row["samples"]) == 5
+        whole = row["workload"] == "whole list"
+        assert len(row["samples"]) == (2 if whole else 5)
+        assert not whole or row["batch_size"] == len(texts.read_text().splitlines())
         assert row["stats"]["p50"] > 0 and row["stats"]["p99"] >= row["stats"]["p50"]
         assert row["speedup_vs_baseline"] > 0
         assert row["fraction_of_peak"] > 0
@@ -62,6 +65,32 @@ def test_all_engines_and_reports(tiny_bundle, tmp_path) -> None:
     assert json.loads(written[0].read_text())["results"][0]["samples"]
     assert "## Latency" in written[1].read_text()
     assert "onnx:tiny" in terminal(data)
+
+
+def test_peer_engines(tiny_bundle, tmp_path) -> None:
+    """fastembed on the bundle's own graph answers as the Predictor does, sentence-transformers'
+    ONNX export of the fp32 model with the run's head as PyTorch does, alone and in a list."""
+    texts = write_jsonl(tmp_path / "texts.jsonl", make_examples(6, seed=4))
+    config = BenchConfig(
+        bundles=[str(tiny_bundle)],
+        engines=["onnx", "fastembed", "st-onnx", "torch"],
+        batch_sizes=[3],
+        text_file=str(texts),
+        label_field="label",
+        warmup=0,
+        iterations=3,
+        whole_list=1,
+        cold_start_runs=0,
+        peak=False,
+    )
+    data = run_benchmark(config).data
+    engines = data["engines"]
+    assert set(engines) == {"onnx:tiny", "fastembed:tiny", "st-onnx:tiny", "torch:tiny-fp32"}
+    assert engines["fastembed:tiny"]["accuracy"] == engines["onnx:tiny"]["accuracy"]
+    assert engines["st-onnx:tiny"]["accuracy"] == engines["torch:tiny-fp32"]["accuracy"]
+    assert engines["st-onnx:tiny"]["recipe"].startswith("fp32")
+    whole = [r for r in data["results"] if r["workload"] == "whole list"]
+    assert len(whole) == 4 and all(r["stats"]["p50"] > 0 for r in whole)
 
 
 def test_missing_extra_is_skipped_with_a_note(tiny_bundle) -> None:

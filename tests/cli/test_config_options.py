@@ -1,4 +1,4 @@
-"""One declaration per option: the options of `rec-edge train`, `export`, `score` and `serve` are
+"""One declaration per option: the options of `rec-edge train`, `export`, `score`, `serve` and `bench` are
 built from their configs' fields (``config.option``), so a field's name, default, choices, bound
 and help reach the command line as declared, and what it passes builds the same config."""
 
@@ -11,11 +11,13 @@ import pytest
 from click.testing import CliRunner
 
 from rec_edge.cli import main
+from rec_edge.cli.bench import command as bench_command
 from rec_edge.cli.export import command as export_command
 from rec_edge.cli.score import command as score_command
 from rec_edge.cli.serve import command as serve_command
 from rec_edge.cli.train import command as train_command
 from rec_edge.config import (
+    BenchConfig,
     DecoderExportConfig,
     ExportConfig,
     ScoreConfig,
@@ -36,6 +38,7 @@ NOT_OPTIONS = {
     ExportConfig: {"run_dir", "seed"},
     ScoreConfig: {"bundle", "input", "progress"},  # BUNDLE INPUT, --no-progress
     ServeConfig: {"bundles"},  # BUNDLE... and --bundle NAME=PATH
+    BenchConfig: {"bundles"},  # BUNDLE...
 }
 
 
@@ -50,6 +53,7 @@ def _params(command: click.Command) -> dict[str, click.Parameter]:
         (ExportConfig, export_command),
         (ScoreConfig, score_command),
         (ServeConfig, serve_command),
+        (BenchConfig, bench_command),
     ],
 )
 def test_every_option_field_is_an_option_with_its_default_and_help(config, command) -> None:
@@ -63,6 +67,8 @@ def test_every_option_field_is_an_option_with_its_default_and_help(config, comma
         assert param.help == f.metadata["help"] if isinstance(param, click.Option) else True
         if f.default is not dataclasses.MISSING and f.default is not None:
             assert param.default == f.default, f.name
+        if f.metadata["parse"] in ("names", "ints"):  # a list: its default list, comma-separated
+            assert param.default == ",".join(map(str, f.default_factory())), f.name
         if f.metadata["choices"]:
             assert isinstance(param.type, click.Choice)
             assert list(param.type.choices) == list(f.metadata["choices"])
@@ -111,3 +117,21 @@ def test_bounds_and_choices_are_refused_by_the_command_line() -> None:
     assert result.exit_code == 2 and "'fp16' is not one of" in result.output
     with pytest.raises(Exception, match="lora_r=0 \\(must be >= 1\\)"):
         TrainConfig(train_file="x", lora_r=0)  # the same bound, declared once, in Python
+
+
+def test_bench_lists_parse_to_the_declared_types(monkeypatch) -> None:
+    seen: list[BenchConfig] = []
+
+    def fake_run(config: BenchConfig, **_: object) -> None:
+        seen.append(config)
+        raise SystemExit(0)
+
+    import rec_edge.bench
+
+    monkeypatch.setattr(rec_edge.bench, "run_benchmark", fake_run)
+    monkeypatch.setattr("rec_edge.bundle.load_bundle", lambda *a, **k: None)
+    args = ["bench", "b", "--batch-sizes", "1, 8", "--engines", "onnx,fastembed", "--no-peak"]
+    CliRunner().invoke(main, args)
+    (config,) = seen
+    assert config.batch_sizes == [1, 8] and config.engines == ["onnx", "fastembed"]
+    assert config.threads == [] and config.peak is False and config.whole_list == 3
