@@ -42,6 +42,12 @@ SCRIPTS = {
         "pipeline('text-classification', model=m, tokenizer=AutoTokenizer.from_pretrained(OPTIMUM_DIR))([TEXT])"
     ),
 }
+# the other engines (the peers): their bench class, loaded and asked once, as the bench runs it
+ENGINE_SCRIPT = (
+    "import os\nfrom pathlib import Path\nfrom rec_edge.bench.engines import ENGINES\n"
+    "e = ENGINES[KIND](Path(BUNDLE), len(os.sched_getaffinity(0)))\ne.predict([TEXT])\n"
+    "getattr(e, 'close', lambda: None)()"
+)
 
 
 def cold_start(
@@ -56,9 +62,9 @@ def cold_start(
     """Median whole-process wall time (interpreter start included) and in-process time, peak RSS."""
     names = (
         f"BUNDLE = {str(bundle)!r}\nTEXT = {text!r}\nMODEL_DIR = {str(model_dir)!r}\n"
-        f"OPTIMUM_DIR = {str(optimum_dir)!r}\n"
+        f"OPTIMUM_DIR = {str(optimum_dir)!r}\nKIND = {kind!r}\n"
     )
-    code = names + _PRELUDE + SCRIPTS[kind] + _EPILOGUE
+    code = names + _PRELUDE + SCRIPTS.get(kind, ENGINE_SCRIPT) + _EPILOGUE
     walls, inner, rss = [], [], []
     for _ in range(runs):
         start = time.perf_counter()

@@ -80,7 +80,7 @@ def test_peer_engines(tiny_bundle, tmp_path) -> None:
         warmup=0,
         iterations=3,
         whole_list=1,
-        cold_start_runs=0,
+        cold_start_runs=1,
         peak=False,
     )
     data = run_benchmark(config).data
@@ -91,6 +91,8 @@ def test_peer_engines(tiny_bundle, tmp_path) -> None:
     assert engines["st-onnx:tiny"]["recipe"].startswith("fp32")
     whole = [r for r in data["results"] if r["workload"] == "whole list"]
     assert len(whole) == 4 and all(r["stats"]["p50"] > 0 for r in whole)
+    for name in ("fastembed:tiny", "st-onnx:tiny"):  # a fresh process loads and answers once
+        assert data["cold_start"][name]["process_seconds_p50"] > 0, data["cold_start"][name]
 
 
 def test_missing_extra_is_skipped_with_a_note(tiny_bundle) -> None:
