@@ -12,7 +12,9 @@
    `generate` on the same fp32 weights, and for optimum's ORTModelForCausalLM `generate` on the
    int4 bundle's own graph file, and for llama.cpp (llama-cpp-python, its own venv: run
    benchmarks/llamacpp.sh first) on Q4_0 and Q8_0 GGUFs of the same fp32 weights, fed the same
-   prompt text; greedy, 64 new tokens, no stop.
+   prompt text; greedy, 64 new tokens, no stop. The bundles hold rec-edge's fused graph where
+   its builder knows the model (convert.llama_graph); optimum's graph of the same weights at
+   int4 runs beside them (``rec-edge-optimum-int4-b32-asym``).
 
 Writes weights.json and speed.json (every timing, the machine, the versions) into --out.
 """
@@ -57,14 +59,7 @@ def weights(fp32: Path, work: Path) -> list[dict]:
     rows = [{"weights": "fp32", "size_bytes": _size(fp32)}]
     for bits, block, symmetric in CANDIDATES:
         folder = work / f"int{bits}-b{block}-{'sym' if symmetric else 'asym'}"
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        started = time.perf_counter()
-        quantize_weights(fp32 / "model.onnx", folder / "model.onnx", bits, block, 4, symmetric)
-        seconds = time.perf_counter() - started
-        shutil.copy(fp32 / "tokenizer.json", folder / "tokenizer.json")
-        manifest = Manifest.from_dict(json.loads((fp32 / "rec_edge.json").read_text("utf-8")))
-        write_manifest(folder, manifest)
+        seconds = _quantize(fp32, folder, bits, block, symmetric)
         row = {
             "weights": folder.name,
             "bits": bits,
@@ -80,6 +75,19 @@ def weights(fp32: Path, work: Path) -> list[dict]:
     return rows
 
 
+def _quantize(fp32: Path, folder: Path, bits: int, block: int, symmetric: bool) -> float:
+    """A bundle of ``fp32``'s graph with MatMulNBits weights; the seconds it took."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    started = time.perf_counter()
+    quantize_weights(fp32 / "model.onnx", folder / "model.onnx", bits, block, 4, symmetric)
+    seconds = time.perf_counter() - started
+    shutil.copy(fp32 / "tokenizer.json", folder / "tokenizer.json")
+    manifest = Manifest.from_dict(json.loads((fp32 / "rec_edge.json").read_text("utf-8")))
+    write_manifest(folder, manifest)
+    return seconds
+
+
 def speed(
     bundles: dict[str, Path], hf_folder: Path | None, rounds: int, threads: int, work: Path
 ) -> dict:
@@ -87,10 +95,8 @@ def speed(
     if hf_folder is not None:
         engines["torch-fp32"] = _torch_engine(hf_folder, threads)
         for name, path in bundles.items():
-            if "int4" in name:  # the same int4 file through optimum's generate loop
-                engines[name.replace("rec-edge", "optimum")] = _optimum_engine(
-                    path, hf_folder, work, threads
-                )
+            if name == "rec-edge-optimum-int4-b32-asym":  # optimum's int4 file, its own loop
+                engines["optimum-int4-b32-asym"] = _optimum_engine(path, hf_folder, work, threads)
     prompt_of = Generator.load(next(iter(bundles.values()))).prompt
     for kind in ("q4_0", "q8_0"):  # llama.cpp on GGUFs of the same weights
         gguf = work / f"smollm2-{kind}.gguf"
@@ -170,7 +176,9 @@ def _optimum_engine(bundle: Path, hf_folder: Path, work: Path, threads: int):  #
     if len(kept) < len(graph.graph.input):
         del graph.graph.input[:]
         graph.graph.input.extend(kept)
-        graph.graph.initializer.append(helper.make_tensor("logits_to_keep", TensorProto.INT64, [], [0]))
+        graph.graph.initializer.append(
+            helper.make_tensor("logits_to_keep", TensorProto.INT64, [], [0])
+        )
     onnx.save_model(graph, str(folder / "model.onnx"))
     for name in ("config.json", "generation_config.json"):
         if (hf_folder / name).is_file():
@@ -191,9 +199,15 @@ def _llamacpp_engine(gguf: Path, threads: int, prompt_of):  # type: ignore[no-un
     import subprocess
 
     worker = subprocess.Popen(
-        [str(LLAMA_VENV / "bin" / "python"), str(Path(__file__).parent / "llamacpp_worker.py"),
-         str(gguf), str(threads)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [
+            str(LLAMA_VENV / "bin" / "python"),
+            str(Path(__file__).parent / "llamacpp_worker.py"),
+            str(gguf),
+            str(threads),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert worker.stdin is not None and worker.stdout is not None
     json.loads(worker.stdout.readline())  # {"ready": true}
@@ -266,15 +280,22 @@ def main() -> None:
     out, work = Path(args.out), Path(args.work)
     out.mkdir(parents=True, exist_ok=True)
     fp32 = work / "fp32"
-    if not fp32.is_dir():
+    if not fp32.is_dir():  # the fused graph (convert.llama_graph) where the builder knows the model
         export_decoder(DecoderExportConfig(model=args.model, out=str(fp32), weights="fp32"))
+    optimum = work / "optimum-int4-b32-asym"  # optimum's graph of the same weights, int4
+    if not optimum.is_dir():
+        config = DecoderExportConfig(
+            model=args.model, out=str(work / "optimum-fp32"), weights="fp32", graph="optimum"
+        )
+        export_decoder(config)
+        _quantize(work / "optimum-fp32", optimum, 4, 32, False)
     meta = {"model": args.model, "machine": machine(), "versions": versions()}
     if args.part in ("weights", "all"):
         rows = weights(fp32, work)
         (out / "weights.json").write_text(json.dumps({**meta, "rows": rows}, indent=2))
     if args.part in ("speed", "all"):
         bundles = {"rec-edge-fp32": fp32}
-        for name in ("int4-b32-asym", "int8-b32-sym"):
+        for name in ("int4-b32-asym", "int8-b32-sym", "optimum-int4-b32-asym"):
             if (work / name).is_dir():
                 bundles[f"rec-edge-{name}"] = work / name
         hf = _hf_folder(args.model, work)

@@ -24,7 +24,7 @@ import numpy as np
 from rec_edge.bundle import MANIFEST_FILE, Bundle, load_bundle
 from rec_edge.config import GenerationConfig
 from rec_edge.data.prompts import fit_prompt, rank_history, render_chat
-from rec_edge.errors import BundleError, ConfigError, DataError
+from rec_edge.errors import BundleError, DataError
 from rec_edge.runtime.decoding import (
     DecoderSpec,
     Usage,
@@ -41,6 +41,7 @@ from rec_edge.runtime.outputs import (
     sigmoid,
     softmax,
 )
+from rec_edge.runtime.predictor import task_class
 from rec_edge.runtime.ranker import Ranked, ranked
 from rec_edge.runtime.requests import RankRequest
 from rec_edge.runtime.session import SessionConfig, open_session
@@ -75,19 +76,7 @@ class Generator:
     @classmethod
     def _runtime(cls, bundle: Bundle) -> type[Generator]:
         """The class that opens ``bundle``: its task's, which must be ``cls`` or below it."""
-        task = bundle.manifest.task
-        runtime = DECODER_TASKS.get(task)
-        if runtime is None:
-            raise BundleError(
-                f"{bundle.path}: task {task!r} has no decoder runtime (known: "
-                f"{', '.join(DECODER_TASKS)}). Is the bundle from a newer rec-edge?"
-            )
-        if not issubclass(runtime, cls):
-            raise ConfigError(
-                f"{bundle.path} is a {task!r} bundle: load it with {runtime.__name__}.load "
-                "(or Generator.load, rec_edge.load)."
-            )
-        return runtime
+        return task_class(bundle, DECODER_TASKS, cls, "decoder")
 
     def __init__(self, bundle: Bundle, config: SessionConfig):
         from tokenizers import Tokenizer

@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -40,6 +40,30 @@ EMBEDDING_OUTPUT = "embedding"  # classify bundles since 2026-12 (convert.head_g
 log = logging.getLogger("rec_edge")
 TOKENIZER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 TASKS: dict[str, type[Predictor]] = {}  # an encoder bundle's task -> its runtime (subclasses)
+
+
+T = TypeVar("T")
+
+
+def task_class(
+    bundle: Bundle, registry: Mapping[str, type[T]], base: type[T], family: str
+) -> type[T]:
+    """The class of ``registry`` (a family's tasks) for ``bundle``'s task, which must be ``base``
+    or below it: the one check behind ``Predictor.load`` and ``Generator.load``."""
+    task = bundle.manifest.task
+    runtime = registry.get(task)
+    if runtime is None:
+        raise BundleError(
+            f"{bundle.path}: task {task!r} has no {family} runtime (known: {', '.join(registry)}). "
+            "Is the bundle from a newer rec-edge?"
+        )
+    if not issubclass(runtime, base):
+        family_base = "Predictor" if family == "encoder" else "Generator"
+        raise ConfigError(
+            f"{bundle.path} is a {task!r} bundle: load it with {runtime.__name__}.load "
+            f"(or {family_base}.load, rec_edge.load)."
+        )
+    return runtime
 
 
 class Predictor:
@@ -183,19 +207,7 @@ class Predictor:
     @classmethod
     def _runtime(cls, bundle: Bundle) -> type[Predictor]:
         """The class that opens ``bundle``: its task's, which must be ``cls`` or below it."""
-        task = bundle.manifest.task
-        runtime = TASKS.get(task)
-        if runtime is None:
-            raise BundleError(
-                f"{bundle.path}: task {task!r} has no encoder runtime (known: {', '.join(TASKS)}). "
-                "Is the bundle from a newer rec-edge?"
-            )
-        if not issubclass(runtime, cls):
-            raise ConfigError(
-                f"{bundle.path} is a {task!r} bundle: load it with {runtime.__name__}.load "
-                "(or Predictor.load, rec_edge.load)."
-            )
-        return runtime
+        return task_class(bundle, TASKS, cls, "encoder")
 
     def _check_graph(self) -> None:
         problems = []
