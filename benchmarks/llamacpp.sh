@@ -10,11 +10,14 @@ set -euo pipefail
 version=0.3.36
 work=${1:-runs/decoder-bench}
 venv=.venv-llama
+# ggml's AMX kernels (GGML_NATIVE turns them on where the CPU has AMX) crash this version with a
+# general protection fault in libggml-cpu on the first token (Intel Xeon, 2026-12-07): off, so
+# llama.cpp runs its AVX-512 (VNNI, BF16) kernels there
 if ! "$venv/bin/python" -c "import llama_cpp" 2>/dev/null; then
   python3 -m venv "$venv"
-  CMAKE_ARGS="-DGGML_NATIVE=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF" \
+  CMAKE_ARGS="-DGGML_NATIVE=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF" \
     CMAKE_BUILD_PARALLEL_LEVEL=2 "$venv/bin/pip" install --disable-pip-version-check -q \
-    "llama-cpp-python==$version"
+    --no-cache-dir "llama-cpp-python==$version"
 fi
 mkdir -p "$work"
 source=$(.venv/bin/python -c "from rec_edge.models import resolve_model; print(resolve_model('smollm2'))")

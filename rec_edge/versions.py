@@ -20,6 +20,8 @@ PACKAGES = (
     "optimum-onnx",
     "peft",
     "accelerate",
+    "fastembed",  # the bench's peers, where installed
+    "sentence-transformers",
 )
 
 
