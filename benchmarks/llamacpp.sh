@@ -10,12 +10,20 @@ set -euo pipefail
 version=0.3.36
 work=${1:-runs/decoder-bench}
 venv=.venv-llama
-# ggml's AMX kernels (GGML_NATIVE turns them on where the CPU has AMX) crash this version with a
-# general protection fault in libggml-cpu on the first token (Intel Xeon, 2026-12-07): off, so
-# llama.cpp runs its AVX-512 (VNNI, BF16) kernels there
+# ggml's AMX kernels (compiled in wherever the build CPU has AMX, native or not) fault on their
+# first tile load in this version (ldtilecfg, a general protection fault in libggml-cpu; Intel
+# Xeon, 2026-12-07, with the process granted AMX): the build names the CPU's other kernels
+# instead (AVX2, and AVX-512 with VNNI and BF16 where the CPU has them), without AMX
+flags=$(grep -m1 '^flags' /proc/cpuinfo || true)
+isa="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+case "$flags" in *avx512f*) isa="$isa -DGGML_AVX512=ON" ;; esac
+case "$flags" in *avx512_vnni*) isa="$isa -DGGML_AVX512_VNNI=ON" ;; esac
+case "$flags" in *avx512_bf16*) isa="$isa -DGGML_AVX512_BF16=ON" ;; esac
+case "$flags" in *avx512vbmi*) isa="$isa -DGGML_AVX512_VBMI=ON" ;; esac
+case "$flags" in *avx_vnni*) isa="$isa -DGGML_AVX_VNNI=ON" ;; esac
 if ! "$venv/bin/python" -c "import llama_cpp" 2>/dev/null; then
   python3 -m venv "$venv"
-  CMAKE_ARGS="-DGGML_NATIVE=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF" \
+  CMAKE_ARGS="$isa -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF" \
     CMAKE_BUILD_PARALLEL_LEVEL=2 "$venv/bin/pip" install --disable-pip-version-check -q \
     --no-cache-dir "llama-cpp-python==$version"
 fi

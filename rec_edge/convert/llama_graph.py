@@ -31,9 +31,15 @@ def supports(model: Any) -> str | None:
         return "biases in attention or MLP"
     if getattr(config, "hidden_act", "silu") != "silu":
         return f"activation {config.hidden_act}"
-    rotary = getattr(model.model, "rotary_emb", None)
-    if rotary is None or float(getattr(rotary, "attention_scaling", 1.0)) != 1.0:
-        return "a scaled rotary embedding"
+    heads = config.num_attention_heads
+    if (getattr(config, "head_dim", None) or config.hidden_size // heads) % 16:
+        return "a head size that is not a multiple of 16 (GroupQueryAttention's)"
+    rotary: Any = getattr(model.model, "rotary_emb", None)
+    rope = getattr(rotary, "rope_type", None)
+    # these rope types set fixed inverse frequencies (the caches below); others change them with
+    # the sequence's length or scale the attention
+    if rope not in ("default", "linear", "llama3") or float(rotary.attention_scaling) != 1.0:
+        return f"a rotary embedding of type {rope}"
     return None
 
 
