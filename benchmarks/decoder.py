@@ -14,7 +14,9 @@
    benchmarks/llamacpp.sh first) on Q4_0 and Q8_0 GGUFs of the same fp32 weights, fed the same
    prompt text; greedy, 64 new tokens, no stop. The bundles hold rec-edge's fused graph where
    its builder knows the model (convert.llama_graph); optimum's graph of the same weights at
-   int4 runs beside them (``rec-edge-optimum-int4-b32-asym``).
+   int4 runs beside them (``rec-edge-optimum-int4-b32-asym``), and onnxruntime-genai's own int4
+   build of the same weights (its environment and model: benchmarks/genai.sh, after a first run
+   of this script has written WORK/hf).
 
 Writes weights.json and speed.json (every timing, the machine, the versions) into --out.
 """
@@ -47,6 +49,7 @@ CANDIDATES = [  # (bits, block size, symmetric)
 ]
 NEW_TOKENS = 64
 LLAMA_VENV = Path(".venv-llama")  # benchmarks/llamacpp.sh
+GENAI_VENV = Path(".venv-genai")  # benchmarks/genai.sh
 
 
 def _size(folder: Path) -> int:
@@ -97,11 +100,23 @@ def speed(
         for name, path in bundles.items():
             if name == "rec-edge-optimum-int4-b32-asym":  # optimum's int4 file, its own loop
                 engines["optimum-int4-b32-asym"] = _optimum_engine(path, hf_folder, work, threads)
-    prompt_of = Generator.load(next(iter(bundles.values()))).prompt
+    reference = Generator.load(next(iter(bundles.values())))
+    prompt_of = reference.prompt
     for kind in ("q4_0", "q8_0"):  # llama.cpp on GGUFs of the same weights
         gguf = work / f"smollm2-{kind}.gguf"
         if gguf.is_file() and (LLAMA_VENV / "bin" / "python").is_file():
-            engines[f"llama.cpp-{kind}"] = _llamacpp_engine(gguf, threads, prompt_of)
+            engines[f"llama.cpp-{kind}"] = _worker_engine(
+                LLAMA_VENV, "llamacpp_worker.py", gguf, threads, lambda t: {"prompt": prompt_of(t)}
+            )
+    genai = work / "genai-int4"  # onnxruntime-genai's builder, int4 (benchmarks/genai.sh)
+    if (genai / "genai_config.json").is_file() and (GENAI_VENV / "bin" / "python").is_file():
+        engines["onnxruntime-genai-int4"] = _worker_engine(
+            GENAI_VENV,
+            "genai_worker.py",
+            genai,
+            threads,
+            lambda t: {"ids": reference.encode(prompt_of(t))},
+        )
     prompts = list(PROBE_PROMPTS)
     timings: dict[str, list[dict]] = {name: [] for name in engines}
     names = list(engines)
@@ -193,16 +208,17 @@ def _optimum_engine(bundle: Path, hf_folder: Path, work: Path, threads: int):  #
     return run
 
 
-def _llamacpp_engine(gguf: Path, threads: int, prompt_of):  # type: ignore[no-untyped-def]
-    """llama.cpp (llama-cpp-python in .venv-llama, benchmarks/llamacpp.sh) in a worker process:
-    the same prompt text as the bundles (their chat format), timed inside the worker."""
+def _worker_engine(venv: Path, script: str, model: Path, threads: int, request):  # type: ignore[no-untyped-def]
+    """A peer in its own environment (llama.cpp: benchmarks/llamacpp.sh; onnxruntime-genai:
+    benchmarks/genai.sh) in a worker process, fed the bundles' prompt (``request``: its text, or
+    its token ids), timed inside the worker."""
     import subprocess
 
     worker = subprocess.Popen(
         [
-            str(LLAMA_VENV / "bin" / "python"),
-            str(Path(__file__).parent / "llamacpp_worker.py"),
-            str(gguf),
+            str(venv / "bin" / "python"),
+            str(Path(__file__).parent / script),
+            str(model),
             str(threads),
         ],
         stdin=subprocess.PIPE,
@@ -213,7 +229,7 @@ def _llamacpp_engine(gguf: Path, threads: int, prompt_of):  # type: ignore[no-un
     json.loads(worker.stdout.readline())  # {"ready": true}
 
     def run(text: str) -> dict:
-        worker.stdin.write(json.dumps({"prompt": prompt_of(text), "tokens": NEW_TOKENS}) + "\n")
+        worker.stdin.write(json.dumps({**request(text), "tokens": NEW_TOKENS}) + "\n")
         worker.stdin.flush()
         answer = json.loads(worker.stdout.readline())
         return _timing(answer["started"], answer["stamps"], answer["prompt_tokens"])
@@ -254,6 +270,36 @@ def _generate_timer(model, tokenizer):  # type: ignore[no-untyped-def]
         return _timing(started, stamps[1:], ids.shape[1])  # the first put is the prompt
 
     return run
+
+
+COLD = (
+    "import json, resource, sys, time\nt = time.perf_counter()\n"
+    "from rec_edge.runtime.generator import Generator\nfrom rec_edge.config import GenerationConfig\n"
+    "g = Generator.load(sys.argv[1])\ng.generate(g.prompt('Hello.'), GenerationConfig(max_new_tokens=1))\n"
+    "print(json.dumps({'seconds': time.perf_counter() - t,"
+    " 'rss_bytes': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))"
+)
+
+
+def cold_start(bundle: Path, runs: int = 3) -> dict:
+    """A fresh process: import, load the bundle, write one token; its time and peak RSS."""
+    import subprocess
+    import sys
+
+    rows = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-c", COLD, str(bundle)], capture_output=True, text=True, check=True
+        )
+        row = json.loads(done.stdout.strip().splitlines()[-1])
+        rows.append({**row, "process_seconds": time.perf_counter() - started})
+    print(bundle.name, "cold start", rows, flush=True)
+    return {
+        "process_seconds_p50": statistics.median(r["process_seconds"] for r in rows),
+        "in_process_seconds_p50": statistics.median(r["seconds"] for r in rows),
+        "peak_rss_bytes": max(r["rss_bytes"] for r in rows),
+    }
 
 
 def _timing(started: float, stamps: list[float], prompt_tokens: int) -> dict:
@@ -300,6 +346,7 @@ def main() -> None:
                 bundles[f"rec-edge-{name}"] = work / name
         hf = _hf_folder(args.model, work)
         result = speed(bundles, hf, args.rounds, args.threads, work)
+        result["cold_start"] = {name: cold_start(path) for name, path in bundles.items()}
         (out / "speed.json").write_text(json.dumps({**meta, **result}, indent=2))
 
 
