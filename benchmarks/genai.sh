@@ -7,10 +7,10 @@
 set -euo pipefail
 work=${1:-runs/decoder-bench}
 venv=.venv-genai
-if ! "$venv/bin/python" -c "import onnxruntime_genai, transformers" 2>/dev/null; then
+if ! "$venv/bin/python" -c "import onnxruntime_genai, transformers, onnx_ir" 2>/dev/null; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --disable-pip-version-check -q torch==2.13.0 "transformers>=5,<6" \
-    onnxruntime-genai==0.18.0 onnx safetensors
+    onnxruntime-genai==0.18.0 onnx onnx-ir onnxruntime safetensors
 fi
 [ -f "$work/hf/config.json" ] || { echo "run benchmarks/decoder.py first (it writes $work/hf)"; exit 1; }
 rm -rf "$work/genai-int4"
