@@ -273,11 +273,12 @@ def _generate_timer(model, tokenizer):  # type: ignore[no-untyped-def]
 
 
 COLD = (
-    "import json, resource, sys, time\nt = time.perf_counter()\n"
+    "import json, sys, time\nt = time.perf_counter()\n"
     "from rec_edge.runtime.generator import Generator\nfrom rec_edge.config import GenerationConfig\n"
+    "from rec_edge.bench.worker import peak_rss_bytes\n"
     "g = Generator.load(sys.argv[1])\ng.generate(g.prompt('Hello.'), GenerationConfig(max_new_tokens=1))\n"
     "print(json.dumps({'seconds': time.perf_counter() - t,"
-    " 'rss_bytes': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))"
+    " 'rss_bytes': peak_rss_bytes()}))"
 )
 
 

@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-_PRELUDE = "import time, json, resource\nt0 = time.perf_counter()\n"
-_EPILOGUE = (
-    "\nprint(json.dumps({'in_process': time.perf_counter() - t0, "
-    "'rss': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))\n"
+_PRELUDE = "import time, json\nt0 = time.perf_counter()\n"
+_EPILOGUE = (  # the peak RSS as bench.worker reads it (not ru_maxrss: the parent's, on Linux)
+    "\nfrom rec_edge.bench.worker import peak_rss_bytes\n"
+    "print(json.dumps({'in_process': time.perf_counter() - t0, 'rss': peak_rss_bytes()}))\n"
 )
 SCRIPTS = {
     "onnx": "from rec_edge import Predictor\np = Predictor.load(BUNDLE)\np.predict([TEXT])",

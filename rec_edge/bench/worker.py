@@ -11,6 +11,16 @@ from typing import Any
 
 
 def peak_rss_bytes() -> int:
+    """This process's peak resident memory: Linux's VmHWM (``ru_maxrss`` there keeps the peak of
+    the process that forked it, across exec: a worker would report its parent's), else
+    ``ru_maxrss``."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(rss if sys.platform == "darwin" else rss * 1024)  # bytes on macOS, KiB on Linux
 

@@ -101,7 +101,7 @@ class DecoderExportConfig:
         "decoder: MatMulNBits weights; the gate widens them (int8, then fp32) if they disagree.",
         choices=WEIGHT_FORMATS,
     )
-    # fused: 316 nodes for SmolLM2 against optimum's ~7,400, decode 1.6x at int4 on an Intel
+    # fused: 316 nodes for SmolLM2 against optimum's ~7,400, decode 1.5x at int4 on an Intel
     # Xeon (benchmarks/RESULTS.md, "Decoder bundles")
     graph: str = option(
         "fused",
