@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from tokenizers import Encoding, Tokenizer
 
 from rec_edge.bundle import MANIFEST_FILE, Bundle, load_bundle
 from rec_edge.config import GenerationConfig
@@ -45,6 +46,7 @@ from rec_edge.runtime.predictor import task_class
 from rec_edge.runtime.ranker import Ranked, ranked
 from rec_edge.runtime.requests import RankRequest
 from rec_edge.runtime.session import SessionConfig, open_session
+from rec_edge.runtime.tokenize import CHARS_PER_TOKEN, bounded_text
 
 DECODER_TASKS: dict[str, type[Generator]] = {}  # a decoder bundle's task -> its runtime
 OPTIONS_A_RUN = 16  # options of one length scored together over the prompt's cache
@@ -79,8 +81,6 @@ class Generator:
         return task_class(bundle, DECODER_TASKS, cls, "decoder")
 
     def __init__(self, bundle: Bundle, config: SessionConfig):
-        from tokenizers import Tokenizer
-
         self.bundle = bundle
         self.manifest = bundle.manifest
         self.config = config
@@ -164,8 +164,8 @@ class Generator:
     def _prompt_ids(self, prompt: str, room: int, keep: str = "start") -> list[int]:
         """The prompt's ids in ``max_length - room`` tokens: a longer one keeps the chat
         format's frame whole and cuts the user's words (``fit_prompt``), counted."""
-        ids = self.encode(prompt)
         limit = self.manifest.max_length - room
+        ids = self.encode(self._bounded(prompt, limit, keep))
         if len(ids) > limit:
             spec = self.spec
             head = (
@@ -180,6 +180,21 @@ class Generator:
         if not ids:
             raise DataError("the prompt is empty after tokenization")
         return ids
+
+    def _bounded(self, prompt: str, limit: int, keep: str) -> str:
+        """``prompt`` with the user's words cut, before encoding, to what ``fit_prompt`` could
+        keep of them: the same ids after it, at the cost of a few thousand characters."""
+        if len(prompt) <= limit * CHARS_PER_TOKEN:
+            return prompt
+        spec = self.spec
+        head = spec.prompt_prefix if prompt.startswith(spec.prompt_prefix) else ""
+        tail = spec.prompt_suffix if prompt[len(head) :].endswith(spec.prompt_suffix) else ""
+        body = prompt[len(head) : len(prompt) - len(tail)]
+
+        def encode(text: str) -> Encoding:
+            return self.tokenizer.encode(text, add_special_tokens=False)
+
+        return head + bounded_text(body, limit, encode, keep) + tail
 
     # --- the model ----------------------------------------------------------------------------
 
