@@ -203,7 +203,7 @@ def main() -> None:
     latency_ms = np.array(soak.latencies) * 1e3
     result = {
         "machine": machine(),
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "settings": json.loads(json.dumps(vars(args), default=str)),
         "bundles": [str(b) for b in args.bundle],
         "seconds": round(seconds, 1),
         "requests_per_s": round(len(soak.latencies) / seconds, 1),
