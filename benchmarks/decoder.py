@@ -16,7 +16,9 @@
    its builder knows the model (convert.llama_graph); optimum's graph of the same weights at
    int4 runs beside them (``rec-edge-optimum-int4-b32-asym``), and onnxruntime-genai's own int4
    build of the same weights (its environment and model: benchmarks/genai.sh, after a first run
-   of this script has written WORK/hf).
+   of this script has written WORK/hf). The int4 bundle runs twice: decoding in place (its
+   cache one buffer bound once, the runtime's default for the fused graph) and ``-copying``
+   (the cache fed back as the graph's output each step).
 
 Writes weights.json and speed.json (every timing, the machine, the versions) into --out.
 """
@@ -95,6 +97,10 @@ def speed(
     bundles: dict[str, Path], hf_folder: Path | None, rounds: int, threads: int, work: Path
 ) -> dict:
     engines = {name: _rec_edge_engine(path, threads) for name, path in bundles.items()}
+    if "rec-edge-int4-b32-asym" in bundles:  # the same bundle, the cache fed back each step
+        engines["rec-edge-int4-b32-asym-copying"] = _rec_edge_engine(
+            bundles["rec-edge-int4-b32-asym"], threads, in_place=False
+        )
     if hf_folder is not None:
         engines["torch-fp32"] = _torch_engine(hf_folder, threads)
         for name, path in bundles.items():
@@ -140,8 +146,9 @@ def speed(
     return {"summary": summary, "timings": timings}
 
 
-def _rec_edge_engine(path: Path, threads: int):  # type: ignore[no-untyped-def]
+def _rec_edge_engine(path: Path, threads: int, in_place: bool = True):  # type: ignore[no-untyped-def]
     generator = Generator.load(path, threads=threads)
+    generator._in_place &= in_place  # False: the loop that feeds the cache back (a copy a step)
     config = GenerationConfig(max_new_tokens=NEW_TOKENS)
     generator.spec = dataclasses.replace(generator.spec, stop_token_ids=())  # 64 tokens each
 
@@ -315,6 +322,55 @@ def _timing(started: float, stamps: list[float], prompt_tokens: int) -> dict:
     }
 
 
+def streams(bundle: Path, counts: list[int], rounds: int, threads: int) -> dict:
+    """Several requests writing at once through one Generator (as ``rec-edge serve`` runs
+    them: a thread each, one onnxruntime session): for each number of streams, ``rounds``
+    waves of that many requests (the probe prompts in turn, 64 new tokens each), the tokens
+    all of them wrote over the wave's wall time, and each request's own figures."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    generator = Generator.load(bundle, threads=threads)
+    generator.spec = dataclasses.replace(generator.spec, stop_token_ids=())
+    config = GenerationConfig(max_new_tokens=NEW_TOKENS)
+    generator.generate(generator.prompt("warm up"), GenerationConfig(max_new_tokens=4))
+
+    def one(text: str) -> dict:
+        prompt = generator.prompt(text)
+        stamps: list[float] = []
+        started = time.perf_counter()
+        for _ in generator.tokens(prompt, config):
+            stamps.append(time.perf_counter())
+        return {**_timing(started, stamps, len(generator.encode(prompt))), "end": stamps[-1]}
+
+    result = {}
+    prompts = list(PROBE_PROMPTS)
+    for count in counts:
+        waves = []
+        with ThreadPoolExecutor(count) as pool:
+            for r in range(rounds):
+                texts = [prompts[(r * count + i) % len(prompts)] for i in range(count)]
+                started = time.perf_counter()
+                rows = list(pool.map(one, texts))
+                wall = max(row["end"] for row in rows) - started
+                waves.append(
+                    {"wall_s": wall, "tokens": sum(row["tokens"] for row in rows), "rows": rows}
+                )
+        per_request = [row["decode_tokens_per_s"] for w in waves for row in w["rows"]]
+        ttft = sorted(row["ttft_s"] for w in waves for row in w["rows"])
+        result[str(count)] = {
+            "aggregate_tokens_per_s_p50": round(
+                statistics.median(w["tokens"] / w["wall_s"] for w in waves), 1
+            ),
+            "per_request_decode_tokens_per_s_p50": round(statistics.median(per_request), 1),
+            "ttft_ms_p50": round(1000 * statistics.median(ttft), 1),
+            "ttft_ms_p99": round(1000 * ttft[int(0.99 * (len(ttft) - 1))], 1),
+            "waves": waves,
+        }
+        summary = {k: v for k, v in result[str(count)].items() if k != "waves"}
+        print(f"{count} streams", json.dumps(summary), flush=True)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="smollm2")
@@ -322,7 +378,8 @@ def main() -> None:
     parser.add_argument("--work", default="runs/decoder-bench")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--part", choices=["weights", "speed", "all"], default="all")
+    parser.add_argument("--part", choices=["weights", "speed", "streams", "all"], default="all")
+    parser.add_argument("--streams", default="1,2,4,8", help="--part streams: concurrent requests")
     args = parser.parse_args()
     out, work = Path(args.out), Path(args.work)
     out.mkdir(parents=True, exist_ok=True)
@@ -336,6 +393,11 @@ def main() -> None:
         )
         export_decoder(config)
         _quantize(work / "optimum-fp32", optimum, 4, 32, False)
+    if args.part in ("speed", "streams"):  # the bundles the speed rows read, without the table
+        for bits, symmetric in ((4, False), (8, True)):
+            folder = work / f"int{bits}-b32-{'sym' if symmetric else 'asym'}"
+            if not folder.is_dir():
+                _quantize(fp32, folder, bits, 32, symmetric)
     meta = {"model": args.model, "machine": machine(), "versions": versions()}
     if args.part in ("weights", "all"):
         rows = weights(fp32, work)
@@ -349,6 +411,10 @@ def main() -> None:
         result = speed(bundles, hf, args.rounds, args.threads, work)
         result["cold_start"] = {name: cold_start(path) for name, path in bundles.items()}
         (out / "speed.json").write_text(json.dumps({**meta, **result}, indent=2))
+    if args.part in ("streams", "all") and (work / "int4-b32-asym").is_dir():
+        counts = [int(n) for n in args.streams.split(",")]
+        result = streams(work / "int4-b32-asym", counts, args.rounds * 3, args.threads)
+        (out / "streams.json").write_text(json.dumps({**meta, "streams": result}, indent=2))
 
 
 def _hf_folder(model: str, work: Path) -> Path:

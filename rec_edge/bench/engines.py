@@ -45,6 +45,7 @@ from rec_edge.runtime.collab import (
 )
 from rec_edge.runtime.ranker import ITEM_BATCH, pair_scores
 from rec_edge.runtime.requests import RankRequest, parse_rank_request
+from rec_edge.tasks import task_spec
 
 NEEDS = {
     "torch": ("torch", "transformers"),
@@ -86,7 +87,7 @@ def optimum_folder(bundle: Path) -> Path:
             shutil.copy(file, folder / file.name)
     manifest = load_bundle(bundle, verify=False).manifest
     shutil.copy(bundle / manifest.model_file, folder / "model.onnx")
-    if manifest.task == "classify":  # a description head's encoder config names no labels
+    if task_spec(manifest.task).labelled:  # a description head's encoder config names no labels
         config = json.loads((folder / "config.json").read_text())
         config["id2label"] = dict(enumerate(manifest.labels))
         config["label2id"] = {label: i for i, label in enumerate(manifest.labels)}
@@ -100,7 +101,7 @@ class Engine:
         self.threads = threads
         self.templates = TemplateSet.from_dict(self.bundle.manifest.templates)
         self.labels = self.bundle.manifest.labels
-        self.rank = self.bundle.manifest.task == "rank"
+        self.rank = task_spec(self.bundle.manifest.task).ranks
         self.collaborative: CollaborativeTables | None = None
         if self.rank:
             self._user_text = self.templates.preference_renderer()

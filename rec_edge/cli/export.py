@@ -10,6 +10,7 @@ import click
 
 from rec_edge.cli._common import config_options, echo_json
 from rec_edge.config import DecoderExportConfig, ExportConfig
+from rec_edge.tasks import task_spec
 
 if TYPE_CHECKING:
     from rec_edge.train.runs import RunRecord
@@ -58,7 +59,7 @@ def command(as_json: bool, model: str | None, **options: Any) -> None:
             labels=run.extra.get("label_words") or {},
             instruction=run.instruction,
             # a classify or rank run's validation rows judge the weights (generate: the probes)
-            run_dir=options["run_dir"] if run.task != "generate" else None,
+            run_dir=None if task_spec(run.task).writes else options["run_dir"],
             max_length=run.max_length,  # the bundle cuts prompts as training did
         )
         model = str(Path(options["run_dir"]) / "model")

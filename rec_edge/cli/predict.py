@@ -12,11 +12,10 @@ import click
 
 from rec_edge.cli._common import input_options, runtime_options
 from rec_edge.data.readers import read_lines
+from rec_edge.tasks import task_spec
 
 if TYPE_CHECKING:
     from rec_edge.runtime import GenerativeRanker, Ranker
-
-REQUEST_TASKS = ("rank",)  # bundles asked with JSON requests, not texts
 
 
 def read_inputs(path: Path, text_field: str) -> list[str]:
@@ -81,7 +80,7 @@ def command(
         raise click.UsageError("Give TEXTS or --input FILE.")
     started = time.perf_counter()
     predictor = load(bundle, provider=provider, threads=threads, fallback=fallback)
-    if predictor.manifest.task in REQUEST_TASKS:  # one JSON request per TEXT or line of --input
+    if task_spec(predictor.manifest.task).ranks:  # one JSON request per TEXT or line of --input
         requests = [(f"request {i}", t) for i, t in enumerate(texts, start=1)]
         if input_file:
             lines = enumerate(read_lines(input_file), start=1)

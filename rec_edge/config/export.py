@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rec_edge.config._base import _check, option, option_problems
+from rec_edge.tasks import TASKS, task_spec
 
 RECIPE_HELP = (
     "auto (accuracy-gated, batch-invariant int8), fp32, calibrated, calibrated-per-channel, "
@@ -68,7 +69,7 @@ class ExportConfig:
         _check(p, "ExportConfig")
 
 
-GENERATIVE_TASKS = ("generate", "classify", "rank")
+GENERATIVE_TASKS = tuple(TASKS)  # a language model takes every task
 WEIGHT_FORMATS = ("int4", "int8", "fp32")
 
 
@@ -131,7 +132,7 @@ class DecoderExportConfig:
 
     def __post_init__(self) -> None:
         p = option_problems(self)  # choices, as declared
-        if self.task == "classify" and len(self.labels) < 2:
+        if task_spec(self.task).labelled and len(self.labels) < 2:
             p.append("a classify bundle needs at least 2 labels (--label-name LABEL=WORDS)")
         p += [
             f"labels[{k!r}]: the answer words are empty"
@@ -142,7 +143,7 @@ class DecoderExportConfig:
             p.append(f"min_agreement={self.min_agreement} (must be in [0, 1])")
         if not 0.0 <= self.max_accuracy_drop <= 1.0:
             p.append(f"max_accuracy_drop={self.max_accuracy_drop} (must be in [0, 1])")
-        if self.run_dir is not None and self.task == "generate":
+        if self.run_dir is not None and task_spec(self.task).writes:
             p.append("run_dir: a run's validation rows judge classify and rank bundles only")
         if self.max_length < 2:
             p.append(f"max_length={self.max_length} (must be >= 2)")

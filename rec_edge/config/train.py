@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from rec_edge.config._base import _check, option, option_problems, template_fields
+from rec_edge.tasks import TASKS, TaskSpec
 
 # --method auto: a classify run with at most this many training examples fine-tunes every weight
 # (few shots: up to 64 examples for each of 77 labels)
 FULL_FINE_TUNING_MAX_EXAMPLES = 5000
 
-TRAIN_TASKS = ("classify", "rank", "generate")
+TRAIN_TASKS = tuple(TASKS)
 
 
 @dataclass
@@ -213,8 +214,15 @@ class TrainConfig:
     resume: bool = option(False, "Continue an interrupted run from its last checkpoint.")
     keep_checkpoints: bool = option(False, "Keep the Trainer checkpoints in the run folder.")
 
+    @property
+    def spec(self) -> TaskSpec:
+        """The task's declaration (``rec_edge.tasks``)."""
+        return TASKS[self.task]
+
     def __post_init__(self) -> None:
         p = option_problems(self)  # choices and minimums, as declared
+        if self.task not in TASKS:  # named by option_problems
+            _check(p, "TrainConfig")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             p.append(f"dropout={self.dropout} (must be in [0, 1))")
         if self.item_template is not None:
@@ -226,12 +234,12 @@ class TrainConfig:
             p.append(f"validation_fraction={self.validation_fraction} (must be in (0, 1))")
         if self.shots is not None and self.shots < 0:
             p.append(f"shots={self.shots} (must be >= 0; 0 is zero-shot)")
-        if self.shots == 0 and (self.task != "classify" or self.head != "descriptions"):
+        if self.shots == 0 and (not self.spec.labelled or self.head != "descriptions"):
             p.append(
                 "shots=0 (zero-shot) needs task=classify and head=descriptions: only label "
                 "descriptions can score labels that have no example"
             )
-        if self.pair_loss and (self.task != "classify" or self.head != "descriptions"):
+        if self.pair_loss and (not self.spec.labelled or self.head != "descriptions"):
             p.append(
                 f"pair_loss={self.pair_loss} needs task=classify and head=descriptions (it pulls "
                 "the pooled text embeddings that the description head scores)"
@@ -247,7 +255,7 @@ class TrainConfig:
             p.append(f"epochs={self.epochs} (must be > 0)")
         if self.learning_rate is not None and self.learning_rate <= 0:
             p.append(f"learning_rate={self.learning_rate} (must be > 0)")
-        if self.compare_templates and self.task != "classify":
+        if self.compare_templates and not self.spec.labelled:
             p.append("compare_templates needs task=classify (rank runs always use the templates)")
         if self.compare_templates and self.use_templates is not None:
             p.append(
@@ -263,7 +271,7 @@ class TrainConfig:
         keys read from --template-file)."""
         if self.use_templates is not None:
             return self.use_templates
-        return self.task == "rank" or bool(
+        return self.spec.ranks or bool(
             self.templates
             or self.instruction
             or template_file.get("templates")
@@ -276,7 +284,7 @@ class TrainConfig:
         if self.compare_templates is not None:
             return self.compare_templates
         return (
-            self.task == "classify"
+            self.spec.labelled
             and self.use_templates is None
             and raw_by_default
             and self.shots != 0
@@ -288,7 +296,7 @@ class TrainConfig:
         FULL_FINE_TUNING_MAX_EXAMPLES training examples and LoRA for the rest."""
         if self.method != "auto":
             return self.method
-        few = self.task == "classify" and examples <= FULL_FINE_TUNING_MAX_EXAMPLES
+        few = self.spec.labelled and examples <= FULL_FINE_TUNING_MAX_EXAMPLES
         return "full" if few else "lora"
 
     def resolved_learning_rate(self, examples: int) -> float:

@@ -48,9 +48,7 @@ def build_llama_graph(model: Any) -> Any:
     from onnx import TensorProto, helper
 
     config = model.config
-    heads = config.num_attention_heads
-    kv_heads = getattr(config, "num_key_value_heads", None) or heads
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     b = _Builder()
     b.input("input_ids", TensorProto.INT64, ["batch", "sequence"])
     b.input("attention_mask", TensorProto.INT64, ["batch", "total"])
@@ -64,53 +62,12 @@ def build_llama_graph(model: Any) -> Any:
         p = f"model.layers.{i}."
         normed, residual = _norm(b, hidden, residual, state[p + "input_layernorm.weight"], eps)
         qkv = b.matmul(normed, _side_by_side(state, p + "self_attn.", "qkv"), f"layer{i}/qkv_proj")
-        for kind in ("key", "value"):
-            b.input(
-                f"past_key_values.{i}.{kind}",
-                TensorProto.FLOAT,
-                _cache_dims(kv_heads, head_dim, "past"),
-            )
-        presents = [f"present.{i}.key", f"present.{i}.value"]
-        attention = b.node(
-            "GroupQueryAttention",
-            [
-                qkv,
-                "",
-                "",
-                f"past_key_values.{i}.key",
-                f"past_key_values.{i}.value",
-                seqlens,
-                total,
-                cos,
-                sin,
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                query_lens,
-            ],  # fmt: skip
-            outputs=3,
-            names=[f"attention{i}", *presents],
-            domain=MS,
-            num_heads=heads,
-            kv_num_heads=kv_heads,
-            do_rotary=1,
-            rotary_interleaved=0,
-        )
-        for name in presents:
-            b.output(name, _cache_dims(kv_heads, head_dim, "total"))
-        out = b.matmul(attention[0], state[p + "self_attn.o_proj.weight"].T, f"layer{i}/o_proj")
+        attention = _attention(b, i, qkv, (seqlens, total, cos, sin, query_lens), config)
+        out = b.matmul(attention, state[p + "self_attn.o_proj.weight"].T, f"layer{i}/o_proj")
         normed, residual = _norm(
             b, out, residual, state[p + "post_attention_layernorm.weight"], eps
         )
-        gate_up = b.matmul(normed, _side_by_side(state, p + "mlp.", "gate_up"), f"layer{i}/gate_up")
-        sizes = b.const(f"split{i}", np.array([config.intermediate_size] * 2, np.int64))
-        gate, up = b.node("Split", [gate_up, sizes], outputs=2, axis=-1)
-        activated = b.node("Mul", [b.node("QuickGelu", [gate], domain=MS, alpha=1.0), up])
-        hidden = b.matmul(activated, state[p + "mlp.down_proj.weight"].T, f"layer{i}/down_proj")
+        hidden = _mlp(b, i, normed, state, config.intermediate_size)
     final, _ = _norm(b, hidden, residual, state["model.norm.weight"], eps)
     vocab = int(state["model.embed_tokens.weight"].shape[0])
     if getattr(config, "tie_word_embeddings", False) or "lm_head.weight" not in state:
@@ -128,6 +85,67 @@ def build_llama_graph(model: Any) -> Any:
         opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(MS, 1)],
         producer_name="rec-edge",
     )
+
+
+def _attention(b: _Builder, i: int, qkv: str, lengths: tuple[str, ...], config: Any) -> str:
+    """Layer ``i``'s GroupQueryAttention over the packed ``qkv``, rotary inside; its cache in
+    (``past_key_values.i.*``) and out (``present.i.*``). ``lengths``: seqlens, total, cos, sin,
+    query lengths. Returns the attention's output."""
+    from onnx import TensorProto
+
+    seqlens, total, cos, sin, query_lens = lengths
+    heads = config.num_attention_heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    for kind in ("key", "value"):
+        b.input(
+            f"past_key_values.{i}.{kind}",
+            TensorProto.FLOAT,
+            _cache_dims(kv_heads, head_dim, "past"),
+        )
+    presents = [f"present.{i}.key", f"present.{i}.value"]
+    attention = b.node(
+        "GroupQueryAttention",
+        [
+            qkv,
+            "",
+            "",
+            f"past_key_values.{i}.key",
+            f"past_key_values.{i}.value",
+            seqlens,
+            total,
+            cos,
+            sin,
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            query_lens,
+        ],  # fmt: skip
+        outputs=3,
+        names=[f"attention{i}", *presents],
+        domain=MS,
+        num_heads=heads,
+        kv_num_heads=kv_heads,
+        do_rotary=1,
+        rotary_interleaved=0,
+    )
+    for name in presents:
+        b.output(name, _cache_dims(kv_heads, head_dim, "total"))
+    return attention[0]
+
+
+def _mlp(b: _Builder, i: int, x: str, state: dict[str, np.ndarray], intermediate: int) -> str:
+    """Layer ``i``'s gated MLP: gate and up in one MatMul, SiLU as QuickGelu(alpha=1), down."""
+    p = f"model.layers.{i}.mlp."
+    gate_up = b.matmul(x, _side_by_side(state, p, "gate_up"), f"layer{i}/gate_up")
+    sizes = b.const(f"split{i}", np.array([intermediate] * 2, np.int64))
+    gate, up = b.node("Split", [gate_up, sizes], outputs=2, axis=-1)
+    activated = b.node("Mul", [b.node("QuickGelu", [gate], domain=MS, alpha=1.0), up])
+    return b.matmul(activated, state[p + "down_proj.weight"].T, f"layer{i}/down_proj")
 
 
 def _norm(

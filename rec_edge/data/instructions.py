@@ -37,6 +37,7 @@ from rec_edge.data.prompts import label_instruction, user_turn
 from rec_edge.data.readers import Example, json_rows, read_examples
 from rec_edge.data.sampling import few_shot, stratified_split
 from rec_edge.errors import DataError
+from rec_edge.tasks import task_spec
 
 ROLES = ("system", "user", "assistant")
 PART_TASKS = ("classify", "generate")
@@ -157,7 +158,7 @@ def _mixture(path: Path) -> list[Part]:
 def _read_part(
     part: Part, fraction: float, seed: int, skip_invalid: bool, skipped: list[str]
 ) -> tuple[list[Conversation], list[Conversation]]:
-    if part.task == "classify":
+    if task_spec(part.task).labelled:
         return _classify_part(part, fraction, seed, skip_invalid, skipped)
     rows = read_conversations(part.file, part.name, skip_invalid, skipped)
     rng = random.Random(seed)

@@ -20,6 +20,7 @@ from rec_edge.data.templates import (
     load_template_file,
 )
 from rec_edge.errors import DataError
+from rec_edge.tasks import task_spec
 
 if TYPE_CHECKING:
     from rec_edge.data.interactions import InteractionData
@@ -104,7 +105,7 @@ def read_splits(
     config: TrainConfig,
 ) -> tuple[list[Example], list[Example], list[Example] | None, list[str]]:
     """(train, validation, test or None, skipped rows) exactly as training sees them."""
-    if config.task == "rank":
+    if config.spec.ranks:
         rank_train, rank_validation, rank_test, _ = _rank_splits(config)
         return (
             rank_train,
@@ -134,9 +135,7 @@ def build_classification(config: TrainConfig) -> ClassificationData:
     templates = resolve_templates(config)
     train, validation, test, skipped = read_splits(config)
     others = {config.validation_file or f"{config.train_file} (hold-out)": validation}
-    test_source = config.test_file or (
-        f"{config.train_file} (test)" if config.task == "rank" else None
-    )
+    test_source = config.test_file or (f"{config.train_file} (test)" if config.spec.ranks else None)
     if test is not None and test_source:
         others[test_source] = test
     labels = _check_labels(train, others, config.train_file)
@@ -145,7 +144,7 @@ def build_classification(config: TrainConfig) -> ClassificationData:
     def split(examples: list[Example], source: str, mixed: bool) -> Split:
         texts = [e.text for e in examples]
         instructions = [e.instruction for e in examples]
-        if templates.task == "rank":  # the prompts were rendered from the interactions
+        if task_spec(templates.task).ranks:  # the prompts were rendered from the interactions
             rendered = texts
         elif mixed:  # training mixes the templates; evaluation uses the inference template
             rendered = templates.render_mixed(texts, instructions, config.seed, labels)
@@ -155,7 +154,7 @@ def build_classification(config: TrainConfig) -> ClassificationData:
                 for t, i in zip(texts, instructions, strict=True)
             ]
         split = Split(rendered, [index[str(e.label)] for e in examples], source)
-        if templates.task == "rank":
+        if task_spec(templates.task).ranks:
             split.candidates = [e.candidate or "" for e in examples]
             if examples and all(e.negatives for e in examples):
                 split.negatives = [e.negatives for e in examples]

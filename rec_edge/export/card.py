@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from rec_edge.bundle import Manifest
+from rec_edge.tasks import task_spec
 
 
 def model_card(m: Manifest) -> str:
     fp32, chosen = m.metrics["fp32"], m.metrics["chosen"]
     metric = fp32.get("metric", "accuracy")
-    usage = (
-        'print(predictor.rank({"liked": ["A", "B"], "disliked": ["C"]}, ["D", "E", "F"]))'
-        if m.task == "rank"
-        else 'print(predictor.predict(["your text"])[0].label)'
-    )
+    usage = task_spec(m.task).usage
     collab = m.source.get("collaborative")
     tables = (
         f"\n- Collaborative tables (dim {collab['config']['dim']}, fitted on {collab['rows']} rows "
@@ -69,6 +66,7 @@ Latency here is the gate's quick measure on the export machine; use `rec-edge be
 
 ```python
 from rec_edge import Predictor
+from rec_edge.tasks import task_spec
 predictor = Predictor.load("path/to/this/folder")
 {usage}
 ```

@@ -45,8 +45,10 @@ from rec_edge.errors import AccuracyGateError
 from rec_edge.export.folders import check_target, replace_folder, scratch_folders
 from rec_edge.metrics import roc_auc
 from rec_edge.models import resolve_model
-from rec_edge.runtime.generator import GenerativeClassifier, GenerativeRanker, Generator
+from rec_edge.runtime.generative import GenerativeClassifier, GenerativeRanker
+from rec_edge.runtime.generator import Generator
 from rec_edge.runtime.requests import RankRequest
+from rec_edge.tasks import task_spec
 from rec_edge.versions import versions
 
 RANK_FIELDS = {
@@ -128,7 +130,7 @@ def _fp32_bundle(
         "user_template": USER_TEMPLATE,
         "instruction": _instruction(config),
         "label_words": dict(config.labels) or None,
-        **(RANK_FIELDS if config.task == "rank" else {}),
+        **(RANK_FIELDS if task_spec(config.task).ranks else {}),
         "architecture": type(model).__name__,
         "chat_template": getattr(tokenizer, "chat_template", None) or None,
         "special_tokens": {
@@ -139,7 +141,7 @@ def _fp32_bundle(
     }
     manifest = Manifest(
         task=config.task,
-        labels=["no", "yes"] if config.task == "rank" else list(config.labels),
+        labels=list(task_spec(config.task).answer_labels or config.labels),
         templates={},
         max_length=min(config.max_length, int(model.config.max_position_embeddings)),
         inputs=[i.name for i in graph.graph.input],
@@ -189,7 +191,7 @@ def _gate(
     on agreement with fp32."""
     reference = Generator.load(fp32_dir)
     probes = _probe_sequences(reference)
-    metric = "auc" if config.task == "rank" else "accuracy"
+    metric = task_spec(config.task).metric
     baseline = _measure(reference, rows) if rows else None
     table: list[dict[str, Any]] = []
     for weights in WIDER[config.weights]:
@@ -225,7 +227,7 @@ def _validation_rows(config: DecoderExportConfig) -> list[Any]:
     run = load_run(config.run_dir)
     train_config = run.train_config()
     rows: list[Any]
-    if config.task == "rank":
+    if task_spec(config.task).ranks:
         rows = [
             (
                 RankRequest(r.preference.liked, r.preference.disliked, [r.candidate]),
@@ -349,14 +351,14 @@ def _assemble(
 def _instruction(config: DecoderExportConfig) -> str | None:
     """A classify bundle's instruction offers its label words (``{labels}``, or a sentence of
     its own when none is given); the other tasks' as given."""
-    if config.task != "classify":
+    if not task_spec(config.task).labelled:
         return config.instruction
     return label_instruction(config.instruction, list(config.labels.values()))
 
 
 def _choice_rule(config: DecoderExportConfig, gate: list[dict[str, Any]]) -> str:
     if "rows" in gate[0]:
-        metric = "AUC" if config.task == "rank" else "label accuracy"
+        metric = task_spec(config.task).metric_name
         return (
             f"the narrowest weights whose {metric} on {gate[0]['rows']} validation rows "
             f"is at most {config.max_accuracy_drop} below fp32's"

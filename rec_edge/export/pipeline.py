@@ -31,6 +31,7 @@ from rec_edge.export.merge import model_to_export
 from rec_edge.metrics import PER_TEXT
 from rec_edge.modeling.heads import HEAD_FILE, HEAD_KIND, LabelHead, extend_head
 from rec_edge.runtime.tokenize import BundleTokenizer, pad_batch
+from rec_edge.tasks import task_spec
 from rec_edge.train.runs import RunRecord, load_run
 from rec_edge.versions import versions
 
@@ -61,7 +62,7 @@ def _eval_examples(
     labels: list[str],
 ) -> tuple[list[Example], str]:
     train_config = run.train_config()
-    if config.eval_file and train_config.task == "rank":
+    if config.eval_file and task_spec(train_config.task).ranks:
         raise ConfigError(
             "--eval-file is for classify runs; a rank run is evaluated on its own time-split "
             "validation pairs (drop --eval-file)."
@@ -77,7 +78,7 @@ def _eval_examples(
                 f"The run's validation data cannot be read again ({problem}). Pass --eval-file."
             )
         examples = validation
-        kind = "time-split validation" if train_config.task == "rank" else "hold-out"
+        kind = task_spec(train_config.task).validation
         source = train_config.validation_file or f"{train_config.train_file} (the run's {kind})"
     unknown = sorted({str(e.label) for e in examples} - set(labels))
     if unknown:
@@ -125,7 +126,7 @@ def _gate_data(config: ExportConfig, run: RunRecord, labels: list[str]) -> _Gate
     train_examples, validation, problem = _run_data(run)
     examples, source = _eval_examples(config, run, validation, problem, labels)
     index = {label: i for i, label in enumerate(labels)}
-    rank = run.task == "rank"  # texts are the users' side; each pairs with its candidate
+    rank = task_spec(run.task).ranks  # texts are the users' side; each pairs with its candidate
     # a sample of the training texts; the evaluation texts if the training data is gone
     calibration = train_examples[: config.calibration_size] or examples[: config.calibration_size]
     calibration_texts = [e.text for e in calibration]
@@ -416,7 +417,7 @@ def export(config: ExportConfig, log: Any = print) -> ExportResult:
 
         shutil.copy(chosen.path, staging / "model.onnx")
         shutil.copy(tokenizer_file, staging / "tokenizer.json")
-        if run.task == "rank":
+        if task_spec(run.task).ranks:
             manifest.items_file = item_index(
                 run, run_dir, evaluator.predictor(chosen.path), staging, log
             )

@@ -3,7 +3,8 @@ as its task's runtime: a ``Classifier`` or a ``Ranker`` (encoder bundles, both `
 ``Generator``, ``GenerativeClassifier`` or ``GenerativeRanker`` (decoder bundles)."""
 
 from rec_edge.runtime.classifier import Classifier
-from rec_edge.runtime.generator import GenerativeClassifier, GenerativeRanker, Generator
+from rec_edge.runtime.generative import GenerativeClassifier, GenerativeRanker
+from rec_edge.runtime.generator import Generator
 from rec_edge.runtime.outputs import Prediction
 from rec_edge.runtime.predictor import Predictor
 from rec_edge.runtime.ranker import Ranked, Ranker

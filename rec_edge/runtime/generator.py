@@ -15,6 +15,7 @@ turn (rendered from the model's chat template at export, so no template engine r
 from __future__ import annotations
 
 import threading
+from collections.abc import Generator as Generator_
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,7 +25,7 @@ from tokenizers import Encoding, Tokenizer
 
 from rec_edge.bundle import MANIFEST_FILE, Bundle, load_bundle
 from rec_edge.config import GenerationConfig
-from rec_edge.data.prompts import fit_prompt, rank_history, render_chat
+from rec_edge.data.prompts import fit_prompt, render_chat
 from rec_edge.errors import BundleError, DataError
 from rec_edge.runtime.decoding import (
     DecoderSpec,
@@ -34,17 +35,7 @@ from rec_edge.runtime.decoding import (
     next_token,
     stop_prefix,
 )
-from rec_edge.runtime.outputs import (
-    Prediction,
-    check_history,
-    check_texts,
-    label_predictions,
-    sigmoid,
-    softmax,
-)
 from rec_edge.runtime.predictor import task_class
-from rec_edge.runtime.ranker import Ranked, ranked
-from rec_edge.runtime.requests import RankRequest
 from rec_edge.runtime.session import SessionConfig, open_session
 from rec_edge.runtime.tokenize import CHARS_PER_TOKEN, bounded_text
 
@@ -110,6 +101,12 @@ class Generator:
         self.truncated = 0
         self._lock = threading.Lock()
         self._prefixes: dict[str, tuple[list[int], list[np.ndarray]]] = {}  # see _prompt_run
+        # rec-edge's fused graph (GroupQueryAttention) on the CPU decodes in place
+        self._in_place = (
+            str(self.manifest.source.get("graph", "")).startswith("fused")
+            and self.provider == "CPUExecutionProvider"
+            and "position_ids" not in self.input_names
+        )
 
     @classmethod
     def load(
@@ -329,22 +326,56 @@ class Generator:
         rng = np.random.default_rng(None if config.seed is None else config.seed % 2**64)
         ids = self._prompt_ids(prompt, min(config.max_new_tokens, self.manifest.max_length - 1))
         usage.prompt_tokens = len(ids)
-        past = self._empty_past(1)
-        step = np.array([ids])
+        steps = self._steps_in_place(ids) if self._in_place else self._steps(ids)
+        logits = next(steps)
         stop = set(self.spec.stop_token_ids)
         usage.finish_reason = "length"
         for _ in range(config.max_new_tokens):
-            mask = np.ones((1, past[0].shape[2] + step.shape[1]))
-            logits, past = self._run(step, mask, past, 1)
-            token = next_token(logits[0, -1], config, rng)
+            token = next_token(logits, config, rng)
             if token in stop:
                 usage.finish_reason = "stop"
                 return
             usage.completion_tokens += 1
             yield token
-            if past[0].shape[2] + 1 >= self.manifest.max_length:
+            if len(ids) + usage.completion_tokens >= self.manifest.max_length:
                 return
+            logits = steps.send(token)
+
+    def _steps(self, ids: list[int]) -> Generator_[np.ndarray, int, None]:
+        """The next token's logits after the prompt ``ids``, then after each token sent; the
+        cache is the graph's output, fed back (it grows by a copy each step)."""
+        past = self._empty_past(1)
+        step = np.array([ids])
+        while True:
+            mask = np.ones((1, past[0].shape[2] + step.shape[1]))
+            logits, past = self._run(step, mask, past, 1)
+            token = yield logits[0, -1]
             step = np.array([[token]])
+
+    def _steps_in_place(self, ids: list[int]) -> Generator_[np.ndarray, int, None]:
+        """``_steps`` over one cache buffer per layer of ``max_length`` positions, bound once:
+        GroupQueryAttention reads and writes it in place (its past and present are the same
+        buffer), so a step copies and allocates no cache. The fused graph on the CPU."""
+        import onnxruntime as ort
+
+        shape = (1, self.spec.num_kv_heads, self.manifest.max_length, self.spec.head_dim)
+        buffers = [np.zeros(shape, np.float32) for _ in self.past_names]  # untouched pages: free
+        binding = self.session.io_binding()
+        binding.bind_output("logits")
+        for name, buffer in zip(self.past_names, buffers, strict=True):
+            value = ort.OrtValue.ortvalue_from_numpy(buffer)
+            binding.bind_ortvalue_input(name, value)
+            binding.bind_ortvalue_output(name.replace("past_key_values", "present"), value)
+        if KEEP_INPUT in self.input_names:
+            binding.bind_cpu_input(KEEP_INPUT, np.array(1, np.int64))
+        step, total = np.array([ids], np.int64), 0
+        while True:
+            total += step.shape[1]
+            binding.bind_cpu_input("input_ids", step)
+            binding.bind_cpu_input("attention_mask", np.ones((1, total), np.int64))
+            self.session.run_with_iobinding(binding)
+            token = yield binding.get_outputs()[0].numpy()[0, -1]
+            step = np.array([[token]], np.int64)
 
     def stream(
         self, prompt: str, config: GenerationConfig | None = None, usage: Usage | None = None
@@ -376,125 +407,3 @@ class Generator:
 
 
 DECODER_TASKS[Generator.task] = Generator  # a generate bundle: the base, it writes
-
-
-class GenerativeClassifier(Generator, task="classify"):
-    """A classify decoder bundle: each label's words scored as the answer to the bundle's
-    instruction (``predict``, ``predict_proba``, ``logits``, ``predictions``, as a
-    ``Classifier``), the prompt's cache shared by the options; it also writes."""
-
-    def __init__(self, bundle: Bundle, config: SessionConfig):
-        super().__init__(bundle, config)
-        words = self.spec.label_words or {}
-        missing = [label for label in self.labels if not words.get(label)]
-        if missing or not self.labels:
-            raise BundleError(
-                f"{bundle.path / MANIFEST_FILE}: a classify bundle names each label's answer "
-                f"words (decoder.label_words); {missing or 'no labels'} have none. Re-export it."
-            )
-        self.words = words
-
-    def logits(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
-        """Each label's log-likelihood as the answer to each text, float32
-        [texts, labels] (their softmax is ``predict_proba``). ``batch_size`` is accepted for
-        the Predictor's signature: each text is one run whatever it is."""
-        words = self._label_words()
-        rows = [self.option_logprobs(self.prompt(t), words) for t in check_texts(texts)]
-        return np.stack(rows).astype(np.float32) if rows else np.zeros((0, len(words)), np.float32)
-
-    def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
-        """Each text's probability of each label, float32 [texts, labels]:
-        the label words' likelihoods as answers, normalized over the labels."""
-        return softmax(self.logits(texts))
-
-    def predict(self, texts: Sequence[str], batch_size: int | None = None) -> list[Prediction]:
-        """One Prediction (label, its probability, every label's probability) per text."""
-        return self.predictions(self.logits(texts))
-
-    def predictions(self, logits: np.ndarray) -> list[Prediction]:
-        """One Prediction per row of ``logits`` (as ``Predictor.predictions``)."""
-        return label_predictions(self.labels, logits)
-
-    def _label_words(self) -> list[str]:
-        return [self.words[label] for label in self.labels]
-
-
-class GenerativeRanker(Generator, task="rank"):
-    """A rank decoder bundle (TALLRec: "Will the user enjoy X? Answer Yes or No."): ``rank``,
-    ``rank_batch`` and ``score`` as a ``Ranker``, by P(yes) of each candidate after the user's
-    history (its cache shared by the candidates); it also writes."""
-
-    def __init__(self, bundle: Bundle, config: SessionConfig):
-        super().__init__(bundle, config)
-        if not (self.spec.rank_history and self.spec.rank_candidate):
-            raise BundleError(
-                f"{bundle.path / MANIFEST_FILE}: a rank bundle holds its question "
-                "(decoder.rank_history, decoder.rank_candidate). Re-export it."
-            )
-        self.history_template, self.candidate_template = (
-            self.spec.rank_history,
-            self.spec.rank_candidate,
-        )
-
-    @property
-    def catalog(self) -> list[str]:
-        return []  # no item index: a decoder ranks nothing from a catalog
-
-    def rank_prompt(self, liked: Sequence[str], disliked: Sequence[str]) -> tuple[str, str]:
-        """The prompt up to a candidate's title, and the template of the rest (``{candidate}``'s
-        part of the question, then the chat format up to the answer)."""
-        spec = self.spec
-        history = rank_history(liked, disliked, spec.instruction, self.history_template)
-        return spec.prompt_prefix + history, self.candidate_template + spec.prompt_suffix
-
-    def rank_logits(
-        self, history: Mapping[str, Sequence[str]], candidates: Sequence[str]
-    ) -> np.ndarray:
-        """log P(yes) - log P(no) at the answer's first token for each candidate,
-        float32, in the order given. The user's history runs once; the candidates read its
-        cache, ``CANDIDATES_A_RUN`` a run, each padded behind its own tokens only (a
-        candidate's score does not depend on the others)."""
-        liked, disliked = check_history(history)
-        items = check_texts(candidates)
-        head, tail = self.rank_prompt(liked, disliked)
-        yes, no = (self.encode(word)[0] for word in self.spec.rank_answers or ("Yes", "No"))
-        if not items:
-            return np.zeros(0, np.float32)
-        rests = [self.encode(tail.format(candidate=item)) for item in items]
-        # a history too long loses its oldest titles, never the question's start
-        ids = self._prompt_ids(head, max(len(r) for r in rests) + 1, keep="end")
-        _, past = self._run(np.array([ids]), np.ones((1, len(ids))), self._empty_past(1), 1)
-        out = np.empty(len(items), np.float32)
-        for start in range(0, len(items), CANDIDATES_A_RUN):
-            chunk = rests[start : start + CANDIDATES_A_RUN]
-            width = max(len(r) for r in chunk)
-            padded = np.zeros((len(chunk), width), np.int64)
-            mask = np.zeros((len(chunk), len(ids) + width), np.int64)
-            mask[:, : len(ids)] = 1
-            for row, rest in enumerate(chunk):
-                padded[row, : len(rest)] = rest
-                mask[row, len(ids) : len(ids) + len(rest)] = 1
-            shared = [np.repeat(p, len(chunk), axis=0) for p in past]
-            logits, _ = self._run(padded, mask, shared)
-            last = logits[np.arange(len(chunk)), [len(r) - 1 for r in chunk]].astype(np.float64)
-            out[start : start + len(chunk)] = last[:, yes] - last[:, no]
-        return out
-
-    def score(self, history: Mapping[str, Sequence[str]], candidates: Sequence[str]) -> np.ndarray:
-        """P(yes) / (P(yes) + P(no)) for each candidate, float32, in the order
-        given (``Predictor.score``'s meaning: P(the user enjoys it))."""
-        return sigmoid(self.rank_logits(history, candidates)).astype(np.float32)
-
-    def rank(
-        self, history: Mapping[str, Sequence[str]], candidates: Sequence[str], k: int | None = None
-    ) -> list[Ranked]:
-        """Candidates best first by P(yes); the top ``k`` (ties in the order given)."""
-        items = check_texts(candidates)
-        return ranked(items, self.rank_logits(history, items), None, k)
-
-    def rank_batch(
-        self, requests: Sequence[RankRequest], batch_size: int | None = None
-    ) -> list[list[Ranked]]:
-        """Each request's ``rank`` (servers, batch jobs); ``batch_size`` is the Predictor's
-        signature: each user is one run of their history and runs of their candidates."""
-        return [self.rank(r.history, r.candidates, r.k) for r in requests]

@@ -11,6 +11,7 @@ import numpy as np
 from rec_edge.errors import ConfigError, DataError
 from rec_edge.runtime import load
 from rec_edge.runtime.outputs import softmax
+from rec_edge.tasks import task_spec
 
 
 class BatchPredictor:
@@ -27,7 +28,7 @@ class BatchPredictor:
         batch_size: int = 32,
     ):
         self.predictor = load(bundle, threads=threads)
-        if self.predictor.manifest.task != "classify":
+        if not task_spec(self.predictor.manifest.task).labelled:
             raise ConfigError(
                 f"{bundle} is a {self.predictor.manifest.task!r} bundle; BatchPredictor scores "
                 "classify bundles (rank ones: rec_edge.score() or Predictor.rank_batch; generate ones: "

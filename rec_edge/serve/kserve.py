@@ -28,6 +28,7 @@ from starlette.routing import Route
 from rec_edge._version import __version__
 from rec_edge.config import ServeConfig
 from rec_edge.serve.schema import RequestError
+from rec_edge.tasks import task_spec
 
 if TYPE_CHECKING:
     from rec_edge.serve.models import ServedModel
@@ -149,7 +150,7 @@ class KServe:
         model = self.server.models.get(request.path_params["name"])
         if model is None:
             raise RequestError(404, "unknown_model", f"no model {request.path_params['name']!r}")
-        if model.task != "classify":
+        if not task_spec(model.task).labelled:
             raise RequestError(
                 400,
                 "wrong_task",

@@ -164,6 +164,7 @@ class _Op:
     request: dict[str, Any] | None
     response: dict[str, Any]
     task: str | None = None  # the served bundles it takes (their names: {name} or "model")
+    embeds: bool = False  # it takes the bundles that give sentence vectors, whatever their task
     media: tuple[str, ...] = ("application/json",)  # of the 200 answer
 
 
@@ -326,7 +327,7 @@ _OPS = {
             },
         },
         {"type": "object"},
-        task="embed",
+        embeds=True,
     ),
     ("/v1/models", "get"): _Op(
         "Each bundle: task, labels, recipe, source, sha256 of its model file (models), and "
@@ -353,10 +354,10 @@ class Served:
     embedding: int | None = None  # the sentence vector's dimensions (POST /v1/embeddings)
 
 
-def _serves(task: str | None, model: Served) -> bool:
-    if task == "embed":
+def _serves(op: _Op, model: Served) -> bool:
+    if op.embeds:
         return model.embedding is not None
-    return task in (None, model.task)
+    return op.task in (None, model.task)
 
 
 def _bounded(
@@ -413,8 +414,8 @@ def openapi(
     paths: dict[str, dict[str, Any]] = {}
     for (path, method), op in _OPS.items():
         names = None
-        if served is not None and ("{name}" in path or op.task is not None):
-            names = sorted(n for n, m in served.items() if _serves(op.task, m))
+        if served is not None and ("{name}" in path or op.task is not None or op.embeds):
+            names = sorted(n for n, m in served.items() if _serves(op, m))
             if not names:
                 continue
         request = _bounded(op.request, limits, served, names) if limits else op.request

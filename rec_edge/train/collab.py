@@ -26,6 +26,7 @@ from rec_edge.data.recommend import PointwiseExample
 from rec_edge.errors import ConfigError, RunError
 from rec_edge.runtime.collab import TABLES, CollaborativeTables
 from rec_edge.runtime.ranker import pair_scores
+from rec_edge.tasks import task_spec
 from rec_edge.train.runs import RunRecord, load_run
 
 COLLAB_FILE = "collab.npz"
@@ -185,7 +186,7 @@ def fit_collaborative(run_dir: str | Path, config: CollabConfig = CollabConfig()
 
     run_dir = Path(run_dir)
     run = load_run(run_dir)
-    if run.task != "rank" or not (run_dir / "model" / "config.json").is_file():
+    if not task_spec(run.task).ranks or not (run_dir / "model" / "config.json").is_file():
         raise RunError(
             f"{run_dir} is not a finished rank run with a merged model (model/config.json): "
             "collaborative tables fit on a rank run's encoder (rec-edge train --task rank)."

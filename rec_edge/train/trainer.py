@@ -139,7 +139,7 @@ def _build_model(
 
     from rec_edge.train.lora import wrap_lora
 
-    rank = config.task == "rank"
+    rank = config.spec.ranks
     describe = not rank and config.head == "descriptions"
     labels = data.labels
     if describe:
@@ -423,7 +423,7 @@ def train(config: TrainConfig) -> TrainResult:
         from rec_edge.train.decoder import train_decoder
 
         return train_decoder(config)
-    if config.task == "generate":
+    if config.spec.writes:
         raise ConfigError(
             "--task generate trains a language model that answers in words: pass --model smollm2 "
             "(or a causal language model's folder or hub id)"

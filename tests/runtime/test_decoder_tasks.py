@@ -114,3 +114,23 @@ def test_a_generate_bundle_is_refused_by_score_by_name(tiny_llama: Path, tmp_pat
     (tmp_path / "in.jsonl").write_text('{"text": "hello"}\n')
     with pytest.raises(ConfigError, match="'generate' bundle: score takes classify and rank"):
         score(ScoreConfig(str(bundle), str(tmp_path / "in.jsonl"), str(tmp_path / "o")))
+
+
+def test_decoding_in_place_gives_the_copying_loops_logits(decoder_bundle: Path) -> None:
+    """The fused graph on the CPU decodes over one cache buffer bound once (GroupQueryAttention
+    writes it in place): the same logits, step by step, as the loop that feeds the cache back."""
+    from rec_edge.config import GenerationConfig
+
+    generator = Generator.load(decoder_bundle)
+    assert generator._in_place  # the bundle's graph is rec-edge's fused one
+    ids = generator._prompt_ids(generator.prompt("The film was a delight"), 8)
+    copying, in_place = generator._steps(ids), generator._steps_in_place(ids)
+    a, b = next(copying), next(in_place)
+    for _ in range(12):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+        token = int(np.argmax(a))
+        a, b = copying.send(token), in_place.send(token)
+    greedy = GenerationConfig(max_new_tokens=20)
+    text = generator.generate(generator.prompt("Say something"), greedy)
+    generator._in_place = False
+    assert generator.generate(generator.prompt("Say something"), greedy) == text
