@@ -17,7 +17,7 @@ import shutil
 import time
 from pathlib import Path
 
-from rec_edge.train.collab import TEXT_CACHE, CollabConfig, fit_collaborative
+from rec_edge.recommend.collab import TEXT_CACHE, CollabConfig, fit_collaborative
 from rec_edge.versions import machine, versions
 
 

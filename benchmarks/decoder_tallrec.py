@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from rec_edge.config import DecoderExportConfig, TrainConfig
-from rec_edge.data.interactions import read_interactions
-from rec_edge.data.recommend import PointwiseExample, pointwise_splits
+from rec_edge.data.prompts import RANK_INSTRUCTION
 from rec_edge.export.decoder import export_decoder
 from rec_edge.metrics import roc_auc
+from rec_edge.recommend.interactions import read_interactions
+from rec_edge.recommend.protocols import PointwiseExample, pointwise_splits
 from rec_edge.runtime import Generator
-from rec_edge.data.prompts import RANK_INSTRUCTION
 from rec_edge.train import train
 from rec_edge.versions import machine, versions
 

@@ -21,9 +21,9 @@ import numpy as np
 
 from rec_edge.bundle import Bundle, Manifest, load_bundle
 from rec_edge.config import ExportConfig
+from rec_edge.convert.quantize import RECIPES, quantize
 from rec_edge.export import export
 from rec_edge.export.pipeline import _calibration
-from rec_edge.convert.quantize import RECIPES, quantize
 from rec_edge.runtime import Predictor, SessionConfig
 from rec_edge.runtime.outputs import softmax
 from rec_edge.runtime.tokenize import BundleTokenizer

@@ -27,20 +27,20 @@ import numpy as np
 
 from rec_edge import ExportConfig, Predictor, TrainConfig, export, train
 from rec_edge.bench.stats import LatencyStats
-from rec_edge.data.baselines import (
+from rec_edge.data.tasks import rank_rows
+from rec_edge.metrics import pair_report, ranking_metrics, roc_auc
+from rec_edge.recommend.baselines import (
     collaborative_pointwise_baselines,
     collaborative_rank_baselines,
     count_baselines,
     pointwise_baselines,
     rank_baselines,
 )
-from rec_edge.data.interactions import InteractionData, read_interactions
-from rec_edge.data.recommend import PointwiseExample, pointwise_splits, ranking_cases
-from rec_edge.data.tasks import rank_rows
-from rec_edge.metrics import pair_report, ranking_metrics, roc_auc
-from rec_edge.runtime.collab import add_tables, rank_values
+from rec_edge.recommend.collab import COLLAB_FILE, CollabConfig, choosing_rows, fit_collaborative
+from rec_edge.recommend.interactions import InteractionData, read_interactions
+from rec_edge.recommend.protocols import PointwiseExample, pointwise_splits, ranking_cases
+from rec_edge.recommend.tables import add_tables, rank_values
 from rec_edge.runtime.ranker import pair_scores
-from rec_edge.train.collab import COLLAB_FILE, CollabConfig, choosing_rows, fit_collaborative
 from rec_edge.versions import machine, versions
 
 RUN_KEYS = ("model", "shots", "epochs", "max_length", "learning_rate", "lora_r", "dropout",

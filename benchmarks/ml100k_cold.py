@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 
 from rec_edge import ExportConfig, Predictor, TrainConfig, export, train
-from rec_edge.data.interactions import InteractionData, read_interactions
-from rec_edge.data.recommend import hold_out_items, new_item_cases, pointwise_splits
 from rec_edge.metrics import ranking_metrics, roc_auc
+from rec_edge.recommend.interactions import InteractionData, read_interactions
+from rec_edge.recommend.protocols import hold_out_items, new_item_cases, pointwise_splits
 from rec_edge.versions import machine, versions
 
 BASELINES = ("random", "most popular (oracle)", "TF-IDF content")

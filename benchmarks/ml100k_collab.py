@@ -20,8 +20,8 @@ import numpy as np
 from rec_edge.config import TrainConfig
 from rec_edge.data.tasks import rank_rows
 from rec_edge.metrics import roc_auc
-from rec_edge.runtime.collab import add_tables
-from rec_edge.train.collab import CollabConfig, choosing_rows, fit_tables, text_scores
+from rec_edge.recommend.collab import CollabConfig, choosing_rows, fit_tables, text_scores
+from rec_edge.recommend.tables import add_tables
 from rec_edge.versions import machine, versions
 
 

@@ -28,10 +28,17 @@ from typing import Any
 import numpy as np
 
 from rec_edge.config import TrainConfig
-from rec_edge.data.recommend import PointwiseExample, item_counts, pointwise_splits, user_ratings
 from rec_edge.data.tasks import rank_rows
 from rec_edge.metrics import auc_difference_se, roc_auc
-from rec_edge.runtime.collab import (
+from rec_edge.recommend.collab import CollabConfig, choosing_rows
+from rec_edge.recommend.protocols import (
+    PointwiseExample,
+    item_counts,
+    pointwise_splits,
+    user_ratings,
+)
+from rec_edge.recommend.stack import COLIKE_DIM, colike_factors, logistic
+from rec_edge.recommend.tables import (
     EXPOSURE_FEATURES,
     LIKE_FEATURES,
     NEW_ITEM_FEATURES,
@@ -40,8 +47,6 @@ from rec_edge.runtime.collab import (
     like_features,
     logit,
 )
-from rec_edge.train.collab import CollabConfig, choosing_rows
-from rec_edge.train.stack import COLIKE_DIM, colike_factors, logistic
 from rec_edge.versions import machine, versions
 
 # the count parts the full-data bundles keep (and "user liked share", which the stack offers)

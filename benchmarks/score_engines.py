@@ -54,7 +54,7 @@ def banking77_rows(folder: Path, rows: int, out: Path) -> Path:
 
 
 def movielens_users(folder: Path, out: Path, history: int = 10) -> Path:
-    from rec_edge.data.interactions import read_interactions
+    from rec_edge.recommend.interactions import read_interactions
 
     data = read_interactions(folder)
     timelines: dict[str, list] = {}

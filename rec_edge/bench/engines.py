@@ -36,7 +36,7 @@ import numpy as np
 
 from rec_edge.bundle import load_bundle
 from rec_edge.data.templates import TemplateSet
-from rec_edge.runtime.collab import (
+from rec_edge.recommend.tables import (
     CollaborativeTables,
     add_tables,
     history_similarity,

@@ -29,7 +29,7 @@ class TrainConfig:
     model: str | None = option(
         None, "'minilm' (embedded default), a local Hugging Face folder, or a hub id."
     )
-    # rank: train_file holds interactions (data.interactions); generate: a language model only
+    # rank: train_file holds interactions (recommend.interactions); generate: a language model only
     # (data.instructions)
     task: str = option(
         "classify",

@@ -23,8 +23,8 @@ from rec_edge.errors import DataError
 from rec_edge.tasks import task_spec
 
 if TYPE_CHECKING:
-    from rec_edge.data.interactions import InteractionData
-    from rec_edge.data.recommend import PointwiseExample
+    from rec_edge.recommend.interactions import InteractionData
+    from rec_edge.recommend.protocols import PointwiseExample
 
 
 @dataclass
@@ -182,9 +182,9 @@ def rank_rows(
     """A rank run's interactions and its pointwise rows: the training split less the ranking
     targets (``shots`` of them, drawn with ``rng``, seeded by ``config.seed`` if not given), the
     validation and the test split. The one definition that training and its collaborative stage
-    (``train.collab``) share."""
-    from rec_edge.data.interactions import read_interactions
-    from rec_edge.data.recommend import pointwise_splits, rank_training_rows
+    (``recommend.collab``) share."""
+    from rec_edge.recommend.interactions import read_interactions
+    from rec_edge.recommend.protocols import pointwise_splits, rank_training_rows
 
     data = read_interactions(config.train_file, config.items_file, config.item_template)
     splits = pointwise_splits(data, history=config.history)
@@ -204,10 +204,10 @@ def _rank_splits(
     ``config.negatives`` items the user never rated (seeded), scored as "no", so that the model
     learns what users pick at all and not only which of their picks they liked, and the titles the
     user rated, so that training can score every user of a batch against all the batch's negatives
-    (see train.pairs). The leave-one-out ranking targets are left out of training, so the ranking
+    (see recommend.pairs). The leave-one-out ranking targets are left out of training, so the ranking
     evaluation never scores a pair the model was trained on.
     """
-    from rec_edge.data.recommend import ranking_targets, rated_items, unrated_sampler
+    from rec_edge.recommend.protocols import ranking_targets, rated_items, unrated_sampler
 
     templates = resolve_templates(config)
     rng = random.Random(config.seed)

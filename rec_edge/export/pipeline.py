@@ -26,10 +26,10 @@ from rec_edge.errors import (
 from rec_edge.export.card import model_card
 from rec_edge.export.folders import check_target, replace_folder, scratch_folders
 from rec_edge.export.gate import Candidate, Evaluator, Gate
-from rec_edge.export.items import item_index
 from rec_edge.export.merge import model_to_export
 from rec_edge.metrics import PER_TEXT
 from rec_edge.modeling.heads import HEAD_FILE, HEAD_KIND, LabelHead, extend_head
+from rec_edge.recommend.items import item_index
 from rec_edge.runtime.tokenize import BundleTokenizer, pad_batch
 from rec_edge.tasks import task_spec
 from rec_edge.train.runs import RunRecord, load_run

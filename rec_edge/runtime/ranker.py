@@ -14,7 +14,7 @@ import numpy as np
 
 from rec_edge.bundle import Bundle
 from rec_edge.errors import BundleError
-from rec_edge.runtime.collab import (
+from rec_edge.recommend.tables import (
     CollaborativeTables,
     add_tables,
     history_similarity,

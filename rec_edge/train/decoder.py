@@ -41,10 +41,10 @@ from rec_edge.data.prompts import (
     rank_history,
 )
 from rec_edge.data.readers import Example
-from rec_edge.data.recommend import PointwiseExample
 from rec_edge.data.tasks import read_splits, run_name
 from rec_edge.metrics import classification_report, pair_report
 from rec_edge.models import resolve_model
+from rec_edge.recommend.protocols import PointwiseExample
 from rec_edge.train.answers import DecoderTask, Row, answered, likeliest, pad, token_ids
 from rec_edge.train.generate import generate_task
 from rec_edge.train.precision import bf16_hardware, resolve_precision

@@ -29,7 +29,7 @@ from rec_edge.errors import ConfigError
 from rec_edge.metrics import pair_report, selection_report, true_log_probs
 from rec_edge.modeling.heads import HEAD_FILE, LabelHead, description_classifier, initial_head
 from rec_edge.models import default_max_length, is_decoder, resolve_model
-from rec_edge.train.pairs import (
+from rec_edge.recommend.pairs import (
     EMBEDDING_DIM,
     PairDataset,
     pair_collator,
@@ -144,7 +144,7 @@ def _build_model(
     labels = data.labels
     if describe:
         model = AutoModel.from_pretrained(model_path)
-    else:  # rank: the head's outputs are an embedding and a bias (see train.pairs)
+    else:  # rank: the head's outputs are an embedding and a bias (see recommend.pairs)
         width = EMBEDDING_DIM + 1 if rank else len(labels)
         names = [f"e{i}" for i in range(EMBEDDING_DIM)] + ["bias"] if rank else labels
         model = AutoModelForSequenceClassification.from_pretrained(
@@ -481,7 +481,7 @@ def train(config: TrainConfig) -> TrainResult:
         shutil.rmtree(work / "checkpoints", ignore_errors=True)
     finish_run_dir(work, final)
     if built.rank and config.collaborative:
-        from rec_edge.train.collab import fit_collaborative
+        from rec_edge.recommend.collab import fit_collaborative
 
         stage = fit_collaborative(final)
         metrics["collaborative"] = {

@@ -1,5 +1,5 @@
 """The rank run's collaborative stage: with the trained text encoder frozen, fit per-item tables
-on the run's own training rows (formulas in ``rec_edge.runtime.collab``).
+on the run's own training rows (formulas in ``rec_edge.recommend.tables``).
 
 A title says little about who watches a film and whether they like it; the run's interactions
 say both. The encoder's outputs for every training row and catalog title are computed once, then
@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 
 from rec_edge.bundle import sha256_file
-from rec_edge.data.interactions import InteractionData
-from rec_edge.data.recommend import PointwiseExample
 from rec_edge.errors import ConfigError, RunError
-from rec_edge.runtime.collab import TABLES, CollaborativeTables
+from rec_edge.recommend.interactions import InteractionData
+from rec_edge.recommend.protocols import PointwiseExample
+from rec_edge.recommend.tables import TABLES, CollaborativeTables
 from rec_edge.runtime.ranker import pair_scores
 from rec_edge.tasks import task_spec
 from rec_edge.train.runs import RunRecord, load_run
@@ -49,7 +49,7 @@ class CollabConfig:
     # how the frozen encoder's scores are computed: int8 (an onnxruntime session of the model,
     # convert.bulk: several times faster) | torch (PyTorch fp32)
     engine: str = "int8"
-    # combine text, tables and counts by weights fitted on the validation rows (train.stack);
+    # combine text, tables and counts by weights fitted on the validation rows (recommend.stack);
     # False keeps like = text + the tables' terms
     stack: bool = True
 
@@ -209,8 +209,8 @@ def fit_collaborative(run_dir: str | Path, config: CollabConfig = CollabConfig()
         config,
     )
     if config.stack:
-        from rec_edge.data.recommend import ranking_targets, unrated_sampler
-        from rec_edge.train.stack import fit_stack
+        from rec_edge.recommend.protocols import ranking_targets, unrated_sampler
+        from rec_edge.recommend.stack import fit_stack
 
         held_out = ranking_targets(data, train_config.history)
         draw = unrated_sampler(data, config.seed, held_out)
@@ -327,7 +327,7 @@ def _unrated(
     may be a negative, so the ranking targets count as rated)."""
     import torch
 
-    from rec_edge.data.recommend import ranking_targets, rated_items
+    from rec_edge.recommend.protocols import ranking_targets, rated_items
 
     rated = rated_items(data, ranking_targets(data, history))
     unrated = {}

@@ -14,11 +14,11 @@ from rec_edge.train.runs import RunRecord
 def item_index(run: RunRecord, run_dir: Path, predictor: Any, folder: Path, log: Any) -> str | None:
     """Rank bundles: the vectors of every title in the run's catalog, so that serving never
     encodes a known item, and the run's collaborative tables if it has them (``collab.npz``, see
-    train.collab); None (with a note) if the run's interactions cannot be read again."""
+    recommend.collab); None (with a note) if the run's interactions cannot be read again."""
     import numpy as np
 
-    from rec_edge.data.interactions import read_interactions
-    from rec_edge.train.collab import COLLAB_FILE
+    from rec_edge.recommend.collab import COLLAB_FILE
+    from rec_edge.recommend.interactions import read_interactions
 
     config = run.train_config()
     try:
@@ -40,7 +40,7 @@ def item_index(run: RunRecord, run_dir: Path, predictor: Any, folder: Path, log:
             if tables["titles"].tolist() != titles:
                 raise ExportError(
                     f"{collab} was fitted on another catalog than {config.train_file}'s; "
-                    "refit it: rec_edge.train.collab.fit_collaborative(run_dir)"
+                    "refit it: rec_edge.recommend.collab.fit_collaborative(run_dir)"
                 )
             arrays.update((k, tables[k]) for k in tables.files if k != "titles")
         log(f"collaborative tables: {collab} (dim {arrays['like_vectors'].shape[1]})")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rec_edge.data.interactions import Interaction, InteractionData
+from rec_edge.recommend.interactions import Interaction, InteractionData
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rec_edge.data.tasks import Split
+from rec_edge.recommend.pairs import EMBEDDING_DIM, PairDataset, pair_collator, pair_model
 from rec_edge.runtime.ranker import pair_scores
-from rec_edge.train.pairs import EMBEDDING_DIM, PairDataset, pair_collator, pair_model
 
 
 def test_batch_negatives_skip_titles_the_user_rated(tiny_model) -> None:

@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from rec_edge.data.interactions import InteractionData
-from rec_edge.data.recommend import PointwiseExample, RankingCase, item_counts
 from rec_edge.errors import MissingDependencyError
 from rec_edge.metrics import ranking_metrics, roc_auc
+from rec_edge.recommend.interactions import InteractionData
+from rec_edge.recommend.protocols import PointwiseExample, RankingCase, item_counts
 
 
 def popularity(data: InteractionData, exclude: set[tuple[str, str]] | None = None) -> Counter[str]:
@@ -190,7 +190,7 @@ def count_baselines(
     seed: int = 0,
 ) -> dict[str, dict[str, Any]]:
     """What counting alone gives from the rows a bundle was given: the training rows ``train``
-    (targets and history titles counted, as ``train.stack`` counts them) and the validation rows
+    (targets and history titles counted, as ``recommend.stack`` counts them) and the validation rows
     ``fit`` that its stack was fitted on. "two counts": the item's like rate plus the user's
     liked share; "GBDT on counts": scikit-learn's HistGradientBoostingClassifier on six count
     features, fitted on ``fit``."""

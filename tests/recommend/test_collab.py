@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from rec_edge.data.interactions import Interaction, InteractionData
-from rec_edge.data.recommend import pointwise_splits
 from rec_edge.errors import RunError
-from rec_edge.runtime.collab import CollaborativeTables, log_sigmoid
-from rec_edge.train.collab import CollabConfig, collab_module, fit_collaborative, fit_tables
+from rec_edge.recommend.collab import CollabConfig, collab_module, fit_collaborative, fit_tables
+from rec_edge.recommend.interactions import Interaction, InteractionData
+from rec_edge.recommend.protocols import pointwise_splits
+from rec_edge.recommend.tables import CollaborativeTables, log_sigmoid
 
 
 def test_torch_tables_match_the_runtime_formulas() -> None:
@@ -115,7 +115,7 @@ def _planted_tables() -> tuple[InteractionData, dict[str, list], CollaborativeTa
 
 def _auc(tables: CollaborativeTables, rows: list, text: np.ndarray) -> float:
     from rec_edge.metrics import roc_auc
-    from rec_edge.runtime.collab import add_tables
+    from rec_edge.recommend.tables import add_tables
 
     like = [
         add_tables(tables, r.preference.liked, r.preference.disliked, [r.candidate], np.array([t]))[
@@ -130,8 +130,8 @@ def _auc(tables: CollaborativeTables, rows: list, text: np.ndarray) -> float:
 def test_the_stack_is_never_worse_than_its_parts(text_knows: bool) -> None:
     """A loud text score that is noise is turned down (the unstacked sum drowns the tables in
     it); a text score that knows the answer is kept."""
-    from rec_edge.data.recommend import unrated_sampler
-    from rec_edge.train.stack import fit_stack
+    from rec_edge.recommend.protocols import unrated_sampler
+    from rec_edge.recommend.stack import fit_stack
 
     data, splits, tables = _planted_tables()
     rng = np.random.default_rng(1)
@@ -160,7 +160,7 @@ def test_the_stack_is_never_worse_than_its_parts(text_knows: bool) -> None:
     else:  # the tables' and counts' knowledge comes through
         assert unstacked < 0.6 < 0.65 < after
     # a title outside the catalog: the new-item weights (text, share; no similarity given: 0)
-    from rec_edge.runtime.collab import add_tables
+    from rec_edge.recommend.tables import add_tables
 
     n = stacked.stack.new_item_weights
     like, _ = add_tables(
@@ -185,7 +185,7 @@ def test_the_stack_starts_from_the_counts() -> None:
     """Two counts that carry the same signal score alike on validation: the plain choice keeps one
     of them by chance; from the base, both are kept, and a part that adds nothing stays out. A part
     far better than the base alone makes the base give way."""
-    from rec_edge.train.stack import TOLERANCE, choose
+    from rec_edge.recommend.stack import TOLERANCE, choose
 
     rng = np.random.default_rng(0)
     labels = (rng.random(300) < 0.5).astype(float)
@@ -215,7 +215,7 @@ def test_a_part_joins_the_counts_only_above_the_noise() -> None:
     by chance; it stays out, since that gain is inside one standard error of the difference. A
     weak part that knows a little joins once there are rows enough to see it."""
     from rec_edge.metrics import auc_difference_se
-    from rec_edge.train.stack import TOLERANCE, choose
+    from rec_edge.recommend.stack import TOLERANCE, choose
 
     def case(n: int, seed: int, knows: float) -> tuple[list[str], float, float]:
         rng = np.random.default_rng(seed)
@@ -239,7 +239,7 @@ def test_a_part_joins_the_counts_only_above_the_noise() -> None:
 
 
 def test_item_counts_count_each_user_and_title_once() -> None:
-    from rec_edge.data.recommend import PointwiseExample, Preference, item_counts
+    from rec_edge.recommend.protocols import PointwiseExample, Preference, item_counts
 
     rows = [
         PointwiseExample(Preference("u1", ["A", "B"], ["C"]), "D", "yes", 1.0),
@@ -252,7 +252,7 @@ def test_item_counts_count_each_user_and_title_once() -> None:
 
 
 def test_history_similarity_is_the_cosine_with_the_liked_profile() -> None:
-    from rec_edge.runtime.collab import history_similarity
+    from rec_edge.recommend.tables import history_similarity
 
     liked = np.array([[1.0, 0.0, 9.0], [0.0, 2.0, -9.0]])  # the last column (bias) is left out
     items = np.array([[1.0, 1.0, 5.0], [1.0, -1.0, 5.0], [-3.0, 0.0, 0.0]])
@@ -267,7 +267,7 @@ def test_word_similarity_is_tf_idf_with_the_liked_profile() -> None:
     text (or of none) weighs as one text's word; the profile is the liked texts' mean."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    from rec_edge.runtime.collab import Words
+    from rec_edge.recommend.tables import Words
 
     catalog = [
         "Heat (1995), Action Crime",
@@ -316,8 +316,8 @@ def _genre_stack(
 ) -> tuple[CollaborativeTables, dict[str, Any], CollaborativeTables]:
     """The stacked tables of ``data`` (text logits zero, an item space of noise: it says nothing),
     the stack's record, and the tables before it."""
-    from rec_edge.data.recommend import unrated_sampler
-    from rec_edge.train.stack import fit_stack
+    from rec_edge.recommend.protocols import unrated_sampler
+    from rec_edge.recommend.stack import fit_stack
 
     splits = pointwise_splits(data, history=5)
     train, validation = splits["train"], splits["validation"]
@@ -335,7 +335,7 @@ def _genre_stack(
 def test_new_items_are_exposed_by_their_words() -> None:
     """Schema 1.4: a title outside the catalog gets an exposure from its word similarity to the
     liked history, fitted on the exposure pairs; tables without it (1.3) give the catalog mean."""
-    from rec_edge.runtime.collab import add_tables
+    from rec_edge.recommend.tables import add_tables
 
     data = _genre_data()
     stacked, record, tables = _genre_stack(data)
@@ -378,7 +378,7 @@ def test_new_items_are_exposed_by_their_words() -> None:
 def test_new_items_get_one_exposure_when_no_part_beats_chance() -> None:
     """The guard: titles without their genre and an item space of noise tell nothing about what a
     user watches, so every new title gets the same exposure (the constant), not a noise fit."""
-    from rec_edge.runtime.collab import add_tables
+    from rec_edge.recommend.tables import add_tables
 
     data = _genre_data(named=False)
     stacked, record, _ = _genre_stack(data)
@@ -409,9 +409,9 @@ def _taste_data(users: int = 120, seed: int = 0) -> InteractionData:
 def test_colike_factors_give_the_cosines_of_like_residuals() -> None:
     """Schema 1.5: ``F @ F.T`` is the cosine of two titles' like residuals across the users (exact
     here: fewer titles than factors), computed from the nonzero entries alone."""
-    from rec_edge.data.recommend import user_ratings
-    from rec_edge.runtime.collab import Stack
-    from rec_edge.train.stack import COLIKE_DIM, colike_factors
+    from rec_edge.recommend.protocols import user_ratings
+    from rec_edge.recommend.stack import COLIKE_DIM, colike_factors
+    from rec_edge.recommend.tables import Stack
 
     data = _taste_data(users=40)
     rows = pointwise_splits(data, history=5)["train"]
@@ -439,9 +439,9 @@ def test_colike_factors_give_the_cosines_of_like_residuals() -> None:
 def test_lenience_and_coliked_history_find_what_the_counts_do_not() -> None:
     """The like parts of schema 1.5 by their formulas, chosen by the stack where the two rates
     know nothing; a 1.4 index (five like weights, no factors) still loads and weighs them 0."""
-    from rec_edge.data.recommend import unrated_sampler
-    from rec_edge.runtime.collab import add_tables, like_features
-    from rec_edge.train.stack import fit_stack
+    from rec_edge.recommend.protocols import unrated_sampler
+    from rec_edge.recommend.stack import fit_stack
+    from rec_edge.recommend.tables import add_tables, like_features
 
     data = _taste_data()
     splits = pointwise_splits(data, history=5)

@@ -8,10 +8,10 @@ import random
 
 import pytest
 
-from rec_edge.data.interactions import Interaction, InteractionData, read_interactions
-from rec_edge.data.recommend import pointwise_splits, ranking_cases
 from rec_edge.errors import DataError
 from rec_edge.metrics import ranking_metrics, roc_auc
+from rec_edge.recommend.interactions import Interaction, InteractionData, read_interactions
+from rec_edge.recommend.protocols import pointwise_splits, ranking_cases
 from tests.helpers import synthetic
 
 
@@ -106,7 +106,7 @@ def test_ranking_never_leaks_the_target(folders) -> None:
 
 def test_target_is_the_last_liked_item() -> None:
     rows = [("u", "a", 5, 1), ("u", "b", 2, 2), ("u", "c", 4, 3), ("u", "d", 1, 4)]
-    from rec_edge.data.interactions import Interaction
+    from rec_edge.recommend.interactions import Interaction
 
     titles = {x: x.upper() for x in "abcdefghijklmnopqrstuvwxyz"}
     data = InteractionData([Interaction(*r) for r in rows], titles, "test")
@@ -133,7 +133,7 @@ def test_ranking_metrics_by_hand() -> None:
 
 
 def test_baselines_on_synthetic_data(folders) -> None:
-    from rec_edge.data.baselines import pointwise_baselines, rank_baselines
+    from rec_edge.recommend.baselines import pointwise_baselines, rank_baselines
 
     data = read_interactions(folders["jsonl"], folders["items"])
     cases = ranking_cases(data, negatives=19)
@@ -150,7 +150,7 @@ def test_baselines_on_synthetic_data(folders) -> None:
 def test_count_baselines_use_only_the_rows_given() -> None:
     """Two counts and a GBDT from the training and fitting rows a bundle had: on planted data
     where an item's quality decides, both find it; with no training rows, the counts know nothing."""
-    from rec_edge.data.baselines import count_baselines
+    from rec_edge.recommend.baselines import count_baselines
 
     rng = random.Random(3)
     quality = {f"i{i}": i / 30 for i in range(30)}
@@ -178,7 +178,7 @@ def test_count_baselines_use_only_the_rows_given() -> None:
 
 def _two_tastes(users: int = 30, seed: int = 1) -> InteractionData:
     """Two groups of users who rate only their own half of 60 items (popularity is flat)."""
-    from rec_edge.data.interactions import Interaction
+    from rec_edge.recommend.interactions import Interaction
 
     rng = random.Random(seed)
     rows = []
@@ -190,7 +190,7 @@ def _two_tastes(users: int = 30, seed: int = 1) -> InteractionData:
 
 
 def test_collaborative_baselines_find_the_users_taste() -> None:
-    from rec_edge.data.baselines import collaborative_rank_baselines, rank_baselines
+    from rec_edge.recommend.baselines import collaborative_rank_baselines, rank_baselines
 
     data = _two_tastes()
     cases = ranking_cases(data, negatives=19, seed=2)
@@ -301,7 +301,7 @@ def test_item_template_renders_each_layouts_fields(tmp_path) -> None:
 
 
 def test_new_item_cases_rank_held_out_items_among_unrated_new_ones(folders) -> None:
-    from rec_edge.data.recommend import hold_out_items, new_item_cases
+    from rec_edge.recommend.protocols import hold_out_items, new_item_cases
 
     data = read_interactions(folders["jsonl"], folders["items"])
     new = hold_out_items(data, 0.5, seed=1)

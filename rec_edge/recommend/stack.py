@@ -1,5 +1,5 @@
 """Training side (numpy): the rank run's stack, fitted on validation rows after the tables, so that
-the bundle is never worse than its parts (formulas in ``rec_edge.runtime.collab``).
+the bundle is never worse than its parts (formulas in ``rec_edge.recommend.tables``).
 
 The parts are the text score, the tables' like terms, two counts a recommender always has (how
 often the training rows rated and liked each title, targets and history titles once per user; and
@@ -39,9 +39,9 @@ from typing import Any
 
 import numpy as np
 
-from rec_edge.data.recommend import PointwiseExample, item_counts, user_ratings
 from rec_edge.metrics import auc_difference_se, roc_auc
-from rec_edge.runtime.collab import (
+from rec_edge.recommend.protocols import PointwiseExample, item_counts, user_ratings
+from rec_edge.recommend.tables import (
     EXPOSURE_FEATURES,
     LIKE_FEATURES,
     NEW_EXPOSURE_FEATURES,

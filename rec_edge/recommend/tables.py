@@ -1,5 +1,5 @@
 """A rank bundle's collaborative tables: what the run's interactions say about each catalog item
-that its title does not, fitted with the text encoder frozen (``rec_edge.train.collab``).
+that its title does not, fitted with the text encoder frozen (``rec_edge.recommend.collab``).
 
 With ``q_u = sum(y_j, j liked) / sqrt(n_liked) + sum(z_j, j disliked) / sqrt(n_disliked)`` over the
 user's history titles found in the catalog, and ``share_u`` the liked share of the history:
@@ -12,7 +12,7 @@ probability (the TALLRec question). A title outside the catalog gets the text sc
 catalog's mean exposure; history titles outside the catalog count in ``share_u`` only.
 numpy only: the training module mirrors these formulas in torch, and a test holds them equal.
 
-A stacked bundle (schema 1.3, ``rec_edge.train.stack``) also holds per-item counts of the
+A stacked bundle (schema 1.3, ``rec_edge.recommend.stack``) also holds per-item counts of the
 training rows (how often each title was rated, and liked) and weights fitted on validation rows:
 
 - like logit     ``a.[text, tables' like terms, logit(share_u), logit(like rate_i)] + b``

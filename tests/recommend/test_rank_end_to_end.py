@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from rec_edge.cli import main
 from rec_edge.errors import ConfigError, DataError
+from rec_edge.recommend.tables import CollaborativeTables, history_similarity
 from rec_edge.runtime import Classifier, Predictor, Ranker
-from rec_edge.runtime.collab import CollaborativeTables, history_similarity
 from rec_edge.runtime.ranker import pair_scores
 
 pytestmark = pytest.mark.slow
@@ -277,7 +277,7 @@ def test_collaborative_refit_reuses_the_encoder_scores(rank_bundle, tmp_path, mo
     from pathlib import Path
 
     from rec_edge.bundle import load_bundle
-    from rec_edge.train import collab
+    from rec_edge.recommend import collab
 
     run_dir = tmp_path / "run"
     shutil.copytree(Path(load_bundle(rank_bundle).manifest.source["run"]), run_dir)
