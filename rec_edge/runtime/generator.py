@@ -326,11 +326,15 @@ class Generator:
         rng = np.random.default_rng(None if config.seed is None else config.seed % 2**64)
         ids = self._prompt_ids(prompt, min(config.max_new_tokens, self.manifest.max_length - 1))
         usage.prompt_tokens = len(ids)
-        steps = self._steps_in_place(ids) if self._in_place else self._steps(ids)
+        room = min(len(ids) + config.max_new_tokens, self.manifest.max_length)
+        steps = self._steps_in_place(ids, room) if self._in_place else self._steps(ids)
         logits = next(steps)
         stop = set(self.spec.stop_token_ids)
         usage.finish_reason = "length"
+        token: int | None = None
         for _ in range(config.max_new_tokens):
+            if token is not None:  # a step after the last token runs only if one more may come
+                logits = steps.send(token)
             token = next_token(logits, config, rng)
             if token in stop:
                 usage.finish_reason = "stop"
@@ -339,7 +343,6 @@ class Generator:
             yield token
             if len(ids) + usage.completion_tokens >= self.manifest.max_length:
                 return
-            logits = steps.send(token)
 
     def _steps(self, ids: list[int]) -> Generator_[np.ndarray, int, None]:
         """The next token's logits after the prompt ``ids``, then after each token sent; the
@@ -352,14 +355,14 @@ class Generator:
             token = yield logits[0, -1]
             step = np.array([[token]])
 
-    def _steps_in_place(self, ids: list[int]) -> Generator_[np.ndarray, int, None]:
-        """``_steps`` over one cache buffer per layer of ``max_length`` positions, bound once:
+    def _steps_in_place(self, ids: list[int], room: int) -> Generator_[np.ndarray, int, None]:
+        """``_steps`` over one cache buffer per layer of ``room`` positions, bound once:
         GroupQueryAttention reads and writes it in place (its past and present are the same
         buffer), so a step copies and allocates no cache. The fused graph on the CPU."""
         import onnxruntime as ort
 
-        shape = (1, self.spec.num_kv_heads, self.manifest.max_length, self.spec.head_dim)
-        buffers = [np.zeros(shape, np.float32) for _ in self.past_names]  # untouched pages: free
+        shape = (1, self.spec.num_kv_heads, room, self.spec.head_dim)
+        buffers = [np.zeros(shape, np.float32) for _ in self.past_names]
         binding = self.session.io_binding()
         binding.bind_output("logits")
         for name, buffer in zip(self.past_names, buffers, strict=True):

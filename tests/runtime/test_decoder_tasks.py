@@ -124,7 +124,7 @@ def test_decoding_in_place_gives_the_copying_loops_logits(decoder_bundle: Path) 
     generator = Generator.load(decoder_bundle)
     assert generator._in_place  # the bundle's graph is rec-edge's fused one
     ids = generator._prompt_ids(generator.prompt("The film was a delight"), 8)
-    copying, in_place = generator._steps(ids), generator._steps_in_place(ids)
+    copying, in_place = generator._steps(ids), generator._steps_in_place(ids, len(ids) + 13)
     a, b = next(copying), next(in_place)
     for _ in range(12):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
