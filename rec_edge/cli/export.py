@@ -23,6 +23,7 @@ DECODER_OPTIONS = (
     "graph",
     "block_size",
     "accuracy_level",
+    "symmetric",
     "min_agreement",
 )
 

@@ -135,3 +135,22 @@ def test_bench_lists_parse_to_the_declared_types(monkeypatch) -> None:
     (config,) = seen
     assert config.batch_sizes == [1, 8] and config.engines == ["onnx", "fastembed"]
     assert config.threads == [] and config.peak is False and config.whole_list == 3
+
+
+def test_export_passes_the_decoder_options_to_its_config(monkeypatch) -> None:
+    """`rec-edge export --model M --symmetric ...` builds the DecoderExportConfig it says."""
+    seen: list[DecoderExportConfig] = []
+
+    def fake_export(config: DecoderExportConfig) -> None:
+        seen.append(config)
+        raise SystemExit(0)  # stop before any export
+
+    import rec_edge.export.decoder
+
+    monkeypatch.setattr(rec_edge.export.decoder, "export_decoder", fake_export)
+    args = ["export", "--model", "m", "--out", "o", "--symmetric", "--block-size", "64"]
+    CliRunner().invoke(main, args)
+    assert seen and (seen[0].symmetric, seen[0].block_size) == (True, 64)
+    seen.clear()
+    CliRunner().invoke(main, ["export", "--model", "m", "--out", "o"])
+    assert seen and seen[0].symmetric is None  # zero points at 4 bits, none at 8
