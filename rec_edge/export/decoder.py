@@ -7,6 +7,8 @@ the positions. The answer's mean negative log-likelihood under each graph is rep
 A classify or rank run's export (``run_dir``) judges by what the bundle is for instead: label
 accuracy (AUC for rank) on the run's validation rows (at most ``GATE_ROWS``), at most
 ``max_accuracy_drop`` below fp32's. A candidate that falls short gives way to the next wider one (int4, int8, fp32).
+A rank run's collaborative tables and stack, fitted over the decoder's score at training
+(``recommend.collab``), go into the bundle as its item index (``items.npz``).
 """
 
 from __future__ import annotations
@@ -342,10 +344,27 @@ def _assemble(
     }
     manifest.metrics = {"gate": gate}
     manifest.parity = parity
+    _item_index(config, staging, manifest)
     manifest.source["config"] = config_to_dict(config)
     manifest.versions = versions()
     manifest.created = datetime.now(UTC).isoformat(timespec="seconds")
     write_manifest(staging, manifest)
+
+
+def _item_index(config: DecoderExportConfig, staging: Path, manifest: Manifest) -> None:
+    """A rank run's collaborative tables and stack (``collab.npz``, fitted over the decoder's
+    score at training) as the bundle's item index, ``items.npz``: titles and tables, no vectors
+    (a decoder reads each title itself), and the stage's record in the manifest's source."""
+    from rec_edge.recommend.collab import COLLAB_FILE
+    from rec_edge.train.runs import load_run
+
+    if config.run_dir is None or not task_spec(config.task).ranks:
+        return
+    tables = Path(config.run_dir) / COLLAB_FILE
+    if tables.is_file():
+        shutil.copy(tables, staging / "items.npz")
+        manifest.items_file = "items.npz"
+        manifest.source["collaborative"] = load_run(config.run_dir).collaborative
 
 
 def _instruction(config: DecoderExportConfig) -> str | None:

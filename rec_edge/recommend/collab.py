@@ -1,5 +1,6 @@
-"""The rank run's collaborative stage: with the trained text encoder frozen, fit per-item tables
-on the run's own training rows (formulas in ``rec_edge.recommend.tables``).
+"""TORCH: the rank run's collaborative stage: with the trained text model frozen (an encoder's
+pair score, or a decoder's log-odds of "Yes"), fit per-item tables on the run's own training
+rows (formulas in ``rec_edge.recommend.tables``).
 
 A title says little about who watches a film and whether they like it; the run's interactions
 say both. The encoder's outputs for every training row and catalog title are computed once, then
@@ -31,6 +32,7 @@ from rec_edge.train.runs import RunRecord, load_run
 
 COLLAB_FILE = "collab.npz"
 TEXT_CACHE = "collab_text.npz"  # the frozen encoder's scores of the rows the tables fit on
+STAGE_METRICS = ("validation_auc", "validation_auc_text_only", "best_epoch")  # a run's summary
 
 
 @dataclass(frozen=True)
@@ -189,7 +191,7 @@ def fit_collaborative(run_dir: str | Path, config: CollabConfig = CollabConfig()
     if not task_spec(run.task).ranks or not (run_dir / "model" / "config.json").is_file():
         raise RunError(
             f"{run_dir} is not a finished rank run with a merged model (model/config.json): "
-            "collaborative tables fit on a rank run's encoder (rec-edge train --task rank)."
+            "collaborative tables fit on a rank run's model (rec-edge train --task rank)."
         )
     train_config = run.train_config()
     data, splits = rank_rows(train_config)
@@ -197,7 +199,14 @@ def fit_collaborative(run_dir: str | Path, config: CollabConfig = CollabConfig()
     validation = choosing_rows(splits["validation"], config, train_config.validation_limit)
     titles = sorted(set(data.titles.values()))  # the bundle's item index is keyed by title
     started = time.perf_counter()
-    text = text_scores(run_dir, run, train + validation, titles, engine=config.engine)
+    item_rows: dict[str, np.ndarray] | None = None
+    if run.family == "decoder":  # its answer's log-odds; no item space (similarity parts 0)
+        from rec_edge.train.decoder import rank_text_scores
+
+        text, scorer = rank_text_scores(run_dir, train + validation), "torch"
+    else:
+        text = text_scores(run_dir, run, train + validation, titles, engine=config.engine)
+        item_rows, scorer = dict(zip(titles, cached_item_rows(run_dir), strict=True)), config.engine
     encode_seconds = time.perf_counter() - started
     tables, record = fit_tables(
         data,
@@ -214,14 +223,13 @@ def fit_collaborative(run_dir: str | Path, config: CollabConfig = CollabConfig()
 
         held_out = ranking_targets(data, train_config.history)
         draw = unrated_sampler(data, config.seed, held_out)
-        rows = dict(zip(titles, cached_item_rows(run_dir), strict=True))
         tables, record["stack"] = fit_stack(
-            tables, train, validation, text[len(train) :], draw, data.titles, rows, config.seed
+            tables, train, validation, text[len(train) :], draw, data.titles, item_rows, config.seed
         )
     arrays = {"titles": np.array(titles), **tables.to_arrays()}
     np.savez(run_dir / COLLAB_FILE, **arrays)  # type: ignore[arg-type]
     record.update(
-        encoder=config.engine,
+        encoder=scorer,
         encode_seconds=round(encode_seconds, 1),
         fit_seconds=round(time.perf_counter() - started - encode_seconds, 1),
     )

@@ -174,17 +174,18 @@ def fit_stack(
     text_validation: np.ndarray,
     draw_unrated: Callable[[str], str],
     titles: dict[str, str],
-    item_rows: dict[str, np.ndarray],
+    item_rows: dict[str, np.ndarray] | None,
     seed: int = 0,
     negatives: int = 4,
 ) -> tuple[CollaborativeTables, dict[str, Any]]:
     """``tables`` with their stack: the counts of ``train`` and the weights chosen on
     ``validation`` (``text_validation``: the text logits of its rows; ``draw_unrated(user)``: an
     item id the user never rated, ``titles``: item id -> title; ``item_rows``: title -> the
-    model's output row, for ``history_similarity``)."""
+    model's output row, for ``history_similarity``; None for a model without an item space, a
+    decoder's: the similarity is 0 and weighs nothing)."""
     unfitted = _unfitted(tables, train)
     counted = replace(tables, stack=unfitted)
-    similarity = _similarity(item_rows)
+    similarity = _similarity(item_rows) if item_rows else _no_similarity
     # like: each validation row's parts against its label
     like_x = _like_rows(counted, validation, text_validation, similarity)
     like_y = np.array([float(r.label == "yes") for r in validation])
@@ -329,6 +330,10 @@ def colike_factors(
     _, singular, right = np.linalg.svd(transposed_times(basis).T, full_matrices=False)
     factors[:, :rank] = (right[:rank].T * singular[:rank]).astype(np.float32)
     return factors
+
+
+def _no_similarity(liked: Sequence[str], item: str) -> np.ndarray:
+    return np.zeros(1)
 
 
 def _similarity(

@@ -1,6 +1,7 @@
 """TORCH-FREE: the tasks of a decoder bundle besides writing: a ``GenerativeClassifier`` scores
 each label's answer words, a ``GenerativeRanker`` answers TALLRec's Yes/No question for each
-candidate. Both are ``Generator``s (``Generator.load`` opens a bundle as its task's class)."""
+candidate (stacked with the run's collaborative tables where the bundle has them). Both are
+``Generator``s (``Generator.load`` opens a bundle as its task's class)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 from rec_edge.bundle import MANIFEST_FILE, Bundle
 from rec_edge.data.prompts import rank_history
 from rec_edge.errors import BundleError
+from rec_edge.recommend.tables import CollaborativeTables, add_tables
 from rec_edge.runtime.generator import CANDIDATES_A_RUN, Generator
 from rec_edge.runtime.outputs import (
     Prediction,
@@ -20,7 +22,7 @@ from rec_edge.runtime.outputs import (
     sigmoid,
     softmax,
 )
-from rec_edge.runtime.ranker import Ranked, ranked
+from rec_edge.runtime.ranker import Ranked, ranked, read_item_index
 from rec_edge.runtime.requests import RankRequest
 from rec_edge.runtime.session import SessionConfig
 
@@ -82,10 +84,15 @@ class GenerativeRanker(Generator, task="rank"):
             self.spec.rank_history,
             self.spec.rank_candidate,
         )
+        self.collaborative: CollaborativeTables | None = None  # the run's tables and stack
+        if self.manifest.items_file:
+            path = bundle.path / self.manifest.items_file
+            self.collaborative = read_item_index(path, catalog=False)[1]
 
     @property
     def catalog(self) -> list[str]:
-        return []  # no item index: a decoder ranks nothing from a catalog
+        """The titles of the run's collaborative tables (none without them)."""
+        return list(self.collaborative.index) if self.collaborative else []
 
     def rank_prompt(self, liked: Sequence[str], disliked: Sequence[str]) -> tuple[str, str]:
         """The prompt up to a candidate's title, and the template of the rest (``{candidate}``'s
@@ -128,16 +135,26 @@ class GenerativeRanker(Generator, task="rank"):
         return out
 
     def score(self, history: Mapping[str, Sequence[str]], candidates: Sequence[str]) -> np.ndarray:
-        """P(yes) / (P(yes) + P(no)) for each candidate, float32, in the order
-        given (``Predictor.score``'s meaning: P(the user enjoys it))."""
-        return sigmoid(self.rank_logits(history, candidates)).astype(np.float32)
+        """P(the user enjoys each candidate), float32, in the order given (``Predictor.score``'s
+        meaning): P(yes) / (P(yes) + P(no)), or with the run's collaborative tables their stack
+        over its log-odds (``recommend.tables``)."""
+        return sigmoid(self._logits(history, candidates)[0]).astype(np.float32)
 
     def rank(
         self, history: Mapping[str, Sequence[str]], candidates: Sequence[str], k: int | None = None
     ) -> list[Ranked]:
-        """Candidates best first by P(yes); the top ``k`` (ties in the order given)."""
+        """Candidates best first by P(yes), or with the run's tables by P(watches) x
+        P(enjoys | watches); the top ``k`` (ties in the order given)."""
         items = check_texts(candidates)
-        return ranked(items, self.rank_logits(history, items), None, k)
+        return ranked(items, *self._logits(history, items), k)
+
+    def _logits(
+        self, history: Mapping[str, Sequence[str]], candidates: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The like logits of ``candidates`` and, with collaborative tables, their exposure."""
+        text = self.rank_logits(history, candidates)
+        liked, disliked = check_history(history)
+        return add_tables(self.collaborative, liked, disliked, check_texts(candidates), text)
 
     def rank_batch(
         self, requests: Sequence[RankRequest], batch_size: int | None = None

@@ -44,19 +44,22 @@ def pair_scores(user: Any, items: Any) -> Any:
     return (user[..., :-1] * items[..., :-1]).sum(-1) + user[..., -1] + items[..., -1]
 
 
-def _read_item_index(
+def read_item_index(
     path: Path, catalog: bool
 ) -> tuple[dict[str, np.ndarray], CollaborativeTables | None, dict[str, str]]:
     """A rank bundle's item index: item text -> output row, the collaborative tables if any, and
-    title -> item text where an item template made the texts (``--item-template``)."""
+    title -> item text where an item template made the texts (``--item-template``). A decoder's
+    index has no rows (its titles are read with each request), only tables."""
     try:
         with np.load(path, allow_pickle=False) as index:
             titles = index["titles"].tolist()
-            vectors = index["vectors"]
-            if vectors.ndim != 2 or len(vectors) != len(titles):
-                raise ValueError(f"{len(titles)} titles but vectors of shape {vectors.shape}")
+            rows = {}
+            if "vectors" in index:
+                vectors = index["vectors"]
+                if vectors.ndim != 2 or len(vectors) != len(titles):
+                    raise ValueError(f"{len(titles)} titles but vectors of shape {vectors.shape}")
+                rows = dict(zip(titles, vectors, strict=True)) if catalog else {}
             tables = CollaborativeTables.from_arrays(index)
-            rows = dict(zip(titles, vectors, strict=True)) if catalog else {}
             aliases = {}
             if "alias_names" in index:
                 names, texts = index["alias_names"].tolist(), index["alias_texts"].tolist()
@@ -91,7 +94,7 @@ class Ranker(Predictor, task="rank"):
         self.collaborative: CollaborativeTables | None = None  # the run's tables, if any
         self._aliases: dict[str, str] = {}  # title -> the item text (an item template)
         if self.manifest.items_file:
-            self._catalog, self.collaborative, self._aliases = _read_item_index(
+            self._catalog, self.collaborative, self._aliases = read_item_index(
                 bundle.path / self.manifest.items_file, catalog
             )
 

@@ -45,6 +45,7 @@ from rec_edge.data.tasks import read_splits, run_name
 from rec_edge.metrics import classification_report, pair_report
 from rec_edge.models import resolve_model
 from rec_edge.recommend.protocols import PointwiseExample
+from rec_edge.tasks import task_spec
 from rec_edge.train.answers import DecoderTask, Row, answered, likeliest, pad, token_ids
 from rec_edge.train.generate import generate_task
 from rec_edge.train.precision import bf16_hardware, resolve_precision
@@ -111,6 +112,11 @@ def train_decoder(config: TrainConfig) -> TrainResult:
     }
     (work / RUN_FILE).write_text(json.dumps(run, indent=2), encoding="utf-8")
     finish_run_dir(work, final)
+    if task_spec(config.task).ranks and config.collaborative:
+        from rec_edge.recommend.collab import STAGE_METRICS, fit_collaborative
+
+        stage = fit_collaborative(final)  # the tables and the stack over the decoder's score
+        metrics["collaborative"] = {k: stage[k] for k in STAGE_METRICS}
     return TrainResult(final, metrics, seconds, len(task.skipped), 0, precision, max_length)
 
 
@@ -155,25 +161,19 @@ def _rank_task(config: TrainConfig, tokenizer: Any, fmt: ChatFormat) -> DecoderT
     instruction = config.instruction or RANK_INSTRUCTION
     _, splits = rank_rows(config)
     yes, no = RANK_ANSWERS
-
-    def parts(row: PointwiseExample) -> tuple[list[int], list[int]]:
-        head = fmt.prefix + rank_history(row.preference.liked, row.preference.disliked, instruction)
-        tail = rank_candidate(row.candidate) + fmt.suffix
-        return token_ids(tokenizer, head) + token_ids(tokenizer, tail), []
-
+    question = _rank_question(tokenizer, fmt, instruction)
     rows = []
     for row in splits["train"]:
-        asked, _ = parts(row)
+        asked = question(row)
         answer = token_ids(tokenizer, (yes if row.label == "yes" else no) + fmt.end_of_turn)
         rows.append((asked + answer, [-100] * len(asked) + answer))
-    answer_ids = (token_ids(tokenizer, yes)[0], token_ids(tokenizer, no)[0])
     limit = config.validation_limit or 500
 
     def evaluate(model: Any) -> dict[str, Any]:
         def report(examples: list[PointwiseExample]) -> dict[str, Any]:
             if len(examples) > limit:  # a seeded sample: the rows are in time order
                 examples = random.Random(config.seed).sample(examples, limit)
-            scores = _yes_logits(model, [parts(e)[0] for e in examples], answer_ids)
+            scores = _yes_logits(model, [question(e) for e in examples], _answer_ids(tokenizer))
             return pair_report([int(e.label == "yes") for e in examples], np.array(scores))
 
         return {
@@ -195,6 +195,37 @@ TASKS: dict[str, Callable[[TrainConfig, Any, ChatFormat], DecoderTask]] = {
     "rank": _rank_task,
     "generate": generate_task,
 }
+
+
+def rank_text_scores(run_dir: Path, rows: list[PointwiseExample]) -> np.ndarray:
+    """The text logits (log P(yes) - log P(no)) of ``rows`` by the merged model of the decoder
+    rank run in ``run_dir``, in PyTorch: the collaborative stage's text part (recommend.collab)."""
+    from rec_edge.train.runs import load_run
+
+    model, tokenizer = load_causal_lm(str(Path(run_dir) / "model"))
+    instruction = load_run(run_dir).instruction or RANK_INSTRUCTION
+    question = _rank_question(tokenizer, chat_format(tokenizer), instruction)
+    scores = _yes_logits(model, [question(r) for r in rows], _answer_ids(tokenizer))
+    return np.array(scores, dtype=np.float32)
+
+
+def _rank_question(
+    tokenizer: Any, fmt: ChatFormat, instruction: str
+) -> Callable[[PointwiseExample], list[int]]:
+    """A rank row's prompt ids: the user's titles and the candidate, up to the answer."""
+
+    def question(row: PointwiseExample) -> list[int]:
+        head = fmt.prefix + rank_history(row.preference.liked, row.preference.disliked, instruction)
+        tail = rank_candidate(row.candidate) + fmt.suffix
+        return token_ids(tokenizer, head) + token_ids(tokenizer, tail)
+
+    return question
+
+
+def _answer_ids(tokenizer: Any) -> tuple[int, int]:
+    """The first tokens of the answers "Yes" and "No"."""
+    yes, no = RANK_ANSWERS
+    return token_ids(tokenizer, yes)[0], token_ids(tokenizer, no)[0]
 
 
 def _yes_logits(model: Any, prompts: list[list[int]], answers: tuple[int, int]) -> list[float]:

@@ -481,10 +481,8 @@ def train(config: TrainConfig) -> TrainResult:
         shutil.rmtree(work / "checkpoints", ignore_errors=True)
     finish_run_dir(work, final)
     if built.rank and config.collaborative:
-        from rec_edge.recommend.collab import fit_collaborative
+        from rec_edge.recommend.collab import STAGE_METRICS, fit_collaborative
 
         stage = fit_collaborative(final)
-        metrics["collaborative"] = {
-            k: stage[k] for k in ("validation_auc", "validation_auc_text_only", "best_epoch")
-        }
+        metrics["collaborative"] = {k: stage[k] for k in STAGE_METRICS}
     return result

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from rec_edge.bundle import SCHEMA_VERSION
 from rec_edge.cli import main
 from rec_edge.config import DecoderExportConfig, GenerationConfig
 from rec_edge.errors import BundleError, ConfigError
@@ -47,7 +48,7 @@ def test_the_bundle_describes_a_decoder_and_the_gate_kept_int4(bundles: dict[str
 
     manifest = json.loads((bundles["int4"] / "rec_edge.json").read_text())
     assert manifest["family"] == "decoder" and manifest["task"] == "generate"
-    assert manifest["schema_version"] == "1.6"
+    assert manifest["schema_version"] == SCHEMA_VERSION
     decoder = manifest["decoder"]
     assert (
         decoder["prompt_prefix"].startswith("<|im_start|>")

@@ -1,7 +1,8 @@
 """TALLRec with a language model: LoRA on "Will the user enjoy X? Answer Yes or No." (the tiny
 random Llama of conftest, SmolLM2's tokenizer, synthetic interactions), a rank decoder bundle,
 and the torch-free Generator's P(Yes) / (P(Yes) + P(No)) with the user's history run once:
-PyTorch's numbers, independent of the other candidates, through `score` and `serve`."""
+PyTorch's numbers, independent of the other candidates, through `score` and `serve`; a run's
+collaborative tables and stack over that score, carried into the bundle exported from the run."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from rec_edge.bundle import SCHEMA_VERSION
 from rec_edge.cli import main
 from rec_edge.config import DecoderExportConfig, ScoreConfig, TrainConfig
 from rec_edge.data.prompts import rank_candidate, rank_history
-from rec_edge.runtime import Generator, load
+from rec_edge.recommend.tables import add_tables, load_tables, rank_values
+from rec_edge.runtime import GenerativeRanker, Generator, load
 from rec_edge.scoring import score
 from tests.helpers import live_server, write_interactions
 
@@ -72,6 +75,11 @@ def test_the_run_records_tallrec_and_its_validation_auc(rank_run: Path) -> None:
     assert run["loss"]["last"] < run["loss"]["first"]
     validation = run["metrics"]["validation"]
     assert validation["n"] == 12 and 0.0 <= validation["auc"] <= 1.0
+    # the collaborative stage fitted its tables and stack over the decoder's log-odds of "Yes"
+    stage = run["collaborative"]
+    assert stage["encoder"] == "torch" and stage["rows"] == 24
+    assert stage["stack"]["validation_rows"] == 12 and stage["stack"]["like"]["chosen"]
+    assert (rank_run / "collab.npz").is_file()
 
 
 def test_scores_are_pytorchs_and_do_not_depend_on_the_other_candidates(
@@ -116,7 +124,22 @@ def test_cli_export_gates_on_the_runs_validation_auc(rank_run: Path, tmp_path: P
     gate = manifest["metrics"]["gate"]
     assert all(row["rows"] == 12 and "auc" in row for row in gate) and gate[-1]["kept"]
     assert "AUC on 12 validation rows" in manifest["recipe"]["choice_rule"]
-    assert isinstance(load(out), Generator) and len(load(out).score(HISTORY, CANDIDATES)) == 4
+    # the run's tables and stack ride in the bundle: P(enjoys) is their stack over the log-odds
+    assert manifest["items_file"] == "items.npz" and manifest["schema_version"] == SCHEMA_VERSION
+    assert manifest["source"]["collaborative"]["encoder"] == "torch"
+    generator = load(out)
+    assert isinstance(generator, GenerativeRanker) and generator.collaborative is not None
+    assert generator.catalog == sorted(generator.collaborative.index)
+    assert "Movie 2" in generator.catalog
+    items = ["Movie 2", "Movie 11", "No such film (2031)"]  # the last one off the catalog
+    text = generator.rank_logits(HISTORY, items)
+    like, exposure = add_tables(
+        load_tables(out / "items.npz"), HISTORY["liked"], HISTORY["disliked"], items, text
+    )
+    assert exposure is not None and not np.allclose(like, text)
+    assert np.allclose(generator.score(HISTORY, items), 1 / (1 + np.exp(-like)), atol=1e-6)
+    order = np.argsort(-rank_values(like, exposure), kind="stable")
+    assert [r.item for r in generator.rank(HISTORY, items)] == [items[i] for i in order]
 
 
 def test_score_and_serve_rank_with_a_decoder_bundle(rank_bundle_fp32: Path, tmp_path: Path) -> None:
