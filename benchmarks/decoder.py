@@ -149,6 +149,7 @@ def speed(
 def _rec_edge_engine(path: Path, threads: int, in_place: bool = True):  # type: ignore[no-untyped-def]
     generator = Generator.load(path, threads=threads)
     generator._in_place &= in_place  # False: the loop that feeds the cache back (a copy a step)
+    generator.batching &= in_place  # one stream: the batch of one row (the default), or not
     config = GenerationConfig(max_new_tokens=NEW_TOKENS)
     generator.spec = dataclasses.replace(generator.spec, stop_token_ids=())  # 64 tokens each
 
@@ -326,7 +327,9 @@ def streams(bundle: Path, counts: list[int], rounds: int, threads: int) -> dict:
     """Several requests writing at once through one Generator (as ``rec-edge serve`` runs
     them: a thread each, one onnxruntime session): for each number of streams, ``rounds``
     waves of that many requests (the probe prompts in turn, 64 new tokens each), the tokens
-    all of them wrote over the wave's wall time, and each request's own figures."""
+    all of them wrote over the wave's wall time, and each request's own figures; each wave
+    twice in turn, the answers decoded together (``runtime.batching``, the default) and each
+    alone (``Generator.batching = False``: its own cache, concurrent session runs)."""
     from concurrent.futures import ThreadPoolExecutor
 
     generator = Generator.load(bundle, threads=threads)
@@ -342,33 +345,40 @@ def streams(bundle: Path, counts: list[int], rounds: int, threads: int) -> dict:
             stamps.append(time.perf_counter())
         return {**_timing(started, stamps, len(generator.encode(prompt))), "end": stamps[-1]}
 
-    result = {}
+    result: dict = {}
     prompts = list(PROBE_PROMPTS)
+    modes = {"batched": True, "alone": False}
     for count in counts:
-        waves = []
+        waves: dict[str, list] = {mode: [] for mode in modes}
         with ThreadPoolExecutor(count) as pool:
             for r in range(rounds):
                 texts = [prompts[(r * count + i) % len(prompts)] for i in range(count)]
-                started = time.perf_counter()
-                rows = list(pool.map(one, texts))
-                wall = max(row["end"] for row in rows) - started
-                waves.append(
-                    {"wall_s": wall, "tokens": sum(row["tokens"] for row in rows), "rows": rows}
-                )
-        per_request = [row["decode_tokens_per_s"] for w in waves for row in w["rows"]]
-        ttft = sorted(row["ttft_s"] for w in waves for row in w["rows"])
-        result[str(count)] = {
-            "aggregate_tokens_per_s_p50": round(
-                statistics.median(w["tokens"] / w["wall_s"] for w in waves), 1
-            ),
-            "per_request_decode_tokens_per_s_p50": round(statistics.median(per_request), 1),
-            "ttft_ms_p50": round(1000 * statistics.median(ttft), 1),
-            "ttft_ms_p99": round(1000 * ttft[int(0.99 * (len(ttft) - 1))], 1),
-            "waves": waves,
-        }
-        summary = {k: v for k, v in result[str(count)].items() if k != "waves"}
-        print(f"{count} streams", json.dumps(summary), flush=True)
+                for mode, batching in modes.items():
+                    generator.batching = batching
+                    started = time.perf_counter()
+                    rows = list(pool.map(one, texts))
+                    wall = max(row["end"] for row in rows) - started
+                    tokens = sum(row["tokens"] for row in rows)
+                    waves[mode].append({"wall_s": wall, "tokens": tokens, "rows": rows})
+        result[str(count)] = {mode: _streams_summary(w) for mode, w in waves.items()}
+        for mode in modes:
+            summary = {k: v for k, v in result[str(count)][mode].items() if k != "waves"}
+            print(f"{count} streams {mode}", json.dumps(summary), flush=True)
     return result
+
+
+def _streams_summary(waves: list[dict]) -> dict:
+    per_request = [row["decode_tokens_per_s"] for w in waves for row in w["rows"]]
+    ttft = sorted(row["ttft_s"] for w in waves for row in w["rows"])
+    return {
+        "aggregate_tokens_per_s_p50": round(
+            statistics.median(w["tokens"] / w["wall_s"] for w in waves), 1
+        ),
+        "per_request_decode_tokens_per_s_p50": round(statistics.median(per_request), 1),
+        "ttft_ms_p50": round(1000 * statistics.median(ttft), 1),
+        "ttft_ms_p99": round(1000 * ttft[int(0.99 * (len(ttft) - 1))], 1),
+        "waves": waves,
+    }
 
 
 def main() -> None:

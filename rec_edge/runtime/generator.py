@@ -27,6 +27,7 @@ from rec_edge.bundle import MANIFEST_FILE, Bundle, load_bundle
 from rec_edge.config import GenerationConfig
 from rec_edge.data.prompts import fit_prompt, render_chat
 from rec_edge.errors import BundleError, DataError
+from rec_edge.runtime.batching import StepBatcher
 from rec_edge.runtime.decoding import (
     DecoderSpec,
     Usage,
@@ -107,6 +108,19 @@ class Generator:
             and self.provider == "CPUExecutionProvider"
             and "position_ids" not in self.input_names
         )
+        self._batcher = (
+            StepBatcher(
+                self.session,
+                self.past_names,
+                self.spec.num_kv_heads,
+                self.spec.head_dim,
+                KEEP_INPUT if KEEP_INPUT in self.input_names else None,
+            )
+            if self._in_place
+            else None
+        )
+        # answers written at the same time decode together (False: each alone, as before)
+        self.batching = self._batcher is not None
 
     @classmethod
     def load(
@@ -327,7 +341,7 @@ class Generator:
         ids = self._prompt_ids(prompt, min(config.max_new_tokens, self.manifest.max_length - 1))
         usage.prompt_tokens = len(ids)
         room = min(len(ids) + config.max_new_tokens, self.manifest.max_length)
-        steps = self._steps_in_place(ids, room) if self._in_place else self._steps(ids)
+        steps = self._decode_steps(ids, room)
         logits = next(steps)
         stop = set(self.spec.stop_token_ids)
         usage.finish_reason = "length"
@@ -343,6 +357,17 @@ class Generator:
             yield token
             if len(ids) + usage.completion_tokens >= self.manifest.max_length:
                 return
+
+    def _decode_steps(self, ids: list[int], room: int) -> Generator_[np.ndarray, int, None]:
+        """The decode loop of an answer of at most ``room`` tokens: on the CPU with the fused
+        graph, in a row of the shared cache, decoded together with the other answers being
+        written (``runtime.batching``), or in a cache of its own when no row is free; else
+        the copying loop."""
+        if self._batcher is not None and self.batching:
+            answer = self._batcher.open(room)
+            if answer is not None:
+                return self._batcher.steps(answer, ids)
+        return self._steps_in_place(ids, room) if self._in_place else self._steps(ids)
 
     def _steps(self, ids: list[int]) -> Generator_[np.ndarray, int, None]:
         """The next token's logits after the prompt ``ids``, then after each token sent; the

@@ -132,5 +132,5 @@ def test_decoding_in_place_gives_the_copying_loops_logits(decoder_bundle: Path) 
         a, b = copying.send(token), in_place.send(token)
     greedy = GenerationConfig(max_new_tokens=20)
     text = generator.generate(generator.prompt("Say something"), greedy)
-    generator._in_place = False
+    generator._in_place, generator.batching = False, False
     assert generator.generate(generator.prompt("Say something"), greedy) == text
