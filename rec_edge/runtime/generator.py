@@ -358,6 +358,12 @@ class Generator:
             if len(ids) + usage.completion_tokens >= self.manifest.max_length:
                 return
 
+    @property
+    def decode_stats(self) -> dict[str, int]:
+        """Batched decode steps run since load (``steps``) and the answers they carried
+        (``rows``): ``rows / steps`` answers were decoded together on average."""
+        return dict(self._batcher.stats) if self._batcher else {"steps": 0, "rows": 0}
+
     def _decode_steps(self, ids: list[int], room: int) -> Generator_[np.ndarray, int, None]:
         """The decode loop of an answer of at most ``room`` tokens: on the CPU with the fused
         graph, in a row of the shared cache, decoded together with the other answers being

@@ -317,7 +317,7 @@ class Server:
         usage = Usage()
         write = functools.partial(generator.generate, completion.prompt, completion.config, usage)
         try:
-            running = asyncio.get_running_loop().run_in_executor(model.executor, write)
+            running = asyncio.get_running_loop().run_in_executor(model.writers, write)
             text = await asyncio.wait_for(running, self.config.timeout_s)
         except TimeoutError:
             return _error(
@@ -359,7 +359,7 @@ class Server:
         if answer.chat:
             yield answer.chunk(None, first=True)
         try:
-            async for piece in stream_pieces(pieces, model.executor):
+            async for piece in stream_pieces(pieces, model.writers):
                 yield answer.chunk(piece)
         except RecEdgeError as error:  # the status is sent: the error goes as an event
             yield f"data: {json.dumps(RequestError(422, 'invalid_request', str(error)).body())}\n\n"
@@ -387,6 +387,11 @@ class Server:
         return JSONResponse({"status": "ready", "models": list(self.models)})
 
     async def render_metrics(self, _: Request) -> Response:
+        for model in self.models.values():
+            if isinstance(model.predictor, Generator):
+                stats = model.predictor.decode_stats
+                self.metrics.decode_steps.labels(model.name).set(stats["steps"])
+                self.metrics.decode_answers.labels(model.name).set(stats["rows"])
         return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")
 
     async def openapi(self, _: Request) -> Response:

@@ -1,5 +1,6 @@
 """TORCH-FREE Prometheus metrics of `rec-edge serve` (prometheus-client, one registry per app):
-requests by status, latency, batch sizes, queue depth, items answered and their rate."""
+requests by status, latency, batch sizes, queue depth, items answered and their rate, and a
+decoder's batched decode steps."""
 
 from __future__ import annotations
 
@@ -38,6 +39,19 @@ class ServeMetrics:
         self.rate = Gauge(
             "rec_edge_items_per_second",
             "Items answered per second over the last 10 s",
+            ["model"],
+            registry=r,
+        )
+
+        self.decode_steps = Gauge(
+            "rec_edge_decode_steps",
+            "Batched decode steps a decoder bundle's Generator ran since it was loaded",
+            ["model"],
+            registry=r,
+        )
+        self.decode_answers = Gauge(
+            "rec_edge_decode_step_answers",
+            "Answers those steps carried (over the steps: how many were decoded together)",
             ["model"],
             registry=r,
         )

@@ -16,6 +16,7 @@ import numpy as np
 from rec_edge.config import GenerationConfig, ServeConfig
 from rec_edge.errors import BundleError
 from rec_edge.runtime import Generator, Predictor, load
+from rec_edge.runtime.batching import SLOTS
 from rec_edge.runtime.outputs import softmax
 from rec_edge.runtime.requests import RankRequest
 from rec_edge.runtime.runs import RUN_LENGTHS, calibration_texts, fastest
@@ -170,6 +171,11 @@ class ServedModel:
         self.session_batch = session_batch(predictor, config)
         self.loaded_at = time.time()
         self.executor = ThreadPoolExecutor(config.runs, thread_name_prefix=f"rec-edge-{name}")
+        # a decoder's answers: as many written at once as its Generator decodes together
+        self.writers = ThreadPoolExecutor(
+            SLOTS if isinstance(predictor, Generator) else 1,
+            thread_name_prefix=f"rec-edge-{name}-writer",
+        )
         self.batcher: MicroBatcher | None = None
         self._reloading = asyncio.Lock()
 
@@ -199,6 +205,7 @@ class ServedModel:
         if self.batcher is not None:
             await self.batcher.close()
         self.executor.shutdown(wait=True)
+        self.writers.shutdown(wait=True)
 
     def _run(self, items: list[Any]) -> Sequence[Any]:
         """One session run for the items of several requests (in the executor thread)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 
@@ -105,6 +106,61 @@ def test_a_streamed_chat_is_the_same_answer_in_pieces(writer: Path, client: open
         chunks[-1].usage is not None
         and chunks[-1].usage.completion_tokens == usage.completion_tokens
     )
+
+
+def test_concurrent_streams_are_written_together_each_its_own_answer(
+    writer: Path, client: openai.OpenAI, live: LiveServer
+) -> None:
+    """Four streamed chats at once: the server writes them side by side (its Generator decodes
+    them together, runtime.batching), each the answer it gets alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    questions = ["Tell me about the sea.", "Name a colour.", "Why?", "Write a long story " * 5]
+    generator = Generator.load(writer)
+    alone = [
+        generator.generate(
+            generator.chat_prompt([{"role": "user", "content": q}]),
+            GenerationConfig(max_new_tokens=24),
+        )
+        for q in questions
+    ]
+
+    def ask(question: str) -> str:
+        pieces = []
+        stream = client.chat.completions.create(
+            model="writer",
+            messages=[{"role": "user", "content": question}],
+            max_tokens=24,
+            temperature=0,
+            stream=True,
+        )
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                pieces.append(chunk.choices[0].delta.content)
+        return "".join(pieces)
+
+    def decoded() -> tuple[float, float]:
+        text = httpx.get(f"{live.url}/metrics").text
+        values = [
+            float(line.split()[-1])
+            for name in ("rec_edge_decode_steps", "rec_edge_decode_step_answers")
+            for line in text.splitlines()
+            if line.startswith(name + '{model="writer"}')
+        ]
+        return values[0], values[1]
+
+    together = False
+    for _ in range(3):  # requests overlap on the server unless one wave comes in too slowly
+        steps, rows = decoded()
+        with ThreadPoolExecutor(len(questions)) as pool:
+            answers = list(pool.map(ask, questions))
+        assert answers == alone
+        more_steps, more_rows = decoded()
+        assert more_steps > steps
+        together = more_rows - rows > more_steps - steps  # some steps carried several answers
+        if together:
+            break
+    assert together
 
 
 def test_text_completion_and_seeded_sampling(writer: Path, client: openai.OpenAI) -> None:
