@@ -30,6 +30,7 @@ from rec_edge.config import DecoderExportConfig, TrainConfig
 from rec_edge.data.prompts import RANK_INSTRUCTION
 from rec_edge.export.decoder import export_decoder
 from rec_edge.metrics import roc_auc
+from rec_edge.recommend.collab import COLLAB_FILE, fit_collaborative
 from rec_edge.recommend.interactions import read_interactions
 from rec_edge.recommend.protocols import PointwiseExample, pointwise_splits
 from rec_edge.recommend.tables import add_tables
@@ -85,6 +86,10 @@ def main() -> None:
     parser.add_argument("--test-rows", type=int, default=1000)
     parser.add_argument("--work", default="runs/decoder-tallrec")
     parser.add_argument("--out", default="benchmarks/results/decoder-tallrec")
+    parser.add_argument(
+        "--reuse", action="store_true",
+        help="a finished run of the part in --work is kept (its stack fitted if it has none)",
+    )
     args = parser.parse_args()
     work, out = Path(args.work), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -109,15 +114,21 @@ def main() -> None:
         name=f"ml100k-{args.shots}-seed{args.seed}", runs_dir=str(work / "runs"),
         max_steps=args.max_steps, validation_limit=300, rank_test=False, force=True,
     )
-    run = train(config)
-    train_seconds = time.perf_counter() - started
-    record = json.loads((run.run_dir / "run.json").read_text("utf-8"))
+    run_dir = Path(config.runs_dir) / config.name
+    if args.reuse and (run_dir / "run.json").is_file():  # a finished run of this part: its model
+        if not (run_dir / COLLAB_FILE).is_file():  # trained before the stack fit a decoder's
+            fit_collaborative(run_dir)
+        train_seconds = json.loads((run_dir / "run.json").read_text("utf-8"))["train_seconds"]
+    else:
+        run_dir = train(config).run_dir
+        train_seconds = time.perf_counter() - started
+    record = json.loads((run_dir / "run.json").read_text("utf-8"))
     bundle = work / f"bundle-{args.shots}-seed{args.seed}"
     started = time.perf_counter()
     result = export_decoder(
         DecoderExportConfig(
-            model=str(run.run_dir / "model"), out=str(bundle), task="rank",
-            instruction=record["instruction"], run_dir=str(run.run_dir),
+            model=str(run_dir / "model"), out=str(bundle), task="rank",
+            instruction=record["instruction"], run_dir=str(run_dir),
             max_length=record["max_length"], force=True,
         )
     )
