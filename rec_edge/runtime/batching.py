@@ -187,15 +187,21 @@ class StepBatcher:
             self._cond.wait()
 
     def _binding_of(self, views: list[np.ndarray]) -> Any:
-        """An I/O binding whose past and present are ``views`` of the cache buffers."""
-        import onnxruntime as ort
+        return bind_cache(self._session, self._names, views, self._keep)
 
-        binding = self._session.io_binding()
-        binding.bind_output("logits")
-        for name, view in zip(self._names, views, strict=True):
-            value = ort.OrtValue.ortvalue_from_numpy(view)
-            binding.bind_ortvalue_input(name, value)
-            binding.bind_ortvalue_output(name.replace("past_key_values", "present"), value)
-        if self._keep:
-            binding.bind_cpu_input(self._keep, np.array(1, np.int64))
-        return binding
+
+def bind_cache(session: Any, names: list[str], views: list[np.ndarray], keep: str | None) -> Any:
+    """An I/O binding of ``session`` whose past inputs ``names`` and their present outputs are
+    the same ``views`` of cache buffers (GroupQueryAttention appends to them in place); the
+    logits are its output, ``keep`` (the input that keeps the last logits only) set to 1."""
+    import onnxruntime as ort
+
+    binding = session.io_binding()
+    binding.bind_output("logits")
+    for name, view in zip(names, views, strict=True):
+        value = ort.OrtValue.ortvalue_from_numpy(view)
+        binding.bind_ortvalue_input(name, value)
+        binding.bind_ortvalue_output(name.replace("past_key_values", "present"), value)
+    if keep:
+        binding.bind_cpu_input(keep, np.array(1, np.int64))
+    return binding

@@ -27,7 +27,7 @@ from rec_edge.bundle import MANIFEST_FILE, Bundle, load_bundle
 from rec_edge.config import GenerationConfig
 from rec_edge.data.prompts import fit_prompt, render_chat
 from rec_edge.errors import BundleError, DataError
-from rec_edge.runtime.batching import StepBatcher
+from rec_edge.runtime.batching import StepBatcher, bind_cache
 from rec_edge.runtime.decoding import (
     DecoderSpec,
     Usage,
@@ -390,18 +390,10 @@ class Generator:
         """``_steps`` over one cache buffer per layer of ``room`` positions, bound once:
         GroupQueryAttention reads and writes it in place (its past and present are the same
         buffer), so a step copies and allocates no cache. The fused graph on the CPU."""
-        import onnxruntime as ort
-
         shape = (1, self.spec.num_kv_heads, room, self.spec.head_dim)
         buffers = [np.zeros(shape, np.float32) for _ in self.past_names]
-        binding = self.session.io_binding()
-        binding.bind_output("logits")
-        for name, buffer in zip(self.past_names, buffers, strict=True):
-            value = ort.OrtValue.ortvalue_from_numpy(buffer)
-            binding.bind_ortvalue_input(name, value)
-            binding.bind_ortvalue_output(name.replace("past_key_values", "present"), value)
-        if KEEP_INPUT in self.input_names:
-            binding.bind_cpu_input(KEEP_INPUT, np.array(1, np.int64))
+        keep = KEEP_INPUT if KEEP_INPUT in self.input_names else None
+        binding = bind_cache(self.session, self.past_names, buffers, keep)
         step, total = np.array([ids], np.int64), 0
         while True:
             total += step.shape[1]
