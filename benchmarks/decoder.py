@@ -355,11 +355,18 @@ def streams(bundle: Path, counts: list[int], rounds: int, threads: int) -> dict:
                 texts = [prompts[(r * count + i) % len(prompts)] for i in range(count)]
                 for mode, batching in modes.items():
                     generator.batching = batching
+                    before = generator.decode_stats
                     started = time.perf_counter()
                     rows = list(pool.map(one, texts))
                     wall = max(row["end"] for row in rows) - started
                     tokens = sum(row["tokens"] for row in rows)
-                    waves[mode].append({"wall_s": wall, "tokens": tokens, "rows": rows})
+                    after = generator.decode_stats  # batched steps, and the answers they carried
+                    steps = after["steps"] - before["steps"]
+                    answers = after["rows"] - before["rows"]
+                    waves[mode].append(
+                        {"wall_s": wall, "tokens": tokens, "rows": rows, "steps": steps,
+                         "step_answers": answers}
+                    )
         result[str(count)] = {mode: _streams_summary(w) for mode, w in waves.items()}
         for mode in modes:
             summary = {k: v for k, v in result[str(count)][mode].items() if k != "waves"}
@@ -377,6 +384,9 @@ def _streams_summary(waves: list[dict]) -> dict:
         "per_request_decode_tokens_per_s_p50": round(statistics.median(per_request), 1),
         "ttft_ms_p50": round(1000 * statistics.median(ttft), 1),
         "ttft_ms_p99": round(1000 * ttft[int(0.99 * (len(ttft) - 1))], 1),
+        "answers_per_step": round(
+            sum(w["step_answers"] for w in waves) / max(1, sum(w["steps"] for w in waves)), 2
+        ),
         "waves": waves,
     }
 
