@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from rec_edge.config import GenerationConfig
 from rec_edge.runtime import Generator
@@ -113,3 +114,30 @@ def test_rows_are_bounded_by_slots_and_room(decoder_bundle: Path) -> None:
         assert answer is not None
         batcher._close(answer)
     assert batcher.open(8) is not None
+
+
+def test_a_failed_step_fails_its_answers_and_the_rows_recover(
+    decoder_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batched step that raises (a broken session run): each answer in it hears the error,
+    gives its row back, and the next answers decode as before."""
+    generator = Generator.load(decoder_bundle)
+    batcher = generator._batcher
+    assert batcher is not None
+    expected = logits_of(generator, PROMPTS[0], forced_tokens(0))
+    run = generator.session.run_with_iobinding
+    calls = {"n": 0}
+
+    def second_run_fails(binding: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the prompt's run passes, the first step fails
+            raise RuntimeError("the session failed")
+        run(binding)
+
+    monkeypatch.setattr(generator.session, "run_with_iobinding", second_run_fails)
+    with pytest.raises(RuntimeError, match="the session failed"):
+        logits_of(generator, PROMPTS[0], forced_tokens(0))
+    assert batcher._held == 0 and batcher._rows == [] and not batcher._running
+    again = logits_of(generator, PROMPTS[0], forced_tokens(0))
+    for a, b in zip(again, expected, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
