@@ -328,8 +328,9 @@ def streams(bundle: Path, counts: list[int], rounds: int, threads: int) -> dict:
     them: a thread each, one onnxruntime session): for each number of streams, ``rounds``
     waves of that many requests (the probe prompts in turn, 64 new tokens each), the tokens
     all of them wrote over the wave's wall time, and each request's own figures; each wave
-    twice in turn, the answers decoded together (``runtime.batching``, the default) and each
-    alone (``Generator.batching = False``: its own cache, concurrent session runs)."""
+    three times in turn: the answers decoded together (``runtime.batching``, the default:
+    prompts first), together with prompts and steps taking turns, and each alone
+    (``Generator.batching = False``: its own cache, concurrent session runs)."""
     from concurrent.futures import ThreadPoolExecutor
 
     generator = Generator.load(bundle, threads=threads)
@@ -347,14 +348,17 @@ def streams(bundle: Path, counts: list[int], rounds: int, threads: int) -> dict:
 
     result: dict = {}
     prompts = list(PROBE_PROMPTS)
-    modes = {"batched": True, "alone": False}
+    # batched (prompts first: the default), batched with prompts and steps taking turns, alone
+    modes = {"batched": (True, True), "batched-turns": (True, False), "alone": (False, True)}
+    assert generator._batcher is not None
     for count in counts:
         waves: dict[str, list] = {mode: [] for mode in modes}
         with ThreadPoolExecutor(count) as pool:
             for r in range(rounds):
                 texts = [prompts[(r * count + i) % len(prompts)] for i in range(count)]
-                for mode, batching in modes.items():
+                for mode, (batching, prompts_first) in modes.items():
                     generator.batching = batching
+                    generator._batcher.prompts_first = prompts_first
                     before = generator.decode_stats
                     started = time.perf_counter()
                     rows = list(pool.map(one, texts))

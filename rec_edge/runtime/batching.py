@@ -6,11 +6,13 @@ I/O binding as both the past input and the present output (as ``Generator._steps
 binds one row). An answer's prompt runs alone into a free row (one prompt at a time); from then
 on every answer being written takes its next token in one batched step over the first rows:
 GroupQueryAttention appends each row's token at that row's own length (the attention mask's row
-sum; the token in its last column) and reads no further. A step runs when every answer has sent its token, or
-``GATHER`` seconds after the first one did; a row whose reader is late rides along with a
-placeholder token whose cache entry its own next step overwrites, its logits dropped. An answer
-that ends gives its row to the last one (that row's cache moved), so the rows being written stay
-first. Answers beyond ``SLOTS`` at once, or longer than ``ROOM`` tokens, decode alone.
+sum; the token in its last column) and reads no further. A step runs when every answer has sent
+its token, or ``GATHER`` seconds after the first one did, and no new prompt waits to run
+(prompts first: a new answer's first token is not held back by the others' steps). A row whose
+reader is late rides along with a placeholder token whose cache entry its own next step
+overwrites, its logits dropped. An answer that ends gives its row to the last one (that row's
+cache moved), so the rows being written stay first. Answers beyond ``SLOTS`` at once, or longer
+than ``ROOM`` tokens, decode alone.
 """
 
 from __future__ import annotations
@@ -58,6 +60,10 @@ class StepBatcher:
         self._rows: list[_Answer] = []  # the answers being written; row i is slot i
         self._held = 0  # slots taken: rows, and answers whose prompt is to run
         self._running = False  # a batched step is running
+        self._prompting = 0  # prompts waiting to run or running: steps wait for them
+        # prompts first: a step waits while a prompt is to run (a new answer's first token comes
+        # sooner, the answers being written pause); False: they take turns as they come
+        self.prompts_first = True
         self._since = 0.0  # when the first token still waiting for a step was sent
         self._bindings: dict[int, Any] = {}  # rows -> the I/O binding of the first rows
         self.stats = {"steps": 0, "rows": 0}  # batched steps run, and the answers they carried
@@ -82,6 +88,16 @@ class StepBatcher:
 
     def _prompt(self, answer: _Answer, ids: list[int]) -> np.ndarray:
         """Run the prompt into the first free row, then join the rows being written."""
+        with self._cond:
+            self._prompting += 1
+        try:
+            return self._run_prompt(answer, ids)
+        finally:
+            with self._cond:
+                self._prompting -= 1
+                self._cond.notify_all()
+
+    def _run_prompt(self, answer: _Answer, ids: list[int]) -> np.ndarray:
         with self._prompts:
             with self._cond:
                 answer.slot = len(self._rows)  # free: other prompts wait, leavers move down
@@ -120,7 +136,10 @@ class StepBatcher:
         return answer.logits
 
     def _ready(self) -> bool:
-        """Every answer has sent its token, or the first one sent has waited ``GATHER``."""
+        """Every answer has sent its token, or the first one sent has waited ``GATHER``; and no
+        prompt is to run (``prompts_first``)."""
+        if self._prompting and self.prompts_first:
+            return False
         sent = sum(a.token is not None for a in self._rows)
         return sent > 0 and (sent == len(self._rows) or time.monotonic() - self._since >= GATHER)
 
