@@ -12,7 +12,7 @@ import numpy as np
 from rec_edge.bundle import MANIFEST_FILE, Bundle
 from rec_edge.data.prompts import rank_history
 from rec_edge.errors import BundleError
-from rec_edge.recommend.tables import CollaborativeTables, add_tables
+from rec_edge.recommend.tables import LIKE_FEATURES, CollaborativeTables, add_tables
 from rec_edge.runtime.generator import CANDIDATES_A_RUN, Generator
 from rec_edge.runtime.outputs import (
     Prediction,
@@ -151,10 +151,23 @@ class GenerativeRanker(Generator, task="rank"):
     def _logits(
         self, history: Mapping[str, Sequence[str]], candidates: Sequence[str]
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """The like logits of ``candidates`` and, with collaborative tables, their exposure."""
-        text = self.rank_logits(history, candidates)
+        """The like logits of ``candidates`` and, with collaborative tables, their exposure.
+        The model runs only where the stack reads its score: not where the stack gave the text
+        no weight and every candidate is in the catalog (the answer is the same, at no cost)."""
+        items = check_texts(candidates)
         liked, disliked = check_history(history)
-        return add_tables(self.collaborative, liked, disliked, check_texts(candidates), text)
+        if self._reads_text(items):
+            text = self.rank_logits(history, items)
+        else:
+            text = np.zeros(len(items), np.float32)
+        return add_tables(self.collaborative, liked, disliked, items, text)
+
+    def _reads_text(self, items: Sequence[str]) -> bool:
+        tables = self.collaborative
+        if tables is None or tables.stack is None:
+            return True
+        text = tables.stack.like_weights[LIKE_FEATURES.index("text")]
+        return bool(text != 0.0) or any(item not in tables.index for item in items)
 
     def rank_batch(
         self, requests: Sequence[RankRequest], batch_size: int | None = None

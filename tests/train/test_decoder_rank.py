@@ -140,6 +140,22 @@ def test_cli_export_gates_on_the_runs_validation_auc(rank_run: Path, tmp_path: P
     assert np.allclose(generator.score(HISTORY, items), 1 / (1 + np.exp(-like)), atol=1e-6)
     order = np.argsort(-rank_values(like, exposure), kind="stable")
     assert [r.item for r in generator.rank(HISTORY, items)] == [items[i] for i in order]
+    # a stack that gives the text no weight needs no model run for catalog titles
+    stack = generator.collaborative.stack
+    assert stack is not None
+    stack.like_weights[0] = 0.0  # "text", the first like part
+    known = items[:2]
+    expected = add_tables(
+        generator.collaborative, HISTORY["liked"], HISTORY["disliked"], known, text[:2]
+    )[0]
+
+    def no_run(*_: object) -> None:
+        raise AssertionError("the model ran")
+
+    generator.rank_logits = no_run  # type: ignore[method-assign]
+    assert np.allclose(generator.score(HISTORY, known), 1 / (1 + np.exp(-expected)), atol=1e-6)
+    with pytest.raises(AssertionError, match="the model ran"):  # a title off the catalog
+        generator.score(HISTORY, items)
 
 
 def test_score_and_serve_rank_with_a_decoder_bundle(rank_bundle_fp32: Path, tmp_path: Path) -> None:
