@@ -41,7 +41,10 @@ def logits_of(generator: Generator, prompt: str, tokens: list[int]) -> list[np.n
     return out
 
 
-def test_concurrent_answers_get_the_logits_they_get_alone(decoder_bundle: Path) -> None:
+@pytest.mark.parametrize("prompts_first", [True, False])
+def test_concurrent_answers_get_the_logits_they_get_alone(
+    decoder_bundle: Path, prompts_first: bool
+) -> None:
     generator = Generator.load(decoder_bundle)
     assert generator.batching  # the fused graph on the CPU
     generator.batching = False
@@ -49,6 +52,7 @@ def test_concurrent_answers_get_the_logits_they_get_alone(decoder_bundle: Path) 
     generator.batching = True
     batcher = generator._batcher
     assert batcher is not None
+    batcher.prompts_first = prompts_first  # steps wait for prompts, or take turns with them
     got: dict[int, list[np.ndarray]] = {}
     errors: list[BaseException] = []
     start = threading.Barrier(len(PROMPTS))
