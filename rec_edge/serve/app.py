@@ -11,7 +11,7 @@ import json
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rec_edge._version import __version__
 from rec_edge.config import ServeConfig
-from rec_edge.errors import ConfigError, DataError, RecEdgeError
+from rec_edge.errors import ConfigError, DataError
 from rec_edge.runtime.decoding import Usage
 from rec_edge.runtime.generator import Generator
 from rec_edge.serve.batcher import Overloaded
@@ -39,13 +39,11 @@ from rec_edge.serve.kserve import KServe
 from rec_edge.serve.metrics import ServeMetrics
 from rec_edge.serve.models import ServedModel
 from rec_edge.serve.openai import (
-    DONE,
     Answer,
-    Completion,
+    answer_events,
     check_size,
     decode_completion,
     prompt_for,
-    stream_pieces,
 )
 from rec_edge.serve.schema import (
     RequestError,
@@ -312,7 +310,7 @@ class Server:
         assert isinstance(generator, Generator)  # _prompt_of refused any other
         answer = Answer(chat, model.name)
         if completion.stream:
-            events = self._events(model, generator, completion, answer)
+            events = answer_events(generator, completion, answer, model.writers)
             return StreamingResponse(events, media_type="text/event-stream")
         usage = Usage()
         write = functools.partial(generator.generate, completion.prompt, completion.config, usage)
@@ -347,29 +345,6 @@ class Server:
 
         return prompt_of
 
-    async def _events(
-        self, model: ServedModel, generator: Generator, completion: Completion, answer: Answer
-    ) -> AsyncIterator[str]:
-        """The answer as Server-Sent Events: OpenAI's chunks, then ``data: [DONE]``."""
-        usage = Usage()
-
-        def pieces() -> Iterator[str]:
-            return generator.stream(completion.prompt, completion.config, usage)
-
-        if answer.chat:
-            yield answer.chunk(None, first=True)
-        try:
-            async for piece in stream_pieces(pieces, model.writers):
-                yield answer.chunk(piece)
-        except RecEdgeError as error:  # the status is sent: the error goes as an event
-            yield f"data: {json.dumps(RequestError(422, 'invalid_request', str(error)).body())}\n\n"
-            yield DONE
-            return
-        yield answer.chunk(None, usage.finish_reason or "stop")
-        if completion.include_usage:
-            yield answer.usage_chunk(usage)
-        yield DONE
-
     async def list_models(self, _: Request) -> Response:
         described = [m.describe() for m in self.models.values()]
         listed = [  # OpenAI's list shape (the openai client's models.list) beside rec-edge's
@@ -387,11 +362,7 @@ class Server:
         return JSONResponse({"status": "ready", "models": list(self.models)})
 
     async def render_metrics(self, _: Request) -> Response:
-        for model in self.models.values():
-            if isinstance(model.predictor, Generator):
-                stats = model.predictor.decode_stats
-                self.metrics.decode_steps.labels(model.name).set(stats["steps"])
-                self.metrics.decode_answers.labels(model.name).set(stats["rows"])
+        self.metrics.observe_decoders({n: m.predictor for n, m in self.models.items()})
         return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")
 
     async def openapi(self, _: Request) -> Response:

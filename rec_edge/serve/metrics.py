@@ -4,6 +4,8 @@ decoder's batched decode steps."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
@@ -55,6 +57,14 @@ class ServeMetrics:
             ["model"],
             registry=r,
         )
+
+    def observe_decoders(self, predictors: dict[str, Any]) -> None:
+        """The decode steps of each served decoder bundle (``Generator.decode_stats``)."""
+        for name, predictor in predictors.items():
+            stats = getattr(predictor, "decode_stats", None)
+            if stats is not None:
+                self.decode_steps.labels(name).set(stats["steps"])
+                self.decode_answers.labels(name).set(stats["rows"])
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

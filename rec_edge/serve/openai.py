@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rec_edge.config import GenerationConfig, ServeConfig
-from rec_edge.errors import BundleError, ConfigError, DataError
+from rec_edge.errors import BundleError, ConfigError, DataError, RecEdgeError
 from rec_edge.runtime.decoding import Usage
 from rec_edge.runtime.generator import Generator
 from rec_edge.runtime.requests import whole_number
@@ -275,6 +275,31 @@ def _event(data: dict[str, Any]) -> str:
 
 
 DONE = "data: [DONE]\n\n"
+
+
+async def answer_events(
+    generator: Generator, completion: Completion, answer: Answer, writers: Any
+) -> AsyncIterator[str]:
+    """The answer as Server-Sent Events, written in a thread of ``writers``: OpenAI's chunks,
+    then ``data: [DONE]``; an error once the status is sent goes as an event."""
+    usage = Usage()
+
+    def pieces() -> Iterator[str]:
+        return generator.stream(completion.prompt, completion.config, usage)
+
+    if answer.chat:
+        yield answer.chunk(None, first=True)
+    try:
+        async for piece in stream_pieces(pieces, writers):
+            yield answer.chunk(piece)
+    except RecEdgeError as error:
+        yield _event(RequestError(422, "invalid_request", str(error)).body())
+        yield DONE
+        return
+    yield answer.chunk(None, usage.finish_reason or "stop")
+    if completion.include_usage:
+        yield answer.usage_chunk(usage)
+    yield DONE
 
 
 async def stream_pieces(pieces: Callable[[], Iterator[str]], executor: Any) -> AsyncIterator[str]:

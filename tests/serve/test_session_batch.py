@@ -1,6 +1,7 @@
 """The server's session-run length: given, or on the CPU the fastest measured at load on this
-machine (a real bundle, with a known cost per run or per padded text added, so that the right
-answer is known), and reported by ``GET /v1/models``."""
+machine (a real bundle, with a known cost per run or per padded text added, large against the
+model's own time and its noise on a busy machine, so that the right answer is known), and
+reported by ``GET /v1/models``."""
 
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def test_a_given_length_or_another_provider_is_not_measured(tiny_bundle: Path) -
 
 def test_the_fastest_length_is_kept(tiny_bundle: Path) -> None:
     predictor = Predictor.load(tiny_bundle)
-    overhead = Costly(predictor, per_run=0.002)  # every run costs the same: the longest wins
+    overhead = Costly(predictor, per_run=0.01)  # every run costs the same: the longest wins
     assert session_batch(overhead, config()) == 32  # type: ignore[arg-type]
     assert overhead.sizes == set(SESSION_BATCHES)
     # padded slots cost: short runs win (sorted by length, runs of 1, 2 and 4 pad a few words
@@ -71,7 +72,7 @@ def test_rank_bundles_are_measured_on_rank_requests(rank_bundle: Path) -> None:
     requests = calibration_batch(predictor, 8)
     assert all(len(r.liked) == 10 and len(r.candidates) == 20 for r in requests)
     assert set(requests[0].candidates) <= set(predictor.catalog)
-    overhead = Costly(predictor, per_run=0.002)
+    overhead = Costly(predictor, per_run=0.01)
     assert session_batch(overhead, config()) == 8  # type: ignore[arg-type]
     assert overhead.sizes == {1, 2, 4, 8}
 
