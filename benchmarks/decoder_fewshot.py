@@ -8,7 +8,11 @@ and K validation examples per label), so the encoder's published rows compare di
    the same instruction and label words), test accuracy (zero-shot, once per data set);
 2. `rec-edge train --model smollm2` on the sample (LoRA, the defaults), `rec-edge export RUN`
    (the gate), test accuracy of the bundle the gate kept, through the torch-free Generator.
-Writes one JSON per part into --out (the run's times, the gate, every accuracy).
+Writes one JSON per part into --out (the run's times, the gate, every accuracy). Each test
+accuracy is given as the bundle answers and the other way round its labels' prior (a bundle
+subtracts it where the export chose to: always zero-shot, where it helped a run's validation
+rows tuned). `--part zero-shot` (re)writes the untuned part alone; `--part prior` reads a
+tuned part's kept bundle again: its test and validation accuracy with and without the prior.
 """
 
 from __future__ import annotations
@@ -19,13 +23,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fewshot import DATASETS, sample, write_jsonl  # noqa: E402
 
 from rec_edge.config import DecoderExportConfig, TrainConfig  # noqa: E402
 from rec_edge.export.decoder import export_decoder  # noqa: E402
-from rec_edge.runtime import Generator  # noqa: E402
+from rec_edge.runtime import GenerativeClassifier, Generator  # noqa: E402
 from rec_edge.versions import machine, versions  # noqa: E402
 
 INSTRUCTIONS = {
@@ -40,13 +46,22 @@ def read(path: str, text: str, label: str) -> list[dict[str, str]]:
 
 
 def accuracy(bundle: Path, rows: list[dict[str, str]]) -> dict:
+    """Accuracy as the bundle answers, and the other way round its labels' prior."""
     generator = Generator.load(bundle)
+    assert isinstance(generator, GenerativeClassifier)
     started = time.perf_counter()
-    predicted = [p.label for p in generator.predict([r["text"] for r in rows])]
+    scores = generator.answer_logprobs([r["text"] for r in rows])
     seconds = time.perf_counter() - started
-    hits = sum(p == r["label"] for p, r in zip(predicted, rows, strict=True))
+    truth = np.array([generator.labels.index(r["label"]) for r in rows])
+    prior = generator.content_free_prior() if generator.prior is None else generator.prior
+    plain, calibrated = (
+        round(float(((scores - p).argmax(1) == truth).mean()), 4) for p in (0, prior)
+    )
     return {
-        "accuracy": round(hits / len(rows), 4),
+        "accuracy": plain if generator.prior is None else calibrated,
+        "label_prior": generator.prior is not None,
+        "accuracy_without_prior": plain,
+        "accuracy_with_prior": calibrated,
         "n": len(rows),
         "ms_per_text": round(1000 * seconds / len(rows), 1),
         "truncated": generator.truncated,
@@ -62,6 +77,7 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=100)
     parser.add_argument("--work", default="runs/decoder-fewshot")
     parser.add_argument("--out", default="benchmarks/results/decoder-fewshot")
+    parser.add_argument("--part", choices=("all", "zero-shot", "prior"), default="all")
     args = parser.parse_args()
     train_path, test_path, text, label = DATASETS[args.dataset]
     rows, test = read(train_path, text, label), read(test_path, text, label)
@@ -78,8 +94,23 @@ def main() -> None:
         "versions": versions(),
     }
 
+    if args.part == "prior":
+        part = work / f"k{args.shots}-s{args.seed}"
+        prior = {
+            "shots": args.shots,
+            "seed": args.seed,
+            "bundle": json.loads((part / "bundle" / "rec_edge.json").read_text())["recipe"],
+            "validation": accuracy(
+                part / "bundle", read(str(part / "valid.jsonl"), "text", "label")
+            ),
+            "test": accuracy(part / "bundle", test),
+        }
+        name = f"{args.dataset}-k{args.shots}-s{args.seed}-prior.json"
+        (out / name).write_text(json.dumps({**meta, **prior}, indent=2))
+        print("prior", json.dumps({k: prior[k] for k in ("validation", "test")}), flush=True)
+        return
     zero_file = out / f"{args.dataset}-zero-shot.json"
-    if not zero_file.is_file():
+    if not zero_file.is_file() or args.part == "zero-shot":
         bundle = work / "zero-shot"
         started = time.perf_counter()
         result = export_decoder(
@@ -97,8 +128,11 @@ def main() -> None:
             "weights": result.weights,
         }
         zero["test"] = accuracy(bundle, test)
+        zero["calibration"] = result.calibration
         zero_file.write_text(json.dumps({**meta, **zero, "gate": result.gate}, indent=2))
         print("zero-shot", json.dumps(zero), flush=True)
+    if args.part == "zero-shot":
+        return
 
     train_rows, validation = sample(rows, args.shots, args.seed)
     part = work / f"k{args.shots}-s{args.seed}"
@@ -145,6 +179,7 @@ def main() -> None:
         "export_seconds": round(time.perf_counter() - started, 1),
         "weights": result.weights,
         "gate": result.gate,
+        "calibration": result.calibration,
         "validation_pytorch": record["metrics"]["validation"],
         "test": accuracy(part / "bundle", test),
     }

@@ -13,7 +13,9 @@ One part a call, each writing OUT/{part}[-seed{S}].json:
   of each task, LoRA, the defaults), then the run's model as the same BANKING77 bundle, scored on
   the same texts. The run's own validation (each part's held-out accuracy) is recorded too.
 Bundles are fp32: the question is the model's, not the quantizer's. Label scoring is the
-product's (each label's words scored by log-likelihood over the prompt's shared KV cache).
+product's (each label's words scored by log-likelihood over the prompt's shared KV cache, less
+the labels' prior: a bundle exported without a run subtracts it); the accuracy without the
+prior is recorded beside it, from the same scores.
 Data: `make data` (BBC), `make data-drugs`, ../shared/data/banking77 (CC BY 4.0, PolyAI).
 """
 
@@ -27,9 +29,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from rec_edge.config import DecoderExportConfig, TrainConfig
 from rec_edge.export.decoder import export_decoder
-from rec_edge.runtime import Generator
+from rec_edge.runtime import GenerativeClassifier, Generator
 from rec_edge.train import train
 from rec_edge.versions import machine, versions
 
@@ -46,9 +50,7 @@ task = "classify"
 instruction = "Is this review of a drug positive or negative? Answer with one of: {{labels}}."
 shots = {shots}
 """
-BANKING_INSTRUCTION = (
-    "What does the customer of this bank ask about? Answer with one of: {labels}."
-)
+BANKING_INSTRUCTION = "What does the customer of this bank ask about? Answer with one of: {labels}."
 
 
 def banking77(path: Path, rows: int, seed: int) -> tuple[dict[str, str], list[tuple[str, str]]]:
@@ -59,7 +61,9 @@ def banking77(path: Path, rows: int, seed: int) -> tuple[dict[str, str], list[tu
     return words, random.Random(seed).sample(test, min(rows, len(test)))
 
 
-def zero_shot(model: str, out: Path, words: dict[str, str], rows: list[tuple[str, str]]) -> dict[str, Any]:
+def zero_shot(
+    model: str, out: Path, words: dict[str, str], rows: list[tuple[str, str]]
+) -> dict[str, Any]:
     bundle = out / "bundle"
     export_decoder(
         DecoderExportConfig(
@@ -73,13 +77,17 @@ def zero_shot(model: str, out: Path, words: dict[str, str], rows: list[tuple[str
         )
     )
     generator = Generator.load(bundle, threads=2)
+    assert isinstance(generator, GenerativeClassifier) and generator.prior is not None
     started = time.perf_counter()
-    predicted = [p.label for p in generator.predict([text for text, _ in rows])]
+    scores = generator.answer_logprobs([text for text, _ in rows])
     seconds = time.perf_counter() - started
-    truth = [label for _, label in rows]
+    truth = np.array([generator.labels.index(label) for _, label in rows])
+    plain, calibrated = scores.argmax(1), (scores - generator.prior).argmax(1)
     return {
-        "accuracy": round(sum(p == t for p, t in zip(predicted, truth, strict=True)) / len(rows), 4),
-        "predicted": predicted,
+        "accuracy": round(float((calibrated == truth).mean()), 4),  # as the bundle answers
+        "accuracy_without_prior": round(float((plain == truth).mean()), 4),
+        "predicted": [generator.labels[i] for i in calibrated],
+        "predicted_without_prior": [generator.labels[i] for i in plain],
         "n": len(rows),
         "labels": len(words),
         "ms_per_row": round(1000 * seconds / len(rows), 1),

@@ -16,12 +16,13 @@ from typing import Any
 
 from rec_edge.errors import BundleError
 
-SCHEMA_VERSION = "1.7"  # 1.1: items_file (rank bundles); 1.2: collaborative tables in it;
+SCHEMA_VERSION = "1.8"  # 1.1: items_file (rank bundles); 1.2: collaborative tables in it;
 # 1.3: the stack of counts and weights beside them (recommend.tables.Stack); 1.4: its new-item
 # exposure and the catalog's word weights; 1.5: the user's lenience and the co-liked history in
 # its like weights, with the titles' co-like factors; 1.6: the model family (encoder | decoder)
 # and a decoder's settings (task generate; bundles without the field are encoders); 1.7: a
-# decoder rank bundle's item index (its collaborative tables and stack, no vectors)
+# decoder rank bundle's item index (its collaborative tables and stack, no vectors); 1.8: a
+# decoder classify bundle's label prior (decoder.label_prior: contextual calibration)
 MANIFEST_FILE = "rec_edge.json"
 TASKS = ("classify", "rank", "generate")
 FAMILIES = ("encoder", "decoder")

@@ -25,6 +25,7 @@ DECODER_OPTIONS = (
     "accuracy_level",
     "symmetric",
     "min_agreement",
+    "calibrate",
 )
 
 
@@ -105,6 +106,7 @@ def _export_decoder(
                 "gate": result.gate,
                 "parity": result.parity,
                 "size_bytes": result.size_bytes,
+                "calibration": result.calibration,
             }
         )
         return
@@ -123,6 +125,20 @@ def _export_decoder(
             f"(fp32 {row['fp32_answer_nll']:.3f}), {row['size_bytes'] / 1e6:.1f} MB"
             + ("  kept" if row["kept"] else "")
         )
+    if result.calibration["used"] or "rows" in result.calibration:
+        click.echo(_calibration_line(result.calibration))
     click.echo(
         f"bundle written to {result.out} ({result.weights}, {result.size_bytes / 1e6:.1f} MB)"
+    )
+
+
+def _calibration_line(calibration: dict[str, Any]) -> str:
+    said = "subtracted" if calibration["used"] else "not subtracted"
+    if "rows" not in calibration:
+        return (
+            f"label prior: {said} (no validation rows: an untuned model's bias is the larger error)"
+        )
+    return (
+        f"label prior: {said} (fp32 accuracy {calibration['accuracy']:.3f} without it, "
+        f"{calibration['calibrated_accuracy']:.3f} with it on {calibration['rows']} validation rows)"
     )

@@ -128,6 +128,15 @@ class DecoderExportConfig:
     min_agreement: float = option(
         0.9, "decoder: the share of fp32's greedy tokens the quantized graph must pick."
     )  # below: int8, then fp32
+    # on SmolLM2 untuned, zero-shot: BANKING77 and the others in benchmarks/RESULTS.md,
+    # "Calibrated label scores"
+    calibrate: str = option(
+        "auto",
+        "decoder, classify: subtract each label's prior (its probability after content-free "
+        "inputs such as 'N/A'). auto: where it raises fp32's accuracy on a run's validation "
+        "rows, and always without a run (an untuned model's bias toward some labels).",
+        choices=("auto", "on", "off"),
+    )
     max_length: int = 2048  # prompt + answer tokens the runtime accepts
     force: bool = False
     # a classify or rank run (``rec-edge train``): its validation rows judge the candidates by
@@ -148,6 +157,8 @@ class DecoderExportConfig:
             p.append(f"min_agreement={self.min_agreement} (must be in [0, 1])")
         if not 0.0 <= self.max_accuracy_drop <= 1.0:
             p.append(f"max_accuracy_drop={self.max_accuracy_drop} (must be in [0, 1])")
+        if self.calibrate == "on" and not task_spec(self.task).labelled:
+            p.append(f"calibrate=on: label priors calibrate classify bundles, not {self.task}")
         if self.run_dir is not None and task_spec(self.task).writes:
             p.append("run_dir: a run's validation rows judge classify and rank bundles only")
         if self.max_length < 2:

@@ -7,8 +7,11 @@ the positions. The answer's mean negative log-likelihood under each graph is rep
 A classify or rank run's export (``run_dir``) judges by what the bundle is for instead: label
 accuracy (AUC for rank) on the run's validation rows (at most ``GATE_ROWS``), at most
 ``max_accuracy_drop`` below fp32's. A candidate that falls short gives way to the next wider one (int4, int8, fp32).
-A rank run's collaborative tables and stack, fitted over the decoder's score at training
-(``recommend.collab``), go into the bundle as its item index (``items.npz``).
+A classify bundle may subtract each label's prior (its probability after content-free inputs,
+``runtime.generative.CONTENT_FREE``: contextual calibration), as ``calibrate`` says; each
+candidate is gated with its own prior. A rank run's collaborative tables and stack, fitted over
+the decoder's score at training (``recommend.collab``), go into the bundle as its item index
+(``items.npz``).
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ class DecoderExportResult:
     gate: list[dict[str, Any]]
     parity: dict[str, Any]
     size_bytes: int
+    calibration: dict[str, Any]  # whether the labels' prior is subtracted, and why
 
 
 def export_decoder(config: DecoderExportConfig) -> DecoderExportResult:
@@ -94,15 +98,17 @@ def export_decoder(config: DecoderExportConfig) -> DecoderExportResult:
         fp32_dir = _fp32_bundle(config, model, tokenizer, fmt, work)
         parity = _parity(model, fp32_dir)
         del model  # the weights are in the graph now; free the memory before quantizing
-        gate, kept = _gate(config, fp32_dir, work, _validation_rows(config))
-        _assemble(config, kept, staging, gate, parity)
+        reference, rows = Generator.load(fp32_dir), _validation_rows(config)
+        calibration, baseline = _calibration(config, reference, rows)
+        gate, kept = _gate(config, reference, work, rows, calibration["used"], baseline)
+        _assemble(config, kept, staging, gate, parity, calibration)
         replace_folder(staging, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(staging, ignore_errors=True)
     size = sum(p.stat().st_size for p in out.iterdir() if p.name.startswith("model.onnx"))
     weights = next(row["weights"] for row in gate if row["kept"])
-    return DecoderExportResult(out, weights, gate, parity, size)
+    return DecoderExportResult(out, weights, gate, parity, size, calibration)
 
 
 def _load(config: DecoderExportConfig) -> tuple[Any, Any, ChatFormat]:
@@ -185,20 +191,51 @@ def _parity(model: Any, fp32_dir: Path) -> dict[str, Any]:
     return {"max_abs_diff": diff, "tokens": len(ids), "atol": 1e-3, "pass": diff <= 1e-3}
 
 
+def _calibration(
+    config: DecoderExportConfig, reference: Generator, rows: list[Any]
+) -> tuple[dict[str, Any], float | None]:
+    """Whether a classify bundle subtracts its labels' prior (``config.calibrate``): as asked,
+    or on ``auto`` where it raises fp32's accuracy on a run's validation ``rows``, and always
+    without rows (an untuned model's bias toward some label words is its largest error there).
+    Also fp32's metric on the rows as the bundle computes it (None without rows)."""
+    if not isinstance(reference, GenerativeClassifier):
+        return {"used": False}, _measure(reference, rows) if rows else None
+    if not rows:
+        used = config.calibrate != "off"
+        return {"used": used, "rule": f"{config.calibrate}, without validation rows"}, None
+    scores = reference.answer_logprobs([text for text, _ in rows])
+    truth = np.array([reference.labels.index(label) for _, label in rows])
+    plain = round(float((scores.argmax(1) == truth).mean()), 4)
+    prior = reference.content_free_prior()
+    calibrated = round(float(((scores - prior).argmax(1) == truth).mean()), 4)
+    used = config.calibrate == "on" or (config.calibrate == "auto" and calibrated > plain)
+    record = {"used": used, "rule": config.calibrate, "rows": len(rows)}
+    return {**record, "accuracy": plain, "calibrated_accuracy": calibrated}, (
+        calibrated if used else plain
+    )
+
+
 def _gate(
-    config: DecoderExportConfig, fp32_dir: Path, work: Path, rows: list[Any]
+    config: DecoderExportConfig,
+    reference: Generator,
+    work: Path,
+    rows: list[Any],
+    calibrated: bool,
+    baseline: float | None,
 ) -> tuple[list[dict[str, Any]], Path]:
     """Each candidate from the requested width to fp32 until one passes: on the task's metric
-    over a run's validation ``rows`` (label accuracy, or AUC for rank) when there are any, else
-    on agreement with fp32."""
-    reference = Generator.load(fp32_dir)
+    over a run's validation ``rows`` (label accuracy, or AUC for rank; ``baseline`` is fp32's)
+    when there are any, else on agreement with fp32. A ``calibrated`` candidate's manifest
+    carries its own label prior, and its accuracy is measured with it."""
+    fp32_dir = reference.bundle.path
     probes = _probe_sequences(reference)
     metric = task_spec(config.task).metric
-    baseline = _measure(reference, rows) if rows else None
     table: list[dict[str, Any]] = []
     for weights in WIDER[config.weights]:
         folder = fp32_dir if weights == "fp32" else _quantized(config, fp32_dir, work, weights)
         candidate = Generator.load(folder)
+        if calibrated:
+            _store_prior(candidate)
         row = {"weights": weights, **_agreement(reference, candidate, probes)}
         if baseline is not None:
             value = baseline if weights == "fp32" else _measure(candidate, rows)
@@ -214,6 +251,16 @@ def _gate(
         if row["kept"]:
             return table, folder
     raise AccuracyGateError("no candidate passed the gate")  # fp32 always passes
+
+
+def _store_prior(candidate: Generator) -> None:
+    """The candidate's own label prior, used by it from now on and written to its manifest."""
+    assert isinstance(candidate, GenerativeClassifier), "label priors calibrate classify bundles"
+    candidate.prior = candidate.content_free_prior()
+    manifest = candidate.bundle.manifest
+    assert manifest.decoder is not None
+    manifest.decoder["label_prior"] = [round(float(v), 6) for v in candidate.prior]
+    write_manifest(candidate.bundle.path, manifest)
 
 
 def _validation_rows(config: DecoderExportConfig) -> list[Any]:
@@ -328,6 +375,7 @@ def _assemble(
     staging: Path,
     gate: list[dict[str, Any]],
     parity: dict[str, Any],
+    calibration: dict[str, Any],
 ) -> None:
     for path in kept.iterdir():
         if path.name != "rec_edge.json":
@@ -341,6 +389,7 @@ def _assemble(
         "accuracy_level": config.accuracy_level,
         "symmetric": _symmetric(config, row["weights"]),
         "choice_rule": _choice_rule(config, gate),
+        "calibration": calibration,
     }
     manifest.metrics = {"gate": gate}
     manifest.parity = parity

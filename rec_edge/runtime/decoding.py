@@ -39,6 +39,9 @@ class DecoderSpec:
     user_template: str  # "{instruction}\n\n{text}" or "{text}"
     instruction: str | None = None
     label_words: dict[str, str] | None = None  # classify: label -> its answer words
+    # classify: log P(label | a content-free input) in the bundle's label order; subtracted from
+    # each answer's log-likelihood (contextual calibration), None where the export chose not to
+    label_prior: tuple[float, ...] | None = None
     rank_history: str | None = None  # rank: the user turn up to the candidate (data.prompts)
     rank_candidate: str | None = None  # rank: from the candidate's title to the question's end
     rank_answers: tuple[str, str] | None = None  # rank: the words for yes and for no
@@ -59,6 +62,9 @@ class DecoderSpec:
                     "stop_token_ids": tuple(int(i) for i in decoder["stop_token_ids"]),
                     "rank_answers": tuple(decoder["rank_answers"])
                     if decoder.get("rank_answers")
+                    else None,
+                    "label_prior": tuple(float(v) for v in decoder["label_prior"])
+                    if decoder.get("label_prior") is not None
                     else None,
                 }
             )

@@ -1,5 +1,6 @@
 """TORCH-FREE: the tasks of a decoder bundle besides writing: a ``GenerativeClassifier`` scores
-each label's answer words, a ``GenerativeRanker`` answers TALLRec's Yes/No question for each
+each label's answer words (less the label's prior where the bundle is calibrated), a
+``GenerativeRanker`` answers TALLRec's Yes/No question for each
 candidate (stacked with the run's collaborative tables where the bundle has them). Both are
 ``Generator``s (``Generator.load`` opens a bundle as its task's class)."""
 
@@ -26,11 +27,18 @@ from rec_edge.runtime.ranker import Ranked, ranked, read_item_index
 from rec_edge.runtime.requests import RankRequest
 from rec_edge.runtime.session import SessionConfig
 
+# Inputs that say nothing: what a model answers to them is its bias toward each label (contextual
+# calibration, Zhao et al. 2021, "Calibrate Before Use"); their mean probability is the prior
+CONTENT_FREE = ("N/A", "", "[MASK]")
+
 
 class GenerativeClassifier(Generator, task="classify"):
     """A classify decoder bundle: each label's words scored as the answer to the bundle's
     instruction (``predict``, ``predict_proba``, ``logits``, ``predictions``, as a
-    ``Classifier``), the prompt's cache shared by the options; it also writes."""
+    ``Classifier``), the prompt's cache shared by the options; it also writes. A calibrated
+    bundle (``decoder.label_prior``, chosen at export) subtracts each label's log-prior: an
+    untuned model's taste for some label words (one intent of 77 for a third of the texts)
+    then no longer decides the answer."""
 
     def __init__(self, bundle: Bundle, config: SessionConfig):
         super().__init__(bundle, config)
@@ -42,14 +50,32 @@ class GenerativeClassifier(Generator, task="classify"):
                 f"words (decoder.label_words); {missing or 'no labels'} have none. Re-export it."
             )
         self.words = words
+        prior = self.spec.label_prior
+        if prior is not None and len(prior) != len(self.labels):
+            raise BundleError(
+                f"{bundle.path / MANIFEST_FILE}: decoder.label_prior has {len(prior)} values for "
+                f"{len(self.labels)} labels. Re-export the bundle."
+            )
+        self.prior = None if prior is None else np.array(prior, np.float64)
 
     def logits(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
-        """Each label's log-likelihood as the answer to each text, float32
-        [texts, labels] (their softmax is ``predict_proba``). ``batch_size`` is accepted for
-        the Predictor's signature: each text is one run whatever it is."""
+        """Each label's log-likelihood as the answer to each text, less its log-prior where the
+        bundle has one, float32 [texts, labels] (their softmax is ``predict_proba``).
+        ``batch_size`` is accepted for the Predictor's signature: each text is one run."""
+        scores = self.answer_logprobs(check_texts(texts))
+        return (scores if self.prior is None else scores - self.prior).astype(np.float32)
+
+    def answer_logprobs(self, texts: Sequence[str]) -> np.ndarray:
+        """log P(label's words | text's prompt), uncalibrated, float64 [texts, labels]."""
         words = self._label_words()
-        rows = [self.option_logprobs(self.prompt(t), words) for t in check_texts(texts)]
-        return np.stack(rows).astype(np.float32) if rows else np.zeros((0, len(words)), np.float32)
+        rows = [self.option_logprobs(self.prompt(t), words) for t in texts]
+        return np.stack(rows) if rows else np.zeros((0, len(words)))
+
+    def content_free_prior(self) -> np.ndarray:
+        """log of each label's mean probability over the ``CONTENT_FREE`` inputs, float64
+        [labels] (normalized over the labels): what the export stores as the label prior."""
+        probabilities = softmax(self.answer_logprobs(CONTENT_FREE))
+        return np.log(probabilities.mean(axis=0))
 
     def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         """Each text's probability of each label, float32 [texts, labels]:

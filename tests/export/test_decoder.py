@@ -6,6 +6,7 @@ quantization, real onnxruntime."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -185,6 +186,61 @@ def test_streamed_pieces_are_the_text_and_stop_strings_end_it(bundles: dict[str,
     if stop.strip():
         cut = generator.generate(prompt, GenerationConfig(24, 1.0, 1.0, 11, (stop,)))
         assert cut == whole[: whole.index(stop)] and stop not in cut
+
+
+def test_a_zero_shot_classify_bundle_subtracts_its_labels_prior(
+    bundles: dict[str, Path], tiny_llama: Path, tmp_path: Path
+) -> None:
+    """Exported with no run (zero-shot), a classify bundle stores each label's log-probability
+    after content-free inputs and subtracts it; ``calibrate="off"`` keeps the plain scores."""
+    from rec_edge.export.decoder import export_decoder
+    from rec_edge.runtime.generative import CONTENT_FREE
+
+    manifest = json.loads((bundles["fp32"] / "rec_edge.json").read_text())
+    assert manifest["recipe"]["calibration"] == {
+        "used": True,
+        "rule": "auto, without validation rows",
+    }
+    generator = Generator.load(bundles["fp32"])
+    assert isinstance(generator, GenerativeClassifier) and generator.prior is not None
+    words = [LABELS[label] for label in generator.labels]
+    after_nothing = np.array(
+        [generator.option_logprobs(generator.prompt(t), words) for t in CONTENT_FREE]
+    )
+    shares = np.exp(after_nothing - after_nothing.max(1, keepdims=True))
+    expected = np.log((shares / shares.sum(1, keepdims=True)).mean(0))
+    np.testing.assert_allclose(manifest["decoder"]["label_prior"], expected, atol=1e-5)
+    texts = ["I loved it.", "Broken on arrival, never again."]
+    scores = np.array([generator.option_logprobs(generator.prompt(t), words) for t in texts])
+    np.testing.assert_allclose(generator.logits(texts), scores - expected, atol=1e-4)
+
+    config = DecoderExportConfig(
+        model=str(tiny_llama),
+        out=str(tmp_path / "plain"),
+        task="classify",
+        labels=LABELS,
+        instruction="How does this review feel?",
+        weights="fp32",
+        calibrate="off",
+    )
+    result = export_decoder(config)
+    assert result.calibration == {"used": False, "rule": "off, without validation rows"}
+    plain = Generator.load(tmp_path / "plain")
+    assert isinstance(plain, GenerativeClassifier) and plain.prior is None
+    assert (
+        "label_prior"
+        not in json.loads((tmp_path / "plain" / "rec_edge.json").read_text())["decoder"]
+    )
+    np.testing.assert_allclose(plain.logits(texts), scores, atol=1e-4)
+
+    broken = tmp_path / "broken"
+    shutil.copytree(bundles["fp32"], broken)
+    manifest["decoder"]["label_prior"] = [0.0]
+    (broken / "rec_edge.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="label_prior has 1 values for 3 labels"):
+        Generator.load(broken, verify=False)
+    with pytest.raises(ConfigError, match="calibrate=on"):
+        DecoderExportConfig(model="x", out="y", calibrate="on")
 
 
 def test_bad_calls_and_bundles_are_clear_errors(bundles: dict[str, Path]) -> None:

@@ -61,6 +61,7 @@ def test_the_bundle_picks_the_labels_pytorch_picked(decoder_run: Path, tmp_path:
         labels=run["label_words"],
         instruction=run["instruction"],
         weights="fp32",
+        calibrate="off",  # as PyTorch scored the run's validation rows
     )
     export_decoder(config)
     generator = Generator.load(tmp_path / "bundle")
@@ -81,9 +82,19 @@ def test_cli_exports_a_decoder_run_with_its_labels(decoder_run: Path, tmp_path: 
     run = json.loads((decoder_run / "run.json").read_text())
     gate = manifest["metrics"]["gate"]
     assert [row["rows"] for row in gate] == [12] * len(gate)
-    assert gate[0]["fp32_accuracy"] == pytest.approx(
+    # the labels' prior is subtracted only where it raised fp32's accuracy on those rows
+    calibration = manifest["recipe"]["calibration"]
+    assert calibration["rows"] == 12 and calibration["rule"] == "auto"
+    assert calibration["accuracy"] == pytest.approx(
         run["metrics"]["validation"]["accuracy"], abs=1e-4
     )
+    used = calibration["calibrated_accuracy"] > calibration["accuracy"]
+    assert calibration["used"] == used
+    assert ("label_prior" in manifest["decoder"]) == used
+    assert gate[0]["fp32_accuracy"] == max(
+        calibration["accuracy"], calibration["calibrated_accuracy"]
+    )
+    assert "label prior: " in result.output
     assert all(row["kept"] == (row is gate[-1]) for row in gate)
     kept = gate[-1]
     assert kept["weights"] == "fp32" or kept["accuracy"] >= kept["fp32_accuracy"] - 0.01
