@@ -18,15 +18,19 @@
    build of the same weights (its environment and model: benchmarks/genai.sh, after a first run
    of this script has written WORK/hf). The int4 bundle runs twice: decoding in place (its
    cache one buffer bound once, the runtime's default for the fused graph) and ``-copying``
-   (the cache fed back as the graph's output each step).
+   (the cache fed back as the graph's output each step), and ``-whole``: each prompt run whole,
+   its prompt frame too (the runtime's default runs a prompt from the end of the frame's cache:
+   the chat format's system turn, computed once per Generator; onnxruntime-genai's and
+   llama.cpp's workers run every prompt whole). ``--engines`` picks some of them.
 
-Writes weights.json and speed.json (every timing, the machine, the versions) into --out.
+Writes weights.json and speed{--tag}.json (every timing, the machine, the versions) into --out.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -94,35 +98,58 @@ def _quantize(fp32: Path, folder: Path, bits: int, block: int, symmetric: bool) 
 
 
 def speed(
-    bundles: dict[str, Path], hf_folder: Path | None, rounds: int, threads: int, work: Path
+    bundles: dict[str, Path],
+    hf_folder: Path | None,
+    rounds: int,
+    threads: int,
+    work: Path,
+    only: set[str] | None = None,
 ) -> dict:
-    engines = {name: _rec_edge_engine(path, threads) for name, path in bundles.items()}
-    if "rec-edge-int4-b32-asym" in bundles:  # the same bundle, the cache fed back each step
-        engines["rec-edge-int4-b32-asym-copying"] = _rec_edge_engine(
-            bundles["rec-edge-int4-b32-asym"], threads, in_place=False
+    """Each engine's time to first token and decode rate (``only``: those engines alone)."""
+    makers = {
+        name: functools.partial(_rec_edge_engine, path, threads) for name, path in bundles.items()
+    }
+    if "rec-edge-int4-b32-asym" in bundles:
+        asym = bundles["rec-edge-int4-b32-asym"]
+        # the same bundle, the cache fed back each step
+        makers["rec-edge-int4-b32-asym-copying"] = functools.partial(
+            _rec_edge_engine, asym, threads, in_place=False
+        )
+        # the same bundle, each prompt run whole (the prompt frame's cache not reused): the
+        # same ids through the same operators as onnxruntime-genai's worker
+        makers["rec-edge-int4-b32-asym-whole"] = functools.partial(
+            _rec_edge_engine, asym, threads, reuse_prefix=False
         )
     if hf_folder is not None:
-        engines["torch-fp32"] = _torch_engine(hf_folder, threads)
-        for name, path in bundles.items():
-            if name == "rec-edge-optimum-int4-b32-asym":  # optimum's int4 file, its own loop
-                engines["optimum-int4-b32-asym"] = _optimum_engine(path, hf_folder, work, threads)
+        makers["torch-fp32"] = functools.partial(_torch_engine, hf_folder, threads)
+        if "rec-edge-optimum-int4-b32-asym" in bundles:  # optimum's int4 file, its own loop
+            makers["optimum-int4-b32-asym"] = functools.partial(
+                _optimum_engine, bundles["rec-edge-optimum-int4-b32-asym"], hf_folder, work, threads
+            )
     reference = Generator.load(next(iter(bundles.values())))
     prompt_of = reference.prompt
     for kind in ("q4_0", "q8_0"):  # llama.cpp on GGUFs of the same weights
         gguf = work / f"smollm2-{kind}.gguf"
         if gguf.is_file() and (LLAMA_VENV / "bin" / "python").is_file():
-            engines[f"llama.cpp-{kind}"] = _worker_engine(
-                LLAMA_VENV, "llamacpp_worker.py", gguf, threads, lambda t: {"prompt": prompt_of(t)}
+            makers[f"llama.cpp-{kind}"] = functools.partial(
+                _worker_engine,
+                LLAMA_VENV,
+                "llamacpp_worker.py",
+                gguf,
+                threads,
+                lambda t: {"prompt": prompt_of(t)},
             )
     genai = work / "genai-int4"  # onnxruntime-genai's builder, int4 (benchmarks/genai.sh)
     if (genai / "genai_config.json").is_file() and (GENAI_VENV / "bin" / "python").is_file():
-        engines["onnxruntime-genai-int4"] = _worker_engine(
+        makers["onnxruntime-genai-int4"] = functools.partial(
+            _worker_engine,
             GENAI_VENV,
             "genai_worker.py",
             genai,
             threads,
             lambda t: {"ids": reference.encode(prompt_of(t))},
         )
+    engines = {name: make() for name, make in makers.items() if not only or name in only}
     prompts = list(PROBE_PROMPTS)
     timings: dict[str, list[dict]] = {name: [] for name in engines}
     names = list(engines)
@@ -146,8 +173,11 @@ def speed(
     return {"summary": summary, "timings": timings}
 
 
-def _rec_edge_engine(path: Path, threads: int, in_place: bool = True):  # type: ignore[no-untyped-def]
+def _rec_edge_engine(  # type: ignore[no-untyped-def]
+    path: Path, threads: int, in_place: bool = True, reuse_prefix: bool = True
+):
     generator = Generator.load(path, threads=threads)
+    generator.reuse_prefix = reuse_prefix  # False: each prompt runs whole, its frame too
     generator._in_place &= in_place  # False: the loop that feeds the cache back (a copy a step)
     generator.batching &= in_place  # one stream: the batch of one row (the default), or not
     config = GenerationConfig(max_new_tokens=NEW_TOKENS)
@@ -368,8 +398,13 @@ def streams(bundle: Path, counts: list[int], rounds: int, threads: int) -> dict:
                     steps = after["steps"] - before["steps"]
                     answers = after["rows"] - before["rows"]
                     waves[mode].append(
-                        {"wall_s": wall, "tokens": tokens, "rows": rows, "steps": steps,
-                         "step_answers": answers}
+                        {
+                            "wall_s": wall,
+                            "tokens": tokens,
+                            "rows": rows,
+                            "steps": steps,
+                            "step_answers": answers,
+                        }
                     )
         result[str(count)] = {mode: _streams_summary(w) for mode, w in waves.items()}
         for mode in modes:
@@ -404,6 +439,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--part", choices=["weights", "speed", "streams", "all"], default="all")
     parser.add_argument("--streams", default="1,2,4,8", help="--part streams: concurrent requests")
+    parser.add_argument(
+        "--engines", default="", help="--part speed: these engines alone (comma-separated names)"
+    )
+    parser.add_argument("--tag", default="", help="a suffix of the result file's name")
     args = parser.parse_args()
     out, work = Path(args.out), Path(args.work)
     out.mkdir(parents=True, exist_ok=True)
@@ -432,9 +471,12 @@ def main() -> None:
             if (work / name).is_dir():
                 bundles[f"rec-edge-{name}"] = work / name
         hf = _hf_folder(args.model, work)
-        result = speed(bundles, hf, args.rounds, args.threads, work)
-        result["cold_start"] = {name: cold_start(path) for name, path in bundles.items()}
-        (out / "speed.json").write_text(json.dumps({**meta, **result}, indent=2))
+        only = {e for e in args.engines.split(",") if e} or None
+        result = speed(bundles, hf, args.rounds, args.threads, work, only)
+        result["cold_start"] = {
+            name: cold_start(path) for name, path in bundles.items() if not only or name in only
+        }
+        (out / f"speed{args.tag}.json").write_text(json.dumps({**meta, **result}, indent=2))
     if args.part in ("streams", "all") and (work / "int4-b32-asym").is_dir():
         counts = [int(n) for n in args.streams.split(",")]
         result = streams(work / "int4-b32-asym", counts, args.rounds * 3, args.threads)

@@ -3,7 +3,8 @@
 
 The cache is one buffer a layer of ``SLOTS`` rows of ``ROOM`` positions, bound with onnxruntime's
 I/O binding as both the past input and the present output (as ``Generator._steps_in_place``
-binds one row). An answer's prompt runs alone into a free row (one prompt at a time); from then
+binds one row). An answer's prompt runs alone into a free row (one prompt at a time; from the end
+of its frame's cache, copied into the row: ``Generator._frame_cache``); from then
 on every answer being written takes its next token in one batched step over the first rows:
 GroupQueryAttention appends each row's token at that row's own length (the attention mask's row
 sum; the token in its last column) and reads no further. A step runs when every answer has sent
@@ -76,33 +77,40 @@ class StepBatcher:
             self._held += 1
             return _Answer()
 
-    def steps(self, answer: _Answer, ids: list[int]) -> Generator_[np.ndarray, int, None]:
+    def steps(
+        self, answer: _Answer, ids: list[int], frame: list[np.ndarray]
+    ) -> Generator_[np.ndarray, int, None]:
         """The logits after the prompt ``ids``, then after each token sent; the answer's row
-        is given back when the generator closes."""
+        is given back when the generator closes. ``frame``: the cache of the prompt's first
+        tokens (a past input a layer, [1, heads, tokens, dim], or none), which its run skips."""
         try:
-            token = yield self._prompt(answer, ids)
+            token = yield self._prompt(answer, ids, frame)
             while True:
                 token = yield self._step(answer, token)
         finally:
             self._close(answer)
 
-    def _prompt(self, answer: _Answer, ids: list[int]) -> np.ndarray:
+    def _prompt(self, answer: _Answer, ids: list[int], frame: list[np.ndarray]) -> np.ndarray:
         """Run the prompt into the first free row, then join the rows being written."""
         with self._cond:
             self._prompting += 1
         try:
-            return self._run_prompt(answer, ids)
+            return self._run_prompt(answer, ids, frame)
         finally:
             with self._cond:
                 self._prompting -= 1
                 self._cond.notify_all()
 
-    def _run_prompt(self, answer: _Answer, ids: list[int]) -> np.ndarray:
+    def _run_prompt(self, answer: _Answer, ids: list[int], frame: list[np.ndarray]) -> np.ndarray:
         with self._prompts:
             with self._cond:
                 answer.slot = len(self._rows)  # free: other prompts wait, leavers move down
-            binding = self._binding_of([b[answer.slot : answer.slot + 1] for b in self._buffers])
-            binding.bind_cpu_input("input_ids", np.array([ids], np.int64))
+            views = [b[answer.slot : answer.slot + 1] for b in self._buffers]
+            shared = frame[0].shape[2] if frame else 0
+            for view, cached in zip(views, frame, strict=False):
+                view[:, :, :shared] = cached
+            binding = self._binding_of(views)
+            binding.bind_cpu_input("input_ids", np.array([ids[shared:]], np.int64))
             binding.bind_cpu_input("attention_mask", np.ones((1, len(ids)), np.int64))
             self._session.run_with_iobinding(binding)
             logits = np.array(binding.get_outputs()[0].numpy()[0, -1])

@@ -77,6 +77,7 @@ class Usage:
     """What one answer cost and why it ended (filled in as it is written)."""
 
     prompt_tokens: int = 0
+    cached_tokens: int = 0  # of the prompt's, read from the bundle's prompt-frame cache
     completion_tokens: int = 0
     finish_reason: str | None = None  # "stop": the end of the turn or a stop string; "length"
 

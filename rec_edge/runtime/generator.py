@@ -7,6 +7,9 @@ turn (rendered from the model's chat template at export, so no template engine r
   its words and the end of the turn. The prompt runs once; its KV cache is shared by every option
   in one batched run (never one full forward per option). A text's scores depend on that text
   and the options alone: each text is its own run, padded only behind the options' tokens.
+- Every prompt runs from the end of the bundle's prompt frame (the chat format, its system turn,
+  the instruction: what every prompt of the bundle starts with), whose cache runs once per
+  Generator and is copied, never recomputed; ``Usage.cached_tokens`` counts it.
 - Generation: greedy (temperature 0) or sampled (temperature, top-p, seed), up to
   ``max_new_tokens``, stopping at the end of the turn or before a stop string; ``stream`` yields
   the text piece by piece.
@@ -101,7 +104,10 @@ class Generator:
         self.labels = list(self.manifest.labels)
         self.truncated = 0
         self._lock = threading.Lock()
-        self._prefixes: dict[str, tuple[list[int], list[np.ndarray]]] = {}  # see _prompt_run
+        self._prefixes: dict[str, tuple[list[int], list[np.ndarray]]] = {}  # see _frame_cache
+        # every prompt runs from the end of the bundle's prompt frame, whose cache runs once
+        # (False: each prompt runs whole; the same answers, the first token later)
+        self.reuse_prefix = True
         # rec-edge's fused graph (GroupQueryAttention) on the CPU decodes in place
         self._in_place = (
             str(self.manifest.source.get("graph", "")).startswith("fused")
@@ -234,13 +240,17 @@ class Generator:
         logits, *present = self.session.run(None, feeds)
         return logits, present
 
-    def _prompt_run(self, ids: list[int]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """A prompt's run (logits of its last token, its cache) that reuses the cache of the
-        part every prompt of the bundle starts with: the chat format and the instruction, up to
-        the user's text. That part runs once per Generator (a classify instruction that lists
-        77 labels is most of each prompt); a prompt runs from the first token it does not share
-        with it. Which tokens are shared depends on the prompt alone, so an answer never
-        depends on the prompts before it."""
+    def _frame_cache(self, ids: list[int]) -> tuple[int, list[np.ndarray]]:
+        """How many of ``ids``' first tokens the bundle's prompt frame covers, and their cache
+        ([1, heads, that many, dim] a past input; views of a cache kept per Generator). The
+        frame is the part every prompt of the bundle starts with: the chat format, its system
+        turn and the instruction, up to the user's text. It runs once per Generator (a classify
+        instruction that lists 77 labels is most of each prompt; a chat's system turn is half of
+        a short question's); a prompt runs from the first token it does not share with it, and
+        its last token always runs. Which tokens are shared depends on the prompt alone, so an
+        answer never depends on the prompts before it. ``(0, [])`` with ``reuse_prefix`` off."""
+        if not self.reuse_prefix:
+            return 0, []
         fixed = self.prompt("{text}").split("{text}")[0]
         with self._lock:
             cached = self._prefixes.get(fixed)
@@ -256,15 +266,17 @@ class Generator:
                 self._prefixes[fixed] = cached
         prefix, prefix_past = cached
         shared = 0
-        for a, b in zip(prefix, ids[:-1], strict=False):  # the last token always runs
+        for a, b in zip(prefix, ids[:-1], strict=False):
             if a != b:
                 break
             shared += 1
-        past = (
-            [np.ascontiguousarray(p[:, :, :shared, :]) for p in prefix_past]
-            if shared
-            else self._empty_past(1)
-        )
+        return shared, [p[:, :, :shared, :] for p in prefix_past] if shared else []
+
+    def _prompt_run(self, ids: list[int]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """A prompt's run from the end of its frame's cache (``_frame_cache``): the logits of
+        its last token, and its whole cache."""
+        shared, frame = self._frame_cache(ids)
+        past = [np.ascontiguousarray(p) for p in frame] if shared else self._empty_past(1)
         return self._run(np.array([ids[shared:]]), np.ones((1, len(ids))), past, 1)
 
     def sequence_logits(self, ids: Sequence[int]) -> np.ndarray:
@@ -340,6 +352,7 @@ class Generator:
         rng = np.random.default_rng(None if config.seed is None else config.seed % 2**64)
         ids = self._prompt_ids(prompt, min(config.max_new_tokens, self.manifest.max_length - 1))
         usage.prompt_tokens = len(ids)
+        usage.cached_tokens = self._frame_cache(ids)[0]
         room = min(len(ids) + config.max_new_tokens, self.manifest.max_length)
         steps = self._decode_steps(ids, room)
         logits = next(steps)
@@ -372,14 +385,16 @@ class Generator:
         if self._batcher is not None and self.batching:
             answer = self._batcher.open(room)
             if answer is not None:
-                return self._batcher.steps(answer, ids)
+                return self._batcher.steps(answer, ids, self._frame_cache(ids)[1])
         return self._steps_in_place(ids, room) if self._in_place else self._steps(ids)
 
     def _steps(self, ids: list[int]) -> Generator_[np.ndarray, int, None]:
-        """The next token's logits after the prompt ``ids``, then after each token sent; the
-        cache is the graph's output, fed back (it grows by a copy each step)."""
-        past = self._empty_past(1)
-        step = np.array([ids])
+        """The next token's logits after the prompt ``ids`` (run from the end of its frame's
+        cache), then after each token sent; the cache is the graph's output, fed back (it grows
+        by a copy each step)."""
+        shared, frame = self._frame_cache(ids)
+        past = [np.ascontiguousarray(p) for p in frame] if shared else self._empty_past(1)
+        step = np.array([ids[shared:]])
         while True:
             mask = np.ones((1, past[0].shape[2] + step.shape[1]))
             logits, past = self._run(step, mask, past, 1)
@@ -392,9 +407,12 @@ class Generator:
         buffer), so a step copies and allocates no cache. The fused graph on the CPU."""
         shape = (1, self.spec.num_kv_heads, room, self.spec.head_dim)
         buffers = [np.zeros(shape, np.float32) for _ in self.past_names]
+        total, frame = self._frame_cache(ids)
+        for buffer, cached in zip(buffers, frame, strict=False):
+            buffer[:, :, :total] = cached
         keep = KEEP_INPUT if KEEP_INPUT in self.input_names else None
         binding = bind_cache(self.session, self.past_names, buffers, keep)
-        step, total = np.array([ids], np.int64), 0
+        step = np.array([ids[total:]], np.int64)
         while True:
             total += step.shape[1]
             binding.bind_cpu_input("input_ids", step)

@@ -262,11 +262,13 @@ class Answer:
         return _event({**self._frame(kind, []), "usage": usage_body(usage)})
 
 
-def usage_body(usage: Usage) -> dict[str, int]:
+def usage_body(usage: Usage) -> dict[str, Any]:
     return {
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+        # OpenAI's field: the prompt's tokens read from a cache (the bundle's prompt frame)
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
     }
 
 

@@ -136,3 +136,47 @@ def test_decoding_in_place_gives_the_copying_loops_logits(decoder_bundle: Path) 
     text = generator.generate(generator.prompt("Say something"), greedy)
     generator._in_place, generator.batching = False, False
     assert generator.generate(generator.prompt("Say something"), greedy) == text
+
+
+def test_a_prompt_runs_from_its_frames_cache_with_the_same_answers(decoder_bundle: Path) -> None:
+    """Every prompt of a bundle starts with its frame (the chat format's system turn, the
+    instruction): its cache runs once per Generator and each prompt runs from where it ends, in
+    every decode loop, with the logits of the prompt run whole."""
+    from rec_edge.config import GenerationConfig
+    from rec_edge.runtime.decoding import Usage
+
+    generator = Generator.load(decoder_bundle)
+    prompt = generator.prompt("The film was a delight")
+    ids = generator._prompt_ids(prompt, 8)
+    fixed = generator.encode(generator.prompt("{text}").split("{text}")[0])
+    frame = next((i for i, (a, b) in enumerate(zip(fixed, ids)) if a != b), len(fixed))  # noqa: B905
+    assert generator._frame_cache(ids)[0] == frame >= len(fixed) - 1  # tokens merge at the seam
+    greedy = GenerationConfig(max_new_tokens=16)
+    usage = Usage()
+    text = generator.generate(prompt, greedy, usage)
+    assert usage.cached_tokens == frame
+    loops = {
+        "copying": lambda g: g._steps(ids),
+        "in place": lambda g: g._steps_in_place(ids, len(ids) + 6),
+        "batched": lambda g: g._decode_steps(ids, len(ids) + 6),
+    }
+    whole = Generator.load(decoder_bundle)
+    whole.reuse_prefix = False
+    assert whole._frame_cache(ids) == (0, [])
+    for name, loop in loops.items():
+        reused, alone = loop(generator), loop(whole)
+        a, b = np.array(next(reused)), np.array(next(alone))
+        for _ in range(5):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4, err_msg=name)
+            token = int(np.argmax(b))
+            a, b = np.array(reused.send(token)), np.array(alone.send(token))
+        reused.close()
+        alone.close()
+    usage = Usage()
+    assert whole.generate(prompt, greedy, usage) == text and usage.cached_tokens == 0
+    np.testing.assert_allclose(
+        generator.option_logprobs(prompt, ["yes", "no"]),
+        whole.option_logprobs(prompt, ["yes", "no"]),
+        rtol=1e-4,
+        atol=1e-4,
+    )

@@ -82,6 +82,9 @@ def test_chat_completion_is_the_generators_answer(writer: Path, client: openai.O
         usage.prompt_tokens,
         usage.completion_tokens,
     )
+    # the chat format's system turn came from the bundle's prompt-frame cache
+    details = reply.usage.prompt_tokens_details
+    assert details is not None and details.cached_tokens == usage.cached_tokens > 0
 
 
 def test_a_streamed_chat_is_the_same_answer_in_pieces(writer: Path, client: openai.OpenAI) -> None:
