@@ -143,7 +143,7 @@ class GenerativeRanker(Generator, task="rank"):
         rests = [self.encode(tail.format(candidate=item)) for item in items]
         # a history too long loses its oldest titles, never the question's start
         ids = self._prompt_ids(head, max(len(r) for r in rests) + 1, keep="end")
-        _, past = self._run(np.array([ids]), np.ones((1, len(ids))), self._empty_past(1), 1)
+        _, past = self._prompt_run(ids)  # from the end of the prompt frame's cache
         out = np.empty(len(items), np.float32)
         for start in range(0, len(items), CANDIDATES_A_RUN):
             chunk = rests[start : start + CANDIDATES_A_RUN]

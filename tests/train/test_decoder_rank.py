@@ -106,6 +106,11 @@ def test_scores_are_pytorchs_and_do_not_depend_on_the_other_candidates(
         assert mine == pytest.approx(float(last[yes] - last[no]), abs=1e-3)
     alone = [generator.rank_logits(HISTORY, [c])[0] for c in CANDIDATES]
     assert np.allclose(alone, logits, atol=1e-5)  # padding behind each candidate only
+    head_ids = generator.encode(generator.rank_prompt(HISTORY["liked"], HISTORY["disliked"])[0])
+    assert generator._frame_cache(head_ids)[0] > 10  # the chat format and the instruction
+    whole = Generator.load(rank_bundle_fp32)
+    whole.reuse_prefix = False  # the history's prompt run whole, its frame too: the same scores
+    assert np.allclose(whole.rank_logits(HISTORY, CANDIDATES), logits, atol=1e-4)
     probabilities = generator.score(HISTORY, CANDIDATES)
     assert np.allclose(probabilities, 1 / (1 + np.exp(-logits)), atol=1e-6)
     ranked = generator.rank(HISTORY, CANDIDATES, k=2)
