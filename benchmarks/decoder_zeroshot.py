@@ -2,7 +2,7 @@
 drug-review sentiment), each with its own instruction, then asked zero-shot a task it never saw
 (BANKING77's 77 intents) from an instruction and the label words alone, against its untuned self.
 
-    python benchmarks/decoder_zeroshot.py --part untuned
+    python benchmarks/decoder_zeroshot.py --part untuned [--model gemma-3-270m-q4_k_m.gguf]
     python benchmarks/decoder_zeroshot.py --part tuned --seed 42
     python benchmarks/decoder_zeroshot.py --part options --seed 42 --max-steps 150
 
@@ -191,6 +191,9 @@ def main() -> None:
     parser.add_argument("--bbc", default="data/bbc/train.jsonl")
     parser.add_argument("--drugs", default="data/drugs/train.jsonl")
     parser.add_argument("--films", default="data/ml-100k/ml-100k.item")
+    parser.add_argument(
+        "--model", default="smollm2", help="untuned part: an alias, folder or .gguf file"
+    )
     parser.add_argument("--distractors", type=int, default=16, help="options part")
     parser.add_argument("--max-steps", type=int, default=None, help="default: the run's schedule")
     parser.add_argument("--work", default="runs/decoder-zeroshot")
@@ -208,8 +211,10 @@ def main() -> None:
         "versions": versions(),
     }
     if args.part == "untuned":
-        result["banking77"] = zero_shot("smollm2", work / "untuned", words, rows)
-        name = "untuned.json"
+        tag = "" if args.model == "smollm2" else "-" + Path(args.model).stem
+        result["model"] = args.model
+        result["banking77"] = zero_shot(args.model, work / f"untuned{tag}", words, rows)
+        name = f"untuned{tag}.json"
     elif args.part == "options":
         tasks = {
             "bbc": labelled(Path(args.bbc)),
